@@ -1,0 +1,96 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+
+	"github.com/landsea/corridor/schemas"
+)
+
+var partyIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+
+// CreateParty checks and stores a new party; it returns ErrExists wrapped
+// in a conflict when the id is taken.
+func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
+	var problems []schemas.Problem
+	if !partyIDRE.MatchString(p.ID) {
+		problems = append(problems, schemas.Problem{Pointer: "/id", Detail: "a party id is 2 to 63 characters: lowercase letters, digits and hyphens"})
+	}
+	if p.Name == "" || len(p.Name) > 200 {
+		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name of 1 to 200 characters is required"})
+	}
+	if len(p.Roles) == 0 {
+		problems = append(problems, schemas.Problem{Pointer: "/roles", Detail: fmt.Sprintf("give at least one role of %v", Roles)})
+	}
+	for i, r := range p.Roles {
+		if !slices.Contains(Roles, r) {
+			problems = append(problems, schemas.Problem{Pointer: fmt.Sprintf("/roles/%d", i), Detail: fmt.Sprintf("%q is not a role; use one of %v", r, Roles)})
+		}
+	}
+	if err := schemas.CheckCountry(p.Country); err != nil {
+		problems = append(problems, schemas.Problem{Pointer: "/country", Detail: err.Error()})
+	}
+	if len(problems) > 0 {
+		return Party{}, &Error{Code: CodeInvalid, Message: "the party is not valid", Problems: problems}
+	}
+	p.CreatedAt = s.Now().UTC().Truncate(0)
+	p.Disabled = false
+	if err := s.Parties.CreateParty(ctx, p); errors.Is(err, ErrExists) {
+		return Party{}, &Error{Code: CodeConflict, Message: fmt.Sprintf("party %s exists already", p.ID), Err: err}
+	} else if err != nil {
+		return Party{}, fmt.Errorf("create party: %w", err)
+	}
+	return p, nil
+}
+
+// IssueKey makes a new API key for a party and returns it; only its hash is stored.
+func (s *Service) IssueKey(ctx context.Context, party string) (string, APIKey, error) {
+	if _, err := s.Parties.Party(ctx, party); errors.Is(err, ErrNotFound) {
+		return "", APIKey{}, Errorf(CodeNotFound, "no party %s", party)
+	} else if err != nil {
+		return "", APIKey{}, fmt.Errorf("look up party: %w", err)
+	}
+	plain, k, err := NewAPIKey(party, s.Now())
+	if err != nil {
+		return "", APIKey{}, fmt.Errorf("make key: %w", err)
+	}
+	if err := s.Parties.PutKey(ctx, k); err != nil {
+		return "", APIKey{}, fmt.Errorf("store key: %w", err)
+	}
+	return plain, k, nil
+}
+
+// RevokeKey revokes one API key by its id (the part after "cor.").
+func (s *Service) RevokeKey(ctx context.Context, keyID string) error {
+	k, err := s.Parties.Key(ctx, keyID)
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(CodeNotFound, "no key %s", keyID)
+	} else if err != nil {
+		return err
+	}
+	k.Revoked = true
+	s.forgetKeys()
+	return s.Parties.PutKey(ctx, k)
+}
+
+// DisableParty stops all of a party's keys from working.
+func (s *Service) DisableParty(ctx context.Context, id string) error {
+	p, err := s.Parties.Party(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(CodeNotFound, "no party %s", id)
+	} else if err != nil {
+		return err
+	}
+	p.Disabled = true
+	s.forgetKeys()
+	return s.Parties.UpdateParty(ctx, p)
+}
+
+func (s *Service) forgetKeys() {
+	s.authMu.Lock()
+	clear(s.authCache)
+	s.authMu.Unlock()
+}

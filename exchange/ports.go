@@ -1,0 +1,81 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors that backends return, and callers branch on.
+var (
+	// ErrNotFound: no such document, party, key or index entry.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a write-once item is already there; nothing was changed.
+	ErrExists = errors.New("already exists")
+	// ErrUnavailable wraps a backend that cannot be reached; the request may
+	// be retried and nothing acknowledged was half-written.
+	ErrUnavailable = errors.New("backend unavailable")
+)
+
+// Archive is the ledger: the exact bytes of every document and its record,
+// write-once.
+type Archive interface {
+	// Put stores body and its record under rec.ID. If a document with that
+	// id is archived already, it returns ErrExists and changes nothing.
+	Put(ctx context.Context, rec Record, body []byte) error
+	// Get returns a document's record and exact bytes, or ErrNotFound.
+	Get(ctx context.Context, id string) (Record, []byte, error)
+	// Record returns a document's record, or ErrNotFound.
+	Record(ctx context.Context, id string) (Record, error)
+	// Walk calls fn for every archived record, in no set order, until fn
+	// returns an error.
+	Walk(ctx context.Context, fn func(Record) error) error
+}
+
+// Queue holds each party's inbox.
+type Queue interface {
+	// Enqueue adds a message to a party's inbox. It is idempotent: a
+	// document already enqueued for that party (acked or not) is not added again.
+	Enqueue(ctx context.Context, party string, m Message) error
+	// Pull returns up to limit messages for the party, oldest first: new
+	// ones and those delivered before but not acked within the visibility
+	// timeout. When there are none it waits up to wait for one.
+	Pull(ctx context.Context, party string, limit int, wait time.Duration) ([]Message, error)
+	// Ack removes the party's messages of these document ids; it returns
+	// how many were pending. Unknown ids are ignored.
+	Ack(ctx context.Context, party string, documentIDs []string) (int, error)
+}
+
+// Index finds documents by id, shipment and natural key.
+type Index interface {
+	// Add indexes a record: by id, under each of its shipment refs, and
+	// under each natural key not already taken. It is idempotent.
+	Add(ctx context.Context, rec Record) error
+	// Doc returns an indexed record, or ErrNotFound.
+	Doc(ctx context.Context, id string) (Record, error)
+	// Shipment returns the records indexed under a ref, oldest first.
+	Shipment(ctx context.Context, ref string) ([]Record, error)
+	// Lookup returns the id of the document that holds a natural key, or ErrNotFound.
+	Lookup(ctx context.Context, key string) (string, error)
+}
+
+// Parties stores the corridor's parties and their API keys (as hashes).
+type Parties interface {
+	// CreateParty adds a party, or returns ErrExists.
+	CreateParty(ctx context.Context, p Party) error
+	// UpdateParty replaces a party's stored fields, or returns ErrNotFound.
+	UpdateParty(ctx context.Context, p Party) error
+	// Party returns a party, or ErrNotFound.
+	Party(ctx context.Context, id string) (Party, error)
+	// ListParties returns every party, sorted by id.
+	ListParties(ctx context.Context) ([]Party, error)
+	// PutKey stores a key record (new or revoked).
+	PutKey(ctx context.Context, k APIKey) error
+	// Key returns a key record by its id, or ErrNotFound.
+	Key(ctx context.Context, id string) (APIKey, error)
+}
+
+// Pinger is implemented by backends that can tell whether they are reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,418 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/landsea/corridor/schemas"
+)
+
+// Service runs the corridor's use cases over the ports.
+type Service struct {
+	Archive Archive
+	Queue   Queue
+	Index   Index
+	Parties Parties
+	Signer  *Signer
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// AuthCacheTTL bounds how long a checked key is trusted without a
+	// look-up; a revoked key stops working within it.
+	AuthCacheTTL time.Duration
+
+	authMu    sync.Mutex
+	authCache map[[32]byte]authEntry
+}
+
+type authEntry struct {
+	party   Party
+	expires time.Time
+}
+
+// NewService returns a service over the given ports.
+func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log,
+		Now: time.Now, AuthCacheTTL: 10 * time.Second, authCache: map[[32]byte]authEntry{}}
+}
+
+// Authenticate returns the party that owns key, or an Unauthorized error.
+func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
+	unauthorized := Errorf(CodeUnauthorized, "the API key is missing, malformed, unknown or revoked")
+	id, secret, err := ParseKey(key)
+	if err != nil {
+		return Party{}, unauthorized
+	}
+	ck := sha256.Sum256([]byte(key))
+	now := s.Now()
+	s.authMu.Lock()
+	e, ok := s.authCache[ck]
+	s.authMu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.party, nil
+	}
+	k, err := s.Parties.Key(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && (k.Revoked || !k.Matches(secret))) {
+		return Party{}, unauthorized
+	}
+	if err != nil {
+		return Party{}, fmt.Errorf("look up key: %w", err)
+	}
+	p, err := s.Parties.Party(ctx, k.Party)
+	if errors.Is(err, ErrNotFound) || (err == nil && p.Disabled) {
+		return Party{}, unauthorized
+	}
+	if err != nil {
+		return Party{}, fmt.Errorf("look up party: %w", err)
+	}
+	s.authMu.Lock()
+	if len(s.authCache) > 10000 {
+		clear(s.authCache)
+	}
+	s.authCache[ck] = authEntry{party: p, expires: now.Add(s.AuthCacheTTL)}
+	s.authMu.Unlock()
+	return p, nil
+}
+
+// Submission is a document as it arrives.
+type Submission struct {
+	Type           string
+	Version        int // 0: the newest
+	Body           []byte
+	IdempotencyKey string
+}
+
+var idemKeyRE = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+
+// Validate checks a document without storing or sending anything.
+func (s *Service) Validate(typ string, version int, body []byte) (*schemas.Document, error) {
+	doc, err := schemas.Validate(typ, version, body)
+	if err != nil {
+		return nil, validationError(err)
+	}
+	return doc, nil
+}
+
+// Submit validates, authorizes, archives, indexes and delivers a document,
+// in that order, and returns its signed receipt. created is false when the
+// same submission was made before: its receipt comes back, and nobody
+// receives the document twice.
+func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcpt Receipt, created bool, err error) {
+	if sub.IdempotencyKey != "" && !idemKeyRE.MatchString(sub.IdempotencyKey) {
+		return Receipt{}, false, Errorf(CodeMalformed, "the Idempotency-Key must be 1 to 255 printable ASCII characters")
+	}
+	rt, ok := routes[sub.Type]
+	if !ok {
+		return Receipt{}, false, Errorf(CodeNotFound, "unknown document type %q; GET /v1/schemas lists them", sub.Type)
+	}
+	if !caller.Has(rt.roles...) {
+		return Receipt{}, false, Errorf(CodeForbidden, "a %s is submitted by a party with role %s", sub.Type, joinRoles(rt.roles))
+	}
+	doc, err := s.Validate(sub.Type, sub.Version, sub.Body)
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	if issuer, _ := doc.Fields[rt.issuer].(string); issuer != caller.ID {
+		return Receipt{}, false, &Error{Code: CodeForbidden,
+			Message:  fmt.Sprintf("you are %s, but the document's %s is %q: a party submits only what it issues", caller.ID, rt.issuer, issuer),
+			Problems: []schemas.Problem{{Pointer: "/" + rt.issuer, Detail: "must be the submitting party, " + caller.ID}}}
+	}
+	sum := sha256.Sum256(sub.Body)
+	rec := Record{
+		ID: DocumentID(caller.ID, sub.IdempotencyKey, sum[:]), Type: doc.Type, SchemaVersion: doc.Version,
+		Sender: caller.ID, SHA256: hex.EncodeToString(sum[:]), IdempotencyKey: sub.IdempotencyKey,
+		Size: int64(len(sub.Body)),
+	}
+	// A submission seen before gets its receipt again, and its delivery is
+	// completed if an earlier attempt was cut short.
+	if prev, err := s.Archive.Record(ctx, rec.ID); err == nil {
+		return s.replay(ctx, prev, rec.SHA256)
+	} else if !errors.Is(err, ErrNotFound) {
+		return Receipt{}, false, fmt.Errorf("check archive: %w", err)
+	}
+	if err := s.resolve(ctx, rt, doc, &rec); err != nil {
+		return Receipt{}, false, err
+	}
+	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
+	rec.Signature = s.Signer.Sign(rec.Receipt())
+	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
+		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
+		if err != nil {
+			return Receipt{}, false, fmt.Errorf("read concurrent submission: %w", err)
+		}
+		return s.replay(ctx, prev, rec.SHA256)
+	} else if err != nil {
+		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
+	}
+	if err := s.deliver(ctx, rec); err != nil {
+		return Receipt{}, false, err
+	}
+	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
+		"sender", rec.Sender, "recipients", len(rec.Recipients), "bytes", rec.Size)
+	return rec.Receipt(), true, nil
+}
+
+func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt, bool, error) {
+	if prev.SHA256 != sha {
+		return Receipt{}, false, &Error{Code: CodeInvalid,
+			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
+			Problems: []schemas.Problem{{Pointer: "", Detail: "use a new Idempotency-Key for a different document"}}}
+	}
+	if err := s.deliver(ctx, prev); err != nil {
+		return Receipt{}, false, err
+	}
+	return prev.Receipt(), false, nil
+}
+
+// deliver indexes a record and queues it for every recipient; each step is
+// idempotent, so it can be run again after a failure.
+func (s *Service) deliver(ctx context.Context, rec Record) error {
+	if err := s.Index.Add(ctx, rec); err != nil {
+		return fmt.Errorf("index document: %w", err)
+	}
+	for _, p := range rec.Recipients {
+		if err := s.Queue.Enqueue(ctx, p, MessageOf(rec)); err != nil {
+			return fmt.Errorf("queue document for %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// resolve fills in what the record needs from the document and the
+// gateway's state: references that must exist, natural keys, shipment refs,
+// facts and recipients.
+func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, rec *Record) error {
+	f := doc.Fields
+	named := valuesAll(f, rt.named)
+	refs := valuesAll(f, rt.refs)
+	if r := rt.mustRef; r != nil {
+		ref := strings.Join(values(f, r.path), "")
+		target, err := s.referenced(ctx, r.prefix+NormalizeRef(ref))
+		if errors.Is(err, ErrNotFound) {
+			return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no %s %s", r.what, ref),
+				Problems: []schemas.Problem{{Pointer: "/" + r.path, Detail: fmt.Sprintf("no %s %s has been submitted", r.what, ref)}}}
+		}
+		if err != nil {
+			return err
+		}
+		if doc.Type == "customs-response" {
+			if err := responseMatches(f, target); err != nil {
+				return err
+			}
+			named = append(named, target.Facts["declarant"])
+			refs = append(refs, target.Refs...)
+		}
+	}
+	if doc.Type == "tracking-event" {
+		// An event reaches the parties of the one bill it belongs to.
+		if bill, err := s.referenced(ctx, "one-bill:"+NormalizeRef(strings.Join(values(f, "billReference"), ""))); err == nil {
+			named = append(append(named, bill.Sender), bill.Recipients...)
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	for _, k := range rt.keys {
+		for _, v := range values(f, k.path) {
+			key := k.prefix + NormalizeRef(v)
+			if doc.Type == "tracking-event" {
+				key = k.prefix + rec.Sender + ":" + v
+			}
+			holder, err := s.Index.Lookup(ctx, key)
+			if err == nil && holder != rec.ID {
+				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds a %s %s (document %s)", doc.Type, v, holder),
+					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken by document %s", v, holder)}}}
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("look up %s: %w", key, err)
+			}
+			rec.Keys = append(rec.Keys, key)
+		}
+	}
+	for _, r := range refs {
+		if n := NormalizeRef(r); n != "" && !slices.Contains(rec.Refs, n) {
+			rec.Refs = append(rec.Refs, n)
+		}
+	}
+	for name, path := range rt.facts {
+		if v := values(f, path); len(v) > 0 {
+			if rec.Facts == nil {
+				rec.Facts = map[string]string{}
+			}
+			rec.Facts[name] = v[0]
+		}
+	}
+	return s.recipients(ctx, named, rec)
+}
+
+func (s *Service) referenced(ctx context.Context, key string) (Record, error) {
+	id, err := s.Index.Lookup(ctx, key)
+	if err != nil {
+		return Record{}, err
+	}
+	return s.Index.Doc(ctx, id)
+}
+
+func responseMatches(f map[string]any, decl Record) error {
+	conflict := func(field, want string) error {
+		return &Error{Code: CodeConflict, Message: fmt.Sprintf("declaration %s names %s %s", decl.Facts["declarationNumber"], field, want),
+			Problems: []schemas.Problem{{Pointer: "/" + field, Detail: fmt.Sprintf("the declaration's %s is %s", field, want)}}}
+	}
+	if got, _ := f["customsAuthority"].(string); got != decl.Facts["customsAuthority"] {
+		return conflict("customsAuthority", decl.Facts["customsAuthority"])
+	}
+	if got, ok := f["declarant"].(string); ok && got != decl.Facts["declarant"] {
+		return conflict("declarant", decl.Facts["declarant"])
+	}
+	return nil
+}
+
+// recipients keeps the named parties that exist at the gateway, without the sender.
+func (s *Service) recipients(ctx context.Context, named []string, rec *Record) error {
+	rec.Recipients = []string{}
+	for _, id := range named {
+		if id == "" || id == rec.Sender || slices.Contains(rec.Recipients, id) {
+			continue
+		}
+		if _, err := s.Parties.Party(ctx, id); errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("look up recipient %s: %w", id, err)
+		}
+		rec.Recipients = append(rec.Recipients, id)
+	}
+	sort.Strings(rec.Recipients)
+	return nil
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// DocumentID derives a document's id from its sender and either the
+// Idempotency-Key or the bytes' SHA-256, so a repeated submission lands on
+// the same id and the write-once archive detects it.
+func DocumentID(sender, idempotencyKey string, sum []byte) string {
+	h := sha256.New()
+	h.Write([]byte(sender))
+	if idempotencyKey != "" {
+		h.Write([]byte("\x00key\x00" + idempotencyKey))
+	} else {
+		h.Write([]byte("\x00sha\x00"))
+		h.Write(sum)
+	}
+	return strings.ToLower(idEncoding.EncodeToString(h.Sum(nil)[:16]))
+}
+
+var docIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
+
+// ValidDocumentID reports whether s has the shape of a document id.
+func ValidDocumentID(s string) bool { return docIDRE.MatchString(s) }
+
+// Document returns a document's record and exact bytes, if the caller sent
+// or received it; otherwise not found.
+func (s *Service) Document(ctx context.Context, caller Party, id string) (Record, []byte, error) {
+	if !ValidDocumentID(id) {
+		return Record{}, nil, Errorf(CodeNotFound, "no document %s", id)
+	}
+	rec, body, err := s.Archive.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && !rec.Involves(caller.ID)) {
+		return Record{}, nil, Errorf(CodeNotFound, "no document %s", id)
+	}
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("read document: %w", err)
+	}
+	return rec, body, nil
+}
+
+// Receipt returns a document's receipt, if the caller sent or received it.
+func (s *Service) Receipt(ctx context.Context, caller Party, id string) (Receipt, error) {
+	if !ValidDocumentID(id) {
+		return Receipt{}, Errorf(CodeNotFound, "no document %s", id)
+	}
+	rec, err := s.Archive.Record(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && !rec.Involves(caller.ID)) {
+		return Receipt{}, Errorf(CodeNotFound, "no document %s", id)
+	}
+	if err != nil {
+		return Receipt{}, fmt.Errorf("read record: %w", err)
+	}
+	return rec.Receipt(), nil
+}
+
+// InboxMessage is a message as a recipient pulls it, with its document.
+type InboxMessage struct {
+	ID         string          `json:"id"`
+	DocumentID string          `json:"documentId"`
+	Type       string          `json:"type"`
+	Sender     string          `json:"sender"`
+	SHA256     string          `json:"sha256"`
+	ReceivedAt time.Time       `json:"receivedAt"`
+	Document   json.RawMessage `json:"document"`
+}
+
+// Pull returns up to limit messages from the caller's inbox, waiting up to
+// wait when it is empty. A message not acked comes back after the queue's
+// visibility timeout.
+func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.Duration) ([]InboxMessage, error) {
+	msgs, err := s.Queue.Pull(ctx, caller.ID, limit, wait)
+	if err != nil {
+		return nil, fmt.Errorf("pull inbox: %w", err)
+	}
+	out := make([]InboxMessage, 0, len(msgs))
+	for _, m := range msgs {
+		_, body, err := s.Archive.Get(ctx, m.DocumentID)
+		if err != nil {
+			return nil, fmt.Errorf("read document %s: %w", m.DocumentID, err)
+		}
+		out = append(out, InboxMessage{ID: m.DocumentID, DocumentID: m.DocumentID, Type: m.Type, Sender: m.Sender,
+			SHA256: m.SHA256, ReceivedAt: m.ReceivedAt, Document: body})
+	}
+	return out, nil
+}
+
+// Ack acknowledges messages of the caller's inbox; it returns how many were pending.
+func (s *Service) Ack(ctx context.Context, caller Party, ids []string) (int, error) {
+	for i, id := range ids {
+		if !ValidDocumentID(id) {
+			return 0, &Error{Code: CodeMalformed, Message: fmt.Sprintf("%q is not a message id", id),
+				Problems: []schemas.Problem{{Pointer: fmt.Sprintf("/ids/%d", i), Detail: "not a message id"}}}
+		}
+	}
+	n, err := s.Queue.Ack(ctx, caller.ID, ids)
+	if err != nil {
+		return 0, fmt.Errorf("ack: %w", err)
+	}
+	return n, nil
+}
+
+// Ready reports whether every backend that can tell is reachable.
+func (s *Service) Ready(ctx context.Context) error {
+	for _, b := range []any{s.Archive, s.Queue, s.Index, s.Parties} {
+		if p, ok := b.(Pinger); ok {
+			if err := p.Ping(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func joinRoles(rs []Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " or ")
+}

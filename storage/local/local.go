@@ -1,0 +1,392 @@
+// Package local is Corridor's embedded backend: the archive as files
+// (written to a temporary file, fsynced, then linked into place, never
+// overwritten) and queues, indexes and parties in a bbolt database, so the
+// gateway runs on one machine with nothing installed.
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// Store is the embedded backend; it implements every port of exchange.
+type Store struct {
+	// Dir is the data folder.
+	Dir string
+	// VisibilityTimeout is how long a pulled message stays invisible before
+	// it is delivered again unless acked.
+	VisibilityTimeout time.Duration
+
+	db      *bolt.DB
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+	now     func() time.Time
+}
+
+var (
+	_ exchange.Archive = (*Store)(nil)
+	_ exchange.Queue   = (*Store)(nil)
+	_ exchange.Index   = (*Store)(nil)
+	_ exchange.Parties = (*Store)(nil)
+)
+
+var (
+	bParties = []byte("parties")
+	bKeys    = []byte("keys")
+	bDocs    = []byte("docs")
+	bShip    = []byte("shipments")
+	bNatural = []byte("natural")
+	bInbox   = []byte("inbox")
+	bMsgs    = []byte("msgs")      // seq -> message
+	bByDoc   = []byte("byDoc")     // document id -> seq, while pending
+	bSeen    = []byte("delivered") // document id -> seq, forever: enqueue is idempotent
+	bFlight  = []byte("inflight")  // seq -> visible-again time
+)
+
+// New returns a store for dir with defaults set; call Open before use.
+func New(dir string) *Store {
+	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now}
+}
+
+// Open creates the folders and opens the database.
+func (s *Store) Open() error {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "archive"), 0o750); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(s.Dir, "corridor.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bParties, bKeys, bDocs, bShip, bNatural, bInbox} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("create buckets: %w", err)
+	}
+	s.db = db
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Ping reports whether the store is open.
+func (s *Store) Ping(context.Context) error {
+	if s.db == nil {
+		return fmt.Errorf("local store closed: %w", exchange.ErrUnavailable)
+	}
+	return nil
+}
+
+// ---- archive ----
+
+func (s *Store) docPath(id, suffix string) string {
+	return filepath.Join(s.Dir, "archive", id[:2], id+suffix)
+}
+
+// Put writes the body, then the record, each write-once.
+func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error {
+	if len(rec.ID) < 2 {
+		return fmt.Errorf("bad document id %q", rec.ID)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.docPath(rec.ID, "")), 0o750); err != nil {
+		return err
+	}
+	err := writeOnce(s.docPath(rec.ID, ".body"), body)
+	if errors.Is(err, fs.ErrExist) {
+		// An earlier attempt got this far; it may go on only with the same bytes.
+		old, rerr := os.ReadFile(s.docPath(rec.ID, ".body"))
+		if rerr != nil {
+			return rerr
+		}
+		if !bytes.Equal(old, body) {
+			return exchange.ErrExists
+		}
+	} else if err != nil {
+		return fmt.Errorf("write document: %w", err)
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := writeOnce(s.docPath(rec.ID, ".record.json"), raw); errors.Is(err, fs.ErrExist) {
+		return exchange.ErrExists
+	} else if err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	return nil
+}
+
+// writeOnce writes data to a temporary file, fsyncs it and links it to
+// path, which fails if path exists: a document is never overwritten.
+func writeOnce(path string, data []byte) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fs.ErrExist
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Get returns a document's record and bytes.
+func (s *Store) Get(ctx context.Context, id string) (exchange.Record, []byte, error) {
+	rec, err := s.Record(ctx, id)
+	if err != nil {
+		return rec, nil, err
+	}
+	body, err := os.ReadFile(s.docPath(id, ".body"))
+	if err != nil {
+		return exchange.Record{}, nil, fmt.Errorf("read document: %w", err)
+	}
+	return rec, body, nil
+}
+
+// Record returns a document's archived record.
+func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	if len(id) < 2 || strings.ContainsAny(id, `/\.`) {
+		return rec, exchange.ErrNotFound
+	}
+	raw, err := os.ReadFile(s.docPath(id, ".record.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, exchange.ErrNotFound
+	}
+	if err != nil {
+		return rec, fmt.Errorf("read record: %w", err)
+	}
+	return rec, json.Unmarshal(raw, &rec)
+}
+
+// Walk calls fn for every archived record.
+func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error {
+	return filepath.WalkDir(filepath.Join(s.Dir, "archive"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".record.json") {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := s.Record(ctx, strings.TrimSuffix(filepath.Base(p), ".record.json"))
+		if err != nil {
+			return err
+		}
+		return fn(rec)
+	})
+}
+
+// ---- index ----
+
+// Add indexes a record by id, shipment refs and natural keys.
+func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bDocs).Put([]byte(rec.ID), raw); err != nil {
+			return err
+		}
+		for _, ref := range rec.Refs {
+			b, err := tx.Bucket(bShip).CreateBucketIfNotExists([]byte(ref))
+			if err != nil {
+				return err
+			}
+			if err := b.Put(timeKey(rec.ReceivedAt, rec.ID), []byte(rec.ID)); err != nil {
+				return err
+			}
+		}
+		nat := tx.Bucket(bNatural)
+		for _, k := range rec.Keys {
+			if nat.Get([]byte(k)) == nil {
+				if err := nat.Put([]byte(k), []byte(rec.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func timeKey(t time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+	return append(k, id...)
+}
+
+func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	raw := tx.Bucket(bDocs).Get([]byte(id))
+	if raw == nil {
+		return rec, exchange.ErrNotFound
+	}
+	return rec, json.Unmarshal(raw, &rec)
+}
+
+// Shipment returns the records under a ref, oldest first.
+func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, error) {
+	var out []exchange.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bShip).Bucket([]byte(ref))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, id []byte) error {
+			rec, err := s.getDoc(tx, string(id))
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Lookup returns the document holding a natural key.
+func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bNatural).Get([]byte(key))
+		if v == nil {
+			return exchange.ErrNotFound
+		}
+		id = string(v)
+		return nil
+	})
+	return id, err
+}
+
+// ---- parties ----
+
+// CreateParty stores a new party.
+func (s *Store) CreateParty(ctx context.Context, p exchange.Party) error {
+	return s.putJSON(bParties, p.ID, p, true)
+}
+
+// UpdateParty replaces a stored party.
+func (s *Store) UpdateParty(ctx context.Context, p exchange.Party) error {
+	if _, err := s.Party(ctx, p.ID); err != nil {
+		return err
+	}
+	return s.putJSON(bParties, p.ID, p, false)
+}
+
+// Party returns a party.
+func (s *Store) Party(ctx context.Context, id string) (exchange.Party, error) {
+	var p exchange.Party
+	return p, s.getJSON(bParties, id, &p)
+}
+
+// ListParties returns every party, by id.
+func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
+	var out []exchange.Party
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bParties).ForEach(func(_, v []byte) error {
+			var p exchange.Party
+			if err := json.Unmarshal(v, &p); err != nil {
+				return err
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// PutKey stores a key record.
+func (s *Store) PutKey(ctx context.Context, k exchange.APIKey) error {
+	return s.putJSON(bKeys, k.ID, k, false)
+}
+
+// Key returns a key record.
+func (s *Store) Key(ctx context.Context, id string) (exchange.APIKey, error) {
+	var k exchange.APIKey
+	return k, s.getJSON(bKeys, id, &k)
+}
+
+func (s *Store) putJSON(bucket []byte, key string, v any, create bool) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if create && b.Get([]byte(key)) != nil {
+			return exchange.ErrExists
+		}
+		return b.Put([]byte(key), raw)
+	})
+}
+
+func (s *Store) getJSON(bucket []byte, key string, v any) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucket).Get([]byte(key))
+		if raw == nil {
+			return exchange.ErrNotFound
+		}
+		return json.Unmarshal(raw, v)
+	})
+}
+
+// Doc returns an indexed record.
+func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = s.getDoc(tx, id)
+		return err
+	})
+	return rec, err
+}

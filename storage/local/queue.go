@@ -1,0 +1,176 @@
+package local
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// Enqueue appends a message to a party's inbox once per document.
+func (s *Store) Enqueue(ctx context.Context, party string, m exchange.Message) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		in, err := inbox(tx, party)
+		if err != nil {
+			return err
+		}
+		seen := in.Bucket(bSeen)
+		if seen.Get([]byte(m.DocumentID)) != nil {
+			return nil
+		}
+		msgs := in.Bucket(bMsgs)
+		seq, err := msgs.NextSequence()
+		if err != nil {
+			return err
+		}
+		k := binary.BigEndian.AppendUint64(nil, seq)
+		if err := msgs.Put(k, raw); err != nil {
+			return err
+		}
+		if err := in.Bucket(bByDoc).Put([]byte(m.DocumentID), k); err != nil {
+			return err
+		}
+		return seen.Put([]byte(m.DocumentID), k)
+	})
+	if err == nil {
+		s.wake(party)
+	}
+	return err
+}
+
+func inbox(tx *bolt.Tx, party string) (*bolt.Bucket, error) {
+	in, err := tx.Bucket(bInbox).CreateBucketIfNotExists([]byte(party))
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range [][]byte{bMsgs, bByDoc, bSeen, bFlight} {
+		if _, err := in.CreateBucketIfNotExists(b); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// Pull claims up to limit visible messages, oldest first, waiting up to
+// wait for one when there are none.
+func (s *Store) Pull(ctx context.Context, party string, limit int, wait time.Duration) ([]exchange.Message, error) {
+	deadline := s.now().Add(wait)
+	for {
+		ch := s.waiter(party) // taken before the claim, so no enqueue is missed
+		msgs, next, err := s.claim(party, limit)
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		now := s.now()
+		if !now.Before(deadline) {
+			return msgs, nil
+		}
+		d := deadline.Sub(now)
+		if !next.IsZero() && next.Sub(now) < d {
+			d = max(next.Sub(now), time.Millisecond)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// claim marks visible messages in flight; next is when the earliest
+// in-flight message becomes visible again.
+func (s *Store) claim(party string, limit int) (msgs []exchange.Message, next time.Time, err error) {
+	now := s.now()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		in, err := inbox(tx, party)
+		if err != nil {
+			return err
+		}
+		flight := in.Bucket(bFlight)
+		c := in.Bucket(bMsgs).Cursor()
+		for k, v := c.First(); k != nil && len(msgs) < limit; k, v = c.Next() {
+			if f := flight.Get(k); f != nil {
+				visible := time.Unix(0, int64(binary.BigEndian.Uint64(f)))
+				if visible.After(now) {
+					if next.IsZero() || visible.Before(next) {
+						next = visible
+					}
+					continue
+				}
+			}
+			var m exchange.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			at := binary.BigEndian.AppendUint64(nil, uint64(now.Add(s.VisibilityTimeout).UnixNano()))
+			if err := flight.Put(k, at); err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		return nil
+	})
+	return msgs, next, err
+}
+
+// Ack deletes the party's pending messages of these documents.
+func (s *Store) Ack(ctx context.Context, party string, ids []string) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		in, err := inbox(tx, party)
+		if err != nil {
+			return err
+		}
+		byDoc := in.Bucket(bByDoc)
+		for _, id := range ids {
+			k := byDoc.Get([]byte(id))
+			if k == nil {
+				continue
+			}
+			k = append([]byte(nil), k...)
+			for _, b := range [][]byte{bMsgs, bFlight} {
+				if err := in.Bucket(b).Delete(k); err != nil {
+					return err
+				}
+			}
+			if err := byDoc.Delete([]byte(id)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (s *Store) waiter(party string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[party]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[party] = ch
+	}
+	return ch
+}
+
+func (s *Store) wake(party string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.waiters[party]; ok {
+		close(ch)
+		delete(s.waiters, party)
+	}
+}

@@ -1,0 +1,383 @@
+// Package storagetest is the conformance suite every storage backend
+// passes: the same cases, run against the embedded store, Redis and S3.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+var seq int
+
+// record makes a distinct record; ids must look like document ids.
+func record(t *testing.T, refs ...string) exchange.Record {
+	t.Helper()
+	seq++
+	id := exchange.DocumentID(fmt.Sprintf("%s-%d-%d", t.Name(), seq, time.Now().UnixNano()), "", []byte{byte(seq)})
+	return exchange.Record{ID: id, Type: "tracking-event", SchemaVersion: 1, Sender: "sender-a",
+		SHA256: fmt.Sprintf("%064x", seq), ReceivedAt: time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(seq) * time.Millisecond),
+		Recipients: []string{"party-b"}, Signature: "sig", Refs: refs, Size: 3}
+}
+
+// Archive runs the archive cases against fresh archives from newArchive.
+func Archive(t *testing.T, newArchive func(t *testing.T) exchange.Archive) {
+	t.Run("ByteExactRead", func(t *testing.T) {
+		a := newArchive(t)
+		body := []byte("{\"name\": \"重庆 → Qinzhou\",\r\n  \"n\": 1.50e3 }\n\t")
+		rec := record(t)
+		if err := a.Put(ctx(t), rec, body); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		got, gotBody, err := a.Get(ctx(t), rec.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if !bytes.Equal(gotBody, body) {
+			t.Fatalf("body = %q, want %q", gotBody, body)
+		}
+		if got.SHA256 != rec.SHA256 || got.Sender != rec.Sender || !got.ReceivedAt.Equal(rec.ReceivedAt) || !slices.Equal(got.Recipients, rec.Recipients) {
+			t.Fatalf("record = %+v, want %+v", got, rec)
+		}
+	})
+	t.Run("WriteOnce", func(t *testing.T) {
+		a := newArchive(t)
+		rec := record(t)
+		if err := a.Put(ctx(t), rec, []byte(`{"v":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		changed := rec
+		changed.Sender = "intruder"
+		if err := a.Put(ctx(t), changed, []byte(`{"v":2}`)); !errors.Is(err, exchange.ErrExists) {
+			t.Fatalf("second Put = %v, want ErrExists", err)
+		}
+		got, body, err := a.Get(ctx(t), rec.ID)
+		if err != nil || string(body) != `{"v":1}` || got.Sender != rec.Sender {
+			t.Fatalf("after second Put: %q %+v %v; want the first version unchanged", body, got, err)
+		}
+	})
+	t.Run("NotFound", func(t *testing.T) {
+		a := newArchive(t)
+		if _, _, err := a.Get(ctx(t), record(t).ID); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Get of unknown id = %v, want ErrNotFound", err)
+		}
+		if _, err := a.Record(ctx(t), record(t).ID); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Record of unknown id = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("Walk", func(t *testing.T) {
+		a := newArchive(t)
+		want := map[string]bool{}
+		for range 3 {
+			rec := record(t)
+			want[rec.ID] = true
+			if err := a.Put(ctx(t), rec, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := map[string]bool{}
+		err := a.Walk(ctx(t), func(r exchange.Record) error { got[r.ID] = true; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range want {
+			if !got[id] {
+				t.Fatalf("Walk missed %s (got %v)", id, got)
+			}
+		}
+	})
+}
+
+// Queue runs the queue cases; newQueue returns a fresh queue with the given
+// visibility timeout.
+func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) exchange.Queue) {
+	msg := func(t *testing.T) exchange.Message { return exchange.MessageOf(record(t)) }
+	ids := func(ms []exchange.Message) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.DocumentID)
+		}
+		return out
+	}
+	t.Run("OrderAndAck", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		var want []string
+		for range 5 {
+			m := msg(t)
+			want = append(want, m.DocumentID)
+			if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := q.Pull(ctx(t), "party-b", 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got), want[:3]) {
+			t.Fatalf("first pull = %v, want %v", ids(got), want[:3])
+		}
+		got2, err := q.Pull(ctx(t), "party-b", 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got2), want[3:]) {
+			t.Fatalf("second pull = %v, want %v (in-flight messages must stay hidden)", ids(got2), want[3:])
+		}
+		n, err := q.Ack(ctx(t), "party-b", want)
+		if err != nil || n != 5 {
+			t.Fatalf("Ack = %d, %v; want 5", n, err)
+		}
+		n, err = q.Ack(ctx(t), "party-b", want[:1])
+		if err != nil || n != 0 {
+			t.Fatalf("second Ack = %d, %v; want 0", n, err)
+		}
+		if got[0].Type != "tracking-event" || got[0].Sender != "sender-a" || got[0].SHA256 == "" || got[0].ReceivedAt.IsZero() {
+			t.Fatalf("message fields lost: %+v", got[0])
+		}
+	})
+	t.Run("RedeliveryAfterTimeout", func(t *testing.T) {
+		q := newQueue(t, 300*time.Millisecond)
+		m := msg(t)
+		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			t.Fatal(err)
+		}
+		first, err := q.Pull(ctx(t), "party-b", 10, 0)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("pull = %v, %v", first, err)
+		}
+		hidden, err := q.Pull(ctx(t), "party-b", 10, 0)
+		if err != nil || len(hidden) != 0 {
+			t.Fatalf("pull right after = %v, %v; want nothing while in flight", ids(hidden), err)
+		}
+		// A long poll longer than the timeout gets the message again.
+		again, err := q.Pull(ctx(t), "party-b", 10, 10*time.Second)
+		if err != nil || !slices.Equal(ids(again), []string{m.DocumentID}) {
+			t.Fatalf("pull after timeout = %v, %v; want %s again", ids(again), err, m.DocumentID)
+		}
+	})
+	t.Run("NoRedeliveryAfterAck", func(t *testing.T) {
+		q := newQueue(t, 200*time.Millisecond)
+		m := msg(t)
+		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := q.Pull(ctx(t), "party-b", 10, 0)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("pull = %v, %v", got, err)
+		}
+		if n, err := q.Ack(ctx(t), "party-b", ids(got)); err != nil || n != 1 {
+			t.Fatalf("ack = %d, %v", n, err)
+		}
+		// Wait well past the visibility timeout: nothing comes back.
+		again, err := q.Pull(ctx(t), "party-b", 10, time.Second)
+		if err != nil || len(again) != 0 {
+			t.Fatalf("pull after ack = %v, %v; want nothing", ids(again), err)
+		}
+	})
+	t.Run("EnqueueIsIdempotent", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		m := msg(t)
+		for range 3 {
+			if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := q.Pull(ctx(t), "party-b", 10, 0)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("pull = %v, %v; want one message", ids(got), err)
+		}
+		if _, err := q.Ack(ctx(t), "party-b", ids(got)); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := q.Pull(ctx(t), "party-b", 10, 0); len(again) != 0 {
+			t.Fatalf("an acked document enqueued again was delivered again: %v", ids(again))
+		}
+	})
+	t.Run("PartiesAreIsolated", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		m := msg(t)
+		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := q.Pull(ctx(t), "party-c", 10, 0); err != nil || len(got) != 0 {
+			t.Fatalf("party-c pulled %v, %v; want nothing", ids(got), err)
+		}
+		if n, err := q.Ack(ctx(t), "party-c", []string{m.DocumentID}); err != nil || n != 0 {
+			t.Fatalf("party-c acked %d, %v; want 0", n, err)
+		}
+		if got, err := q.Pull(ctx(t), "party-b", 10, 0); err != nil || !slices.Equal(ids(got), []string{m.DocumentID}) {
+			t.Fatalf("party-b pulled %v, %v; want its message", ids(got), err)
+		}
+	})
+	t.Run("LongPollWakesOnEnqueue", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		m := msg(t)
+		type result struct {
+			ms  []exchange.Message
+			err error
+		}
+		done := make(chan result, 1)
+		started := make(chan struct{})
+		go func() {
+			close(started)
+			ms, err := q.Pull(ctx(t), "party-b", 10, 20*time.Second)
+			done <- result{ms, err}
+		}()
+		<-started
+		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		if r.err != nil || !slices.Equal(ids(r.ms), []string{m.DocumentID}) {
+			t.Fatalf("long poll = %v, %v; want the enqueued message", ids(r.ms), r.err)
+		}
+	})
+	t.Run("EmptyPollReturnsEmpty", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		got, err := q.Pull(ctx(t), "party-nobody", 10, 100*time.Millisecond)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("pull of empty inbox = %v, %v", ids(got), err)
+		}
+	})
+}
+
+// Index runs the index cases against fresh indexes.
+func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
+	t.Run("ShipmentInTimeOrder", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b, c := record(t, "BILL1", "CSQU3054383"), record(t, "BILL1"), record(t, "OTHER")
+		for _, r := range []exchange.Record{b, c, a, b} { // b twice: Add is idempotent
+			if err := ix.Add(ctx(t), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := ix.Shipment(ctx(t), "BILL1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID {
+			t.Fatalf("shipment BILL1 = %v, want [%s %s] oldest first", recIDs(got), a.ID, b.ID)
+		}
+		if got, _ := ix.Shipment(ctx(t), "CSQU3054383"); len(got) != 1 || got[0].ID != a.ID {
+			t.Fatalf("shipment by container = %v", recIDs(got))
+		}
+		if got, err := ix.Shipment(ctx(t), "NOPE"); err != nil || len(got) != 0 {
+			t.Fatalf("unknown shipment = %v, %v", recIDs(got), err)
+		}
+	})
+	t.Run("DocAndLookup", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b := record(t), record(t)
+		a.Keys = []string{"one-bill:X-" + a.ID}
+		b.Keys = a.Keys
+		a.Facts = map[string]string{"holder": "party-b"}
+		for _, r := range []exchange.Record{a, b} {
+			if err := ix.Add(ctx(t), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id, err := ix.Lookup(ctx(t), a.Keys[0])
+		if err != nil || id != a.ID {
+			t.Fatalf("Lookup = %s, %v; want the first holder %s", id, err, a.ID)
+		}
+		got, err := ix.Doc(ctx(t), a.ID)
+		if err != nil || got.Facts["holder"] != "party-b" || got.Sender != a.Sender {
+			t.Fatalf("Doc = %+v, %v", got, err)
+		}
+		if _, err := ix.Lookup(ctx(t), "one-bill:none"); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Lookup of unknown key = %v, want ErrNotFound", err)
+		}
+		if _, err := ix.Doc(ctx(t), record(t).ID); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Doc of unknown id = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func recIDs(rs []exchange.Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// Parties runs the party-store cases against fresh stores.
+func Parties(t *testing.T, newParties func(t *testing.T) exchange.Parties) {
+	t.Run("CreateGetList", func(t *testing.T) {
+		ps := newParties(t)
+		p := exchange.Party{ID: "cq-mto", Name: "Chongqing MTO", Roles: []exchange.Role{exchange.RoleMTO}, Country: "CN", CreatedAt: time.Now().UTC().Truncate(time.Second)}
+		if err := ps.CreateParty(ctx(t), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := ps.CreateParty(ctx(t), p); !errors.Is(err, exchange.ErrExists) {
+			t.Fatalf("second CreateParty = %v, want ErrExists", err)
+		}
+		if err := ps.CreateParty(ctx(t), exchange.Party{ID: "a-bank", Name: "Bank", Roles: []exchange.Role{exchange.RoleBank}, Country: "SG"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ps.Party(ctx(t), "cq-mto")
+		if err != nil || got.Name != p.Name || !slices.Equal(got.Roles, p.Roles) || !got.CreatedAt.Equal(p.CreatedAt) {
+			t.Fatalf("Party = %+v, %v", got, err)
+		}
+		p.Disabled = true
+		if err := ps.UpdateParty(ctx(t), p); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ps.Party(ctx(t), "cq-mto"); !got.Disabled {
+			t.Fatal("UpdateParty did not store Disabled")
+		}
+		if err := ps.UpdateParty(ctx(t), exchange.Party{ID: "ghost"}); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("UpdateParty of unknown = %v, want ErrNotFound", err)
+		}
+		list, err := ps.ListParties(ctx(t))
+		if err != nil || len(list) != 2 || list[0].ID != "a-bank" || list[1].ID != "cq-mto" {
+			t.Fatalf("ListParties = %+v, %v", list, err)
+		}
+		if _, err := ps.Party(ctx(t), "ghost"); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Party(ghost) = %v", err)
+		}
+	})
+	t.Run("Keys", func(t *testing.T) {
+		ps := newParties(t)
+		plain, k, err := exchange.NewAPIKey("cq-mto", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ps.PutKey(ctx(t), k); err != nil {
+			t.Fatal(err)
+		}
+		id, secret, err := exchange.ParseKey(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ps.Key(ctx(t), id)
+		if err != nil || !got.Matches(secret) || got.Party != "cq-mto" {
+			t.Fatalf("Key = %+v, %v", got, err)
+		}
+		got.Revoked = true
+		if err := ps.PutKey(ctx(t), got); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := ps.Key(ctx(t), id); !again.Revoked {
+			t.Fatal("revocation not stored")
+		}
+		if _, err := ps.Key(ctx(t), "0000000000000000"); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Key(unknown) = %v", err)
+		}
+	})
+}
