@@ -1,0 +1,305 @@
+// Package redis keeps Corridor's inboxes and indexes in Redis: one stream
+// per party with a consumer group (XREADGROUP to pull, XACK to ack,
+// XAUTOCLAIM to deliver again what was not acked in time), and indexes of
+// documents, shipments and natural keys. Everything here can be rebuilt
+// from the archive (corridor reindex).
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// Store implements exchange.Queue and exchange.Index on Redis.
+type Store struct {
+	// URL is a redis:// or rediss:// URL.
+	URL string
+	// Prefix starts every key, so several gateways can share a server.
+	Prefix string
+	// VisibilityTimeout is how long a pulled message stays with its
+	// puller before it is delivered again unless acked.
+	VisibilityTimeout time.Duration
+	// PollChunk bounds one blocking read; it is kept well below the
+	// client's read timeout, and it is how soon a long poll notices a
+	// message whose visibility timeout ran out.
+	PollChunk time.Duration
+
+	cmd  *goredis.Client // short commands
+	poll *goredis.Client // blocking reads, in their own pool so they cannot starve cmd
+}
+
+var (
+	_ exchange.Queue = (*Store)(nil)
+	_ exchange.Index = (*Store)(nil)
+)
+
+const group = "gateway"
+const consumer = "gateway"
+
+// New returns a store for url with defaults set; call Open before use.
+func New(url string) *Store {
+	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond}
+}
+
+// Open connects and checks that Redis answers.
+func (s *Store) Open(ctx context.Context) error {
+	opts, err := goredis.ParseURL(s.URL)
+	if err != nil {
+		return fmt.Errorf("parse redis url: %w", err)
+	}
+	s.cmd = goredis.NewClient(opts)
+	popts := *opts
+	popts.PoolSize = 64
+	popts.ReadTimeout = s.PollChunk + 3*time.Second
+	s.poll = goredis.NewClient(&popts)
+	return s.Ping(ctx)
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	if s.cmd == nil {
+		return nil
+	}
+	return errors.Join(s.cmd.Close(), s.poll.Close())
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap(s.cmd.Ping(ctx).Err())
+}
+
+// wrap translates driver errors: a reply from Redis is an internal error;
+// anything else (connection refused, time-outs, closed pool) means Redis
+// cannot be reached.
+func wrap(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if errors.Is(err, goredis.Nil) {
+		return exchange.ErrNotFound
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return fmt.Errorf("redis: %v: %w", err, exchange.ErrUnavailable)
+}
+
+// Keys of one party share a hash tag, so scripts work on Redis Cluster.
+func (s *Store) inboxKeys(party string) []string {
+	p := s.Prefix + ":{" + party + "}:"
+	return []string{p + "inbox", p + "delivered", p + "pending"}
+}
+
+var enqueueScript = goredis.NewScript(`
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+local id = redis.call('XADD', KEYS[1], '*', 'doc', ARGV[1], 'msg', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], id)
+return 1`)
+
+// Enqueue adds a message once per document: the delivered set and the
+// stream entry change in one script, so a retried call adds nothing.
+func (s *Store) Enqueue(ctx context.Context, party string, m exchange.Message) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return wrap(enqueueScript.Run(ctx, s.cmd, s.inboxKeys(party), m.DocumentID, raw).Err())
+}
+
+var ackScript = goredis.NewScript(`
+local n = 0
+for i = 2, #ARGV do
+  local id = redis.call('HGET', KEYS[3], ARGV[i])
+  if id then
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    redis.call('XDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    n = n + 1
+  end
+end
+return n`)
+
+// Ack acks and deletes the party's pending messages of these documents.
+// Only acked entries are ever deleted: inboxes are never trimmed by length.
+func (s *Store) Ack(ctx context.Context, party string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, group)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	n, err := ackScript.Run(ctx, s.cmd, s.inboxKeys(party), args...).Int()
+	return n, wrap(err)
+}
+
+// Pull returns messages whose visibility timeout ran out, then new ones,
+// waiting up to wait in bounded blocking reads.
+func (s *Store) Pull(ctx context.Context, party string, limit int, wait time.Duration) ([]exchange.Message, error) {
+	stream := s.inboxKeys(party)[0]
+	deadline := time.Now().Add(wait)
+	for {
+		msgs, err := s.pullOnce(ctx, stream, limit, time.Until(deadline))
+		if isNoGroup(err) {
+			// Redis restarted empty, or the inbox is new: make the group and go on.
+			if err := s.createGroup(ctx, stream); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil || len(msgs) > 0 || !time.Now().Before(deadline) {
+			return msgs, wrap(err)
+		}
+	}
+}
+
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+func (s *Store) createGroup(ctx context.Context, stream string) error {
+	err := s.cmd.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return wrap(err)
+	}
+	return nil
+}
+
+func (s *Store) pullOnce(ctx context.Context, stream string, limit int, remaining time.Duration) ([]exchange.Message, error) {
+	claimed, _, err := s.cmd.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+		Stream: stream, Group: group, Consumer: consumer, MinIdle: s.VisibilityTimeout, Start: "0-0", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := decode(claimed)
+	if len(out) >= limit {
+		return out, nil
+	}
+	block := time.Duration(-1) // no BLOCK argument: return at once
+	if len(out) == 0 && remaining > 0 {
+		block = max(min(remaining, s.PollChunk), time.Millisecond)
+	}
+	res, err := s.poll.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: int64(limit - len(out)), Block: block,
+	}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range res {
+		out = append(out, decode(st.Messages)...)
+	}
+	return out, nil
+}
+
+func decode(entries []goredis.XMessage) []exchange.Message {
+	out := make([]exchange.Message, 0, len(entries))
+	for _, e := range entries {
+		raw, _ := e.Values["msg"].(string)
+		var m exchange.Message
+		if json.Unmarshal([]byte(raw), &m) == nil && m.DocumentID != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ---- index ----
+
+func (s *Store) docKey(id string) string   { return s.Prefix + ":doc:" + id }
+func (s *Store) shipKey(ref string) string { return s.Prefix + ":ship:" + ref }
+func (s *Store) natKey(k string) string    { return s.Prefix + ":key:" + k }
+
+// Add indexes a record. Every command is idempotent, so the pipeline can be
+// run again after a failure.
+func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, s.docKey(rec.ID), raw, 0)
+		score := float64(rec.ReceivedAt.UnixMicro())
+		for _, ref := range rec.Refs {
+			p.ZAdd(ctx, s.shipKey(ref), goredis.Z{Score: score, Member: rec.ID})
+		}
+		for _, k := range rec.Keys {
+			p.SetNX(ctx, s.natKey(k), rec.ID, 0)
+		}
+		return nil
+	})
+	return wrap(err)
+}
+
+// Doc returns an indexed record.
+func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	raw, err := s.cmd.Get(ctx, s.docKey(id)).Bytes()
+	if err != nil {
+		return rec, wrap(err)
+	}
+	return rec, json.Unmarshal(raw, &rec)
+}
+
+// Shipment returns the records under a ref, oldest first.
+func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, error) {
+	ids, err := s.cmd.ZRange(ctx, s.shipKey(ref), 0, -1).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, wrap(err)
+	}
+	cmds := make([]*goredis.StringCmd, len(ids))
+	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.docKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, wrap(err)
+	}
+	out := make([]exchange.Record, 0, len(ids))
+	for _, c := range cmds {
+		raw, err := c.Bytes()
+		if errors.Is(err, goredis.Nil) {
+			continue // indexed under the ref, record gone: reindex restores it
+		}
+		var rec exchange.Record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, fmt.Errorf("decode record: %w", err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Lookup returns the document holding a natural key.
+func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
+	id, err := s.cmd.Get(ctx, s.natKey(key)).Result()
+	return id, wrap(err)
+}
+
+// FlushForTest deletes every key of this store's prefix. Tests use it to
+// act out Redis restarting empty.
+func (s *Store) FlushForTest(ctx context.Context) error {
+	iter := s.cmd.Scan(ctx, 0, s.Prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := s.cmd.Del(ctx, iter.Val()).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}
+

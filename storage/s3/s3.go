@@ -1,0 +1,291 @@
+// Package s3 archives Corridor's documents in MinIO or any S3 store with
+// minio-go: the exact bytes and their record, each written once with
+// If-None-Match: * so an object is never overwritten; and the parties and
+// their key hashes, so the archive holds everything that cannot be rebuilt.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// Store implements exchange.Archive and exchange.Parties on S3.
+type Store struct {
+	Endpoint  string // host:port
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	Secure    bool   // https
+	Region    string // optional
+	// Prefix starts every object name, so several corridors can share a bucket.
+	Prefix string
+
+	client *minio.Client
+}
+
+var (
+	_ exchange.Archive = (*Store)(nil)
+	_ exchange.Parties = (*Store)(nil)
+)
+
+// New returns a store with defaults set; call Open before use.
+func New(endpoint, bucket, accessKey, secretKey string) *Store {
+	return &Store{Endpoint: endpoint, Bucket: bucket, AccessKey: accessKey, SecretKey: secretKey}
+}
+
+// Open connects and creates the bucket when it is missing.
+func (s *Store) Open(ctx context.Context) error {
+	c, err := minio.New(s.Endpoint, &minio.Options{
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: s.Secure, Region: s.Region,
+		MaxRetries: 3,
+	})
+	if err != nil {
+		return fmt.Errorf("s3 client: %w", err)
+	}
+	s.client = c
+	ok, err := c.BucketExists(ctx, s.Bucket)
+	if err != nil {
+		return wrap(fmt.Errorf("check bucket %s: %w", s.Bucket, err))
+	}
+	if !ok {
+		if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region}); err != nil {
+			if code := minio.ToErrorResponse(err).Code; code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
+				return wrap(fmt.Errorf("create bucket %s: %w", s.Bucket, err))
+			}
+		}
+	}
+	return nil
+}
+
+// Close releases nothing: the client holds only idle connections.
+func (s *Store) Close() error { return nil }
+
+// Ping reports whether the bucket can be reached.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.client.BucketExists(ctx, s.Bucket)
+	return wrap(err)
+}
+
+// wrap translates minio-go errors into exchange's.
+func wrap(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey" || resp.StatusCode == http.StatusNotFound:
+		return exchange.ErrNotFound
+	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
+		return exchange.ErrExists
+	case resp.StatusCode == 0 || resp.StatusCode >= 500:
+		return fmt.Errorf("s3: %v: %w", err, exchange.ErrUnavailable)
+	}
+	return fmt.Errorf("s3: %w", err)
+}
+
+func (s *Store) name(parts ...string) string { return s.Prefix + strings.Join(parts, "") }
+
+// putOnce writes an object only if none exists under the name.
+func (s *Store) putOnce(ctx context.Context, name string, data []byte, meta map[string]string) error {
+	opts := minio.PutObjectOptions{ContentType: "application/json", UserMetadata: meta}
+	opts.SetMatchETagExcept("*") // If-None-Match: *
+	// The exact length and a seekable reader: no oversized parts, and a
+	// retry resends the same bytes.
+	_, err := s.client.PutObject(ctx, s.Bucket, name, bytes.NewReader(data), int64(len(data)), opts)
+	return wrap(err)
+}
+
+func (s *Store) put(ctx context.Context, name string, data []byte) error {
+	_, err := s.client.PutObject(ctx, s.Bucket, name, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/json"})
+	return wrap(err)
+}
+
+func (s *Store) read(ctx context.Context, name string) ([]byte, error) {
+	obj, err := s.client.GetObject(ctx, s.Bucket, name, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(obj)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return data, nil
+}
+
+// Put writes the exact bytes (with type, version, sender, SHA-256 and
+// time as object metadata), then the record; both write-once.
+func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error {
+	meta := map[string]string{
+		"Corridor-Type": rec.Type, "Corridor-Schema-Version": strconv.Itoa(rec.SchemaVersion),
+		"Corridor-Sender": rec.Sender, "Corridor-Sha256": rec.SHA256,
+		"Corridor-Received-At": rec.ReceivedAt.UTC().Format(time.RFC3339Nano),
+	}
+	err := s.putOnce(ctx, s.name("documents/", rec.ID, "/body"), body, meta)
+	if errors.Is(err, exchange.ErrExists) {
+		// An earlier attempt got this far; it may go on only with the same bytes.
+		old, rerr := s.read(ctx, s.name("documents/", rec.ID, "/body"))
+		if rerr != nil {
+			return rerr
+		}
+		if !bytes.Equal(old, body) {
+			return exchange.ErrExists
+		}
+	} else if err != nil {
+		return fmt.Errorf("put document: %w", err)
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := s.putOnce(ctx, s.name("documents/", rec.ID, "/record.json"), raw, nil); err != nil {
+		if errors.Is(err, exchange.ErrExists) {
+			return err
+		}
+		return fmt.Errorf("put record: %w", err)
+	}
+	return nil
+}
+
+// Get returns a document's record and exact bytes.
+func (s *Store) Get(ctx context.Context, id string) (exchange.Record, []byte, error) {
+	rec, err := s.Record(ctx, id)
+	if err != nil {
+		return rec, nil, err
+	}
+	body, err := s.read(ctx, s.name("documents/", id, "/body"))
+	if err != nil {
+		return exchange.Record{}, nil, fmt.Errorf("get document: %w", err)
+	}
+	return rec, body, nil
+}
+
+// Record returns a document's record.
+func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return rec, exchange.ErrNotFound
+	}
+	raw, err := s.read(ctx, s.name("documents/", id, "/record.json"))
+	if err != nil {
+		return rec, err
+	}
+	return rec, json.Unmarshal(raw, &rec)
+}
+
+// Walk calls fn for every archived record.
+func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range s.client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: s.name("documents/"), Recursive: true}) {
+		if obj.Err != nil {
+			return wrap(obj.Err)
+		}
+		if !strings.HasSuffix(obj.Key, "/record.json") {
+			continue
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(obj.Key, s.name("documents/")), "/record.json")
+		rec, err := s.Record(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- parties ----
+
+// CreateParty stores a new party, write-once.
+func (s *Store) CreateParty(ctx context.Context, p exchange.Party) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.putOnce(ctx, s.name("parties/", p.ID, ".json"), raw, nil)
+}
+
+// UpdateParty replaces a stored party.
+func (s *Store) UpdateParty(ctx context.Context, p exchange.Party) error {
+	if _, err := s.Party(ctx, p.ID); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.put(ctx, s.name("parties/", p.ID, ".json"), raw)
+}
+
+// Party returns a party.
+func (s *Store) Party(ctx context.Context, id string) (exchange.Party, error) {
+	var p exchange.Party
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return p, exchange.ErrNotFound
+	}
+	raw, err := s.read(ctx, s.name("parties/", id, ".json"))
+	if err != nil {
+		return p, err
+	}
+	return p, json.Unmarshal(raw, &p)
+}
+
+// ListParties returns every party, by id.
+func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
+	var out []exchange.Party
+	for obj := range s.client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: s.name("parties/")}) {
+		if obj.Err != nil {
+			return nil, wrap(obj.Err)
+		}
+		raw, err := s.read(ctx, obj.Key)
+		if err != nil {
+			return nil, err
+		}
+		var p exchange.Party
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// PutKey stores a key record.
+func (s *Store) PutKey(ctx context.Context, k exchange.APIKey) error {
+	raw, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	return s.put(ctx, s.name("keys/", k.ID, ".json"), raw)
+}
+
+// Key returns a key record.
+func (s *Store) Key(ctx context.Context, id string) (exchange.APIKey, error) {
+	var k exchange.APIKey
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return k, exchange.ErrNotFound
+	}
+	raw, err := s.read(ctx, s.name("keys/", id, ".json"))
+	if err != nil {
+		return k, err
+	}
+	return k, json.Unmarshal(raw, &k)
+}
