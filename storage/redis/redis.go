@@ -302,4 +302,3 @@ func (s *Store) FlushForTest(ctx context.Context) error {
 	}
 	return iter.Err()
 }
-

@@ -1,0 +1,31 @@
+# The two commands: `make run` and `make test`. See README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+LISTEN  ?= 127.0.0.1:8080
+
+.PHONY: run test build lint fuzz bench clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/corridor ./cmd/corridor
+
+## run: the gateway on the embedded backend, with the demo corridor loaded
+run: build
+	./bin/corridor serve --demo --listen $(LISTEN) --data data --log-format text
+
+## test: install and start real redis-server and MinIO, run every test with -race, stop them
+test:
+	./scripts/test.sh
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+
+fuzz:
+	$(GO) test ./schemas -run '^$$' -fuzz FuzzValidate -fuzztime 60s
+
+bench:
+	$(GO) test ./schemas -run '^$$' -bench . -benchmem
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,313 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/schemas"
+)
+
+//go:embed openapi.json
+var openapiDoc []byte
+
+func (s *Server) ctx(c *fiber.Ctx, extra time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout+extra)
+}
+
+// readDocument returns a copy of the raw body after checking its media
+// type and encoding: a compressed body is refused, so no Content-Encoding
+// can get around the body limit.
+func (s *Server) readDocument(c *fiber.Ctx) ([]byte, error) {
+	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Content-Encoding",
+			"send the document uncompressed (Content-Encoding "+enc+" is not accepted)", nil)
+	}
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			"send the document as Content-Type: application/json", nil)
+	}
+	// Request().Body() is the raw body (c.Body() would decompress it), and
+	// it is copied: fasthttp reuses the buffer after the handler returns.
+	return bytes.Clone(c.Request().Body()), nil
+}
+
+func (s *Server) version(c *fiber.Ctx) (int, error) {
+	v := c.Query("version")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(v, "v"))
+	if err != nil || n < 1 {
+		return 0, s.problem(c, fiber.StatusBadRequest, "malformed", "Bad version", "version is a positive integer, e.g. ?version=1", nil)
+	}
+	return n, nil
+}
+
+func (s *Server) submit(c *fiber.Ctx) error {
+	body, err := s.readDocument(c)
+	if body == nil {
+		return err
+	}
+	version, err := s.version(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	rcpt, created, err := s.svc.Submit(ctx, caller(c), exchange.Submission{
+		Type: utils.CopyString(c.Params("type")), Version: version, Body: body,
+		IdempotencyKey: utils.CopyString(c.Get("Idempotency-Key")),
+	})
+	if err != nil {
+		return s.fail(c, err)
+	}
+	status, outcome := fiber.StatusOK, "replayed"
+	if created {
+		status, outcome = fiber.StatusCreated, "created"
+	}
+	s.metrics.submitted.WithLabelValues(rcpt.Type, outcome).Inc()
+	c.Location("/v1/documents/" + rcpt.ID)
+	return c.Status(status).JSON(rcpt)
+}
+
+func (s *Server) validate(c *fiber.Ctx) error {
+	body, err := s.readDocument(c)
+	if body == nil {
+		return err
+	}
+	version, err := s.version(c)
+	if err != nil {
+		return err
+	}
+	doc, err := s.svc.Validate(utils.CopyString(c.Params("type")), version, body)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(fiber.Map{"valid": true, "type": doc.Type, "schemaVersion": doc.Version})
+}
+
+func (s *Server) document(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	rec, body, err := s.svc.Document(ctx, caller(c), utils.CopyString(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + rec.SHA256 + `"`
+	c.Set(fiber.HeaderETag, etag)
+	c.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+	c.Set("Digest", "SHA-256="+base64.StdEncoding.EncodeToString(sum[:]))
+	c.Set("Corridor-Document-Type", rec.Type)
+	c.Set("Corridor-Schema-Version", strconv.Itoa(rec.SchemaVersion))
+	c.Set("Corridor-Sender", rec.Sender)
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && (inm == etag || inm == "*") {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
+}
+
+func (s *Server) receipt(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	r, err := s.svc.Receipt(ctx, caller(c), utils.CopyString(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(r)
+}
+
+func (s *Server) inbox(c *fiber.Ctx) error {
+	limit, err1 := strconv.Atoi(c.Query("limit", "10"))
+	wait, err2 := strconv.ParseFloat(c.Query("wait", "0"), 64)
+	maxWait := s.cfg.MaxWait.Seconds()
+	if err1 != nil || limit < 1 || limit > 100 || err2 != nil || wait < 0 || wait > maxWait {
+		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad query",
+			"limit is 1 to 100 and wait 0 to "+strconv.FormatFloat(maxWait, 'f', -1, 64)+" seconds", []schemas.Problem{})
+	}
+	w := time.Duration(wait * float64(time.Second))
+	ctx, cancel := s.ctx(c, w)
+	defer cancel()
+	msgs, err := s.svc.Pull(ctx, caller(c), limit, w)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	s.metrics.delivered.Add(float64(len(msgs)))
+	return c.JSON(fiber.Map{"messages": msgs})
+}
+
+func (s *Server) ack(c *fiber.Ctx) error {
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decodeStrict(c.Request().Body(), &req); err != nil || len(req.IDs) == 0 || len(req.IDs) > 1000 {
+		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad ack", `send {"ids": ["<message id>", ...]}, 1 to 1000 ids`, nil)
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	n, err := s.svc.Ack(ctx, caller(c), req.IDs)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	s.metrics.acked.Add(float64(n))
+	return c.JSON(fiber.Map{"acked": n})
+}
+
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+func (s *Server) shipment(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	sh, err := s.svc.Shipment(ctx, caller(c), utils.CopyString(c.Params("ref")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(sh)
+}
+
+func (s *Server) schemaList(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"types": schemas.Types()})
+}
+
+func (s *Server) schema(c *fiber.Ctx) error {
+	v, err := strconv.Atoi(strings.TrimPrefix(c.Params("version"), "v"))
+	if err != nil || v < 1 {
+		return s.problem(c, fiber.StatusNotFound, "not-found", "Not found", "no such schema version", nil)
+	}
+	raw, err := schemas.Schema(c.Params("type"), v)
+	if err != nil {
+		return s.problem(c, fiber.StatusNotFound, "not-found", "Not found", err.Error(), nil)
+	}
+	c.Set(fiber.HeaderContentType, "application/schema+json")
+	return c.Send(raw)
+}
+
+func (s *Server) receiptKey(c *fiber.Ctx) error {
+	pub := s.svc.Signer.PublicKey()
+	return c.JSON(fiber.Map{
+		"algorithm": "Ed25519",
+		"publicKey": base64.StdEncoding.EncodeToString(pub),
+		"jwk":       fiber.Map{"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(pub)},
+		"signs":     "RFC 8785 canonical JSON of the receipt without its signature; signature is base64url",
+	})
+}
+
+func (s *Server) createParty(c *fiber.Ctx) error {
+	var p exchange.Party
+	var req struct {
+		ID      string          `json:"id"`
+		Name    string          `json:"name"`
+		Roles   []exchange.Role `json:"roles"`
+		Country string          `json:"country"`
+	}
+	if err := decodeStrict(c.Request().Body(), &req); err != nil {
+		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad party", `send {"id", "name", "roles": [...], "country"}`, nil)
+	}
+	p = exchange.Party{ID: req.ID, Name: req.Name, Roles: req.Roles, Country: req.Country}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	created, err := s.svc.CreateParty(ctx, p)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	key, k, err := s.svc.IssueKey(ctx, created.ID)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	s.log.Info("party created", "party", created.ID, "keyId", k.ID)
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": created.ID, "key": key, "keyId": k.ID, "party": created})
+}
+
+func (s *Server) listParties(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	ps, err := s.svc.Parties.ListParties(ctx)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if ps == nil {
+		ps = []exchange.Party{}
+	}
+	return c.JSON(fiber.Map{"parties": ps})
+}
+
+func (s *Server) issueKey(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	key, k, err := s.svc.IssueKey(ctx, utils.CopyString(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	s.log.Info("key issued", "party", k.Party, "keyId", k.ID)
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.Party, "key": key, "keyId": k.ID})
+}
+
+func (s *Server) disableParty(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	if err := s.svc.DisableParty(ctx, utils.CopyString(c.Params("id"))); err != nil {
+		return s.fail(c, err)
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) revokeKey(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	if err := s.svc.RevokeKey(ctx, utils.CopyString(c.Params("id"))); err != nil {
+		return s.fail(c, err)
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok", "version": s.cfg.Version})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	if err := s.svc.Ready(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		return s.problem(c, fiber.StatusServiceUnavailable, "unavailable", "Not ready", "a storage backend cannot be reached", nil)
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (s *Server) openapi(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(openapiDoc)
+}
+
+func (s *Server) index(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{
+		"service": "corridor", "version": s.cfg.Version,
+		"openapi": "/openapi.json", "schemas": "/v1/schemas", "health": "/healthz", "metrics": "/metrics",
+		"hint": "every /v1 call takes Authorization: Bearer <API key>",
+	})
+}

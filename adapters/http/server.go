@@ -1,0 +1,256 @@
+// Package http is Corridor's HTTP adapter: the Fiber app with every route
+// of the contract, API-key authentication, body and rate limits,
+// problem+json errors, Prometheus metrics and the OpenAPI document.
+// Handlers decode, call exchange.Service, encode; no business rule lives here.
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// Config tunes the server; zero values take the defaults of New.
+type Config struct {
+	// BodyLimit is the largest document accepted, in bytes on the wire.
+	BodyLimit int
+	// AdminKey guards /v1/admin; empty turns the admin API off.
+	AdminKey string
+	// MaxWait caps an inbox long poll.
+	MaxWait time.Duration
+	// RequestTimeout bounds the work of one request (a long poll adds MaxWait).
+	RequestTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout bound slow clients.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// RateLimit is the requests a party may make per RateWindow.
+	RateLimit  int
+	RateWindow time.Duration
+	// Version is reported by /healthz.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Server is the HTTP face of a Service.
+type Server struct {
+	svc      *exchange.Service
+	cfg      Config
+	app      *fiber.App
+	log      *slog.Logger
+	adminSum [32]byte
+	metrics  *metrics
+}
+
+const partyKey = "corridor.party"
+
+// New builds the app over svc.
+func New(svc *exchange.Service, cfg Config) *Server {
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = 4 << 20
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = cfg.MaxWait + cfg.RequestTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 1200
+	}
+	if cfg.RateWindow == 0 {
+		cfg.RateWindow = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey))}
+	s.metrics = newMetrics()
+	s.app = fiber.New(fiber.Config{
+		AppName:               "corridor",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		// Prefork stays off: children would re-run main with state of their own.
+	})
+	s.routes()
+	return s
+}
+
+// App returns the Fiber app, for in-process tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting and waits for requests in flight, up to ctx.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.recover, s.observe)
+	app.Get("/", s.index)
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	app.Get("/openapi.json", s.openapi)
+
+	v1 := app.Group("/v1", s.authenticate, limiter.New(limiter.Config{
+		Max: s.cfg.RateLimit, Expiration: s.cfg.RateWindow,
+		KeyGenerator: func(c *fiber.Ctx) string {
+			if p, ok := c.Locals(partyKey).(exchange.Party); ok {
+				return "party:" + p.ID
+			}
+			return "ip:" + c.IP()
+		},
+		LimitReached: func(c *fiber.Ctx) error {
+			return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests",
+				"slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String(), nil)
+		},
+	}))
+	v1.Post("/documents/:type", s.submit)
+	v1.Post("/validate/:type", s.validate)
+	v1.Get("/documents/:id", s.document)
+	v1.Get("/documents/:id/receipt", s.receipt)
+	v1.Get("/inbox", s.inbox)
+	v1.Post("/inbox/ack", s.ack)
+	v1.Get("/shipments/:ref", s.shipment)
+	v1.Get("/schemas", s.schemaList)
+	v1.Get("/schemas/:type/:version", s.schema)
+	v1.Get("/receipt-key", s.receiptKey)
+	v1.Post("/admin/parties", s.createParty)
+	v1.Get("/admin/parties", s.listParties)
+	v1.Post("/admin/parties/:id/keys", s.issueKey)
+	v1.Delete("/admin/parties/:id", s.disableParty)
+	v1.Delete("/admin/keys/:id", s.revokeKey)
+	app.Use(func(c *fiber.Ctx) error {
+		return s.problem(c, fiber.StatusNotFound, "not-found", "Not found", "no such endpoint; see /openapi.json", nil)
+	})
+}
+
+// recover turns a panic in a handler into a 500 for that request.
+func (s *Server) recover(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "panic", r, "path", c.Path())
+			err = s.problem(c, fiber.StatusInternalServerError, "internal", "Internal error", "the gateway failed on this request; nothing was stored", nil)
+		}
+	}()
+	return c.Next()
+}
+
+// authenticate finds the caller's party from its bearer key; /v1/admin
+// takes the admin key instead.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	key, ok := bearer(c)
+	if strings.HasPrefix(c.Path(), "/v1/admin/") || c.Path() == "/v1/admin" {
+		sum := sha256.Sum256([]byte(key))
+		if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
+			return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
+		}
+		return c.Next()
+	}
+	if !ok {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor"`)
+		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "send your API key as Authorization: Bearer <key>", nil)
+	}
+	p, err := s.svc.Authenticate(c.UserContext(), key)
+	if err != nil {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
+		return s.fail(c, err)
+	}
+	c.Locals(partyKey, p)
+	return c.Next()
+}
+
+func bearer(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, key, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", false
+	}
+	return strings.Clone(strings.TrimSpace(key)), true
+}
+
+func caller(c *fiber.Ctx) exchange.Party {
+	p, _ := c.Locals(partyKey).(exchange.Party)
+	return p
+}
+
+// observe logs each request and counts it.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+	attrs := []any{"method", c.Method(), "path", c.Path(), "status", status, "ms", elapsed.Milliseconds(), "ip", c.IP()}
+	if p := caller(c); p.ID != "" {
+		attrs = append(attrs, "party", p.ID)
+	}
+	s.log.Info("request", attrs...)
+	return nil
+}
+
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	submitted *prometheus.CounterVec
+	delivered prometheus.Counter
+	acked     prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "corridor_http_requests_total",
+			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "corridor_http_request_duration_seconds",
+			Help: "HTTP request duration by method and route.", Buckets: prometheus.DefBuckets}, []string{"method", "route"}),
+		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "corridor_documents_submitted_total",
+			Help: "Documents accepted, by type and outcome (created or replayed)."}, []string{"type", "outcome"}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_inbox_messages_pulled_total",
+			Help: "Inbox messages handed to recipients (redeliveries included)."}),
+		acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_inbox_messages_acked_total",
+			Help: "Inbox messages acknowledged."}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.submitted, m.delivered, m.acked,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// withService opens the storage named by the flags and runs fn on a
+// service over it (no receipt signing: these commands submit nothing).
+func withService(ctx context.Context, f *storageFlags, fn func(*exchange.Service, *backends) error) error {
+	b, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	return fn(b.service(nil), b)
+}
+
+func partiesCommand() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "parties",
+		Short: "Add, list and revoke parties and their keys (on the storage directly)",
+		Long: `Manage the corridor's parties on the storage the gateway uses (same
+--data, --redis-url and --s3-* flags as serve). A key is printed once,
+when it is made; only its salted hash is stored.`,
+	}
+	f.register(cmd.PersistentFlags())
+	pre := func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) }
+
+	var name, country string
+	var roles []string
+	add := &cobra.Command{
+		Use:     "add ID --name NAME --role ROLE[,ROLE] --country CC",
+		Short:   "Add a party and print its first API key",
+		Example: `  corridor parties add cq-mto --name "Chongqing Land-Sea Logistics" --role mto,carrier --country CN`,
+		Args:    cobra.ExactArgs(1),
+		PreRunE: pre,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
+				var rs []exchange.Role
+				for _, r := range roles {
+					rs = append(rs, exchange.Role(strings.TrimSpace(r)))
+				}
+				p, err := svc.CreateParty(cmd.Context(), exchange.Party{ID: args[0], Name: name, Roles: rs, Country: country})
+				if err != nil {
+					return describe(err)
+				}
+				key, k, err := svc.IssueKey(cmd.Context(), p.ID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "party %s added\nkey id: %s\nkey:    %s\n(shown once: only its hash is stored)\n", p.ID, k.ID, key)
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "the party's name")
+	add.Flags().StringSliceVar(&roles, "role", nil, fmt.Sprintf("roles, of %v", exchange.Roles))
+	add.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country")
+
+	var asJSON bool
+	list := &cobra.Command{
+		Use: "list", Short: "List the parties", Args: cobra.NoArgs, PreRunE: pre,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
+				ps, err := svc.Parties.ListParties(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(ps)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tROLES\tCOUNTRY\tSTATUS")
+				for _, p := range ps {
+					st := "active"
+					if p.Disabled {
+						st = "revoked"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", p.ID, p.Name, p.Roles, p.Country, st)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var keyID string
+	revoke := &cobra.Command{
+		Use:   "revoke ID | revoke --key KEYID",
+		Short: "Revoke a party (all its keys) or one key",
+		Long:  "Revoke a party, so none of its keys works, or with --key only one key. Gateways stop accepting it within their key cache time (10s).",
+		Args:  cobra.MaximumNArgs(1), PreRunE: pre,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (keyID == "") == (len(args) == 0) {
+				return usage(cmd, "name a party, or one key with --key")
+			}
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
+				if keyID != "" {
+					if err := svc.RevokeKey(cmd.Context(), keyID); err != nil {
+						return describe(err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "key %s revoked\n", keyID)
+					return nil
+				}
+				if err := svc.DisableParty(cmd.Context(), args[0]); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "party %s revoked\n", args[0])
+				return nil
+			})
+		},
+	}
+	revoke.Flags().StringVar(&keyID, "key", "", "revoke only this key (its id: the part between the dots)")
+
+	key := &cobra.Command{
+		Use: "key ID", Short: "Make another API key for a party", Args: cobra.ExactArgs(1), PreRunE: pre,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
+				plain, k, err := svc.IssueKey(cmd.Context(), args[0])
+				if err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "key id: %s\nkey:    %s\n(shown once: only its hash is stored)\n", k.ID, plain)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(add, list, revoke, key)
+	return cmd
+}
+
+// describe renders a domain error with its problems for a terminal.
+func describe(err error) error {
+	var e *exchange.Error
+	if !errors.As(err, &e) || len(e.Problems) == 0 {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(e.Message)
+	for _, p := range e.Problems {
+		fmt.Fprintf(&b, "\n  %s: %s", p.Pointer, p.Detail)
+	}
+	return fmt.Errorf("%s", b.String())
+}
+
+func reindexCommand() *cobra.Command {
+	var f storageFlags
+	var requeue bool
+	cmd := &cobra.Command{
+		Use:   "reindex",
+		Short: "Rebuild indexes (and, with --requeue, inboxes) from the archive",
+		Long: `Read every record in the archive and index it again: documents, shipments
+and natural keys. With --requeue, every document is also queued again for
+each of its recipients; a queue that still knows a document skips it, so
+after Redis lost its data recipients get again what they may have had
+(they dedupe by document id). The archive is the ledger: nothing
+acknowledged is lost.`,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withService(cmd.Context(), &f, func(_ *exchange.Service, b *backends) error {
+				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+					progressbar.OptionSetDescription("reindexing"), progressbar.OptionShowCount())
+				n, err := reindex(cmd.Context(), b, requeue, func() { _ = bar.Add(1) })
+				_ = bar.Finish()
+				fmt.Fprintf(cmd.OutOrStdout(), "\nreindexed %d document(s)\n", n)
+				return err
+			})
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&requeue, "requeue", false, "queue every document again for its recipients")
+	return cmd
+}
+
+func reindex(ctx context.Context, b *backends, requeue bool, step func()) (int, error) {
+	n := 0
+	err := b.archive.Walk(ctx, func(rec exchange.Record) error {
+		if err := b.index.Add(ctx, rec); err != nil {
+			return fmt.Errorf("index %s: %w", rec.ID, err)
+		}
+		if requeue {
+			for _, p := range rec.Recipients {
+				if err := b.queue.Enqueue(ctx, p, exchange.MessageOf(rec)); err != nil {
+					return fmt.Errorf("queue %s for %s: %w", rec.ID, p, err)
+				}
+			}
+		}
+		n++
+		step()
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/s3"
+)
+
+// storageFlags choose the backends: Redis for queues and indexes when
+// --redis-url is set, S3 for the archive and parties when --s3-endpoint is
+// set, and the embedded store in --data for whatever is not.
+type storageFlags struct {
+	Data              string
+	RedisURL          string
+	S3Endpoint        string
+	S3Bucket          string
+	S3AccessKey       string
+	S3SecretKey       string
+	S3Secure          bool
+	VisibilityTimeout time.Duration
+}
+
+func (f *storageFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Data, "data", "data", "folder of the embedded backend (and of the receipt key)")
+	fs.StringVar(&f.RedisURL, "redis-url", "", "Redis for queues and indexes, e.g. redis://127.0.0.1:6379/0 (empty: embedded)")
+	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
+	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
+	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
+	fs.StringVar(&f.S3SecretKey, "s3-secret-key", "", "S3 secret key")
+	fs.BoolVar(&f.S3Secure, "s3-secure", false, "use https to reach S3")
+	fs.DurationVar(&f.VisibilityTimeout, "visibility-timeout", 30*time.Second, "how long a pulled, unacked message waits before it is delivered again")
+}
+
+// envDefaults lets CORRIDOR_<FLAG> set any flag the command line did not.
+func envDefaults(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		name := "CORRIDOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && !f.Changed && f.Name != "help" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+type backends struct {
+	archive exchange.Archive
+	queue   exchange.Queue
+	index   exchange.Index
+	parties exchange.Parties
+	closers []func() error // in the order to close them
+	desc    string
+}
+
+func (f *storageFlags) open(ctx context.Context) (*backends, error) {
+	b := &backends{}
+	var loc *local.Store
+	embedded := func() (*local.Store, error) {
+		if loc != nil {
+			return loc, nil
+		}
+		loc = local.New(f.Data)
+		loc.VisibilityTimeout = f.VisibilityTimeout
+		if err := loc.Open(); err != nil {
+			return nil, err
+		}
+		return loc, nil
+	}
+	var descs []string
+	if f.RedisURL != "" {
+		r := redis.New(f.RedisURL)
+		r.VisibilityTimeout = f.VisibilityTimeout
+		if err := r.Open(ctx); err != nil {
+			return nil, fmt.Errorf("open redis: %w", err)
+		}
+		b.queue, b.index = r, r
+		b.closers = append(b.closers, r.Close)
+		descs = append(descs, "queues and indexes on Redis")
+	} else {
+		l, err := embedded()
+		if err != nil {
+			return nil, err
+		}
+		b.queue, b.index = l, l
+		descs = append(descs, "queues and indexes embedded in "+f.Data)
+	}
+	if f.S3Endpoint != "" {
+		s := s3.New(f.S3Endpoint, f.S3Bucket, f.S3AccessKey, f.S3SecretKey)
+		s.Secure = f.S3Secure
+		if err := s.Open(ctx); err != nil {
+			b.close()
+			return nil, fmt.Errorf("open s3: %w", err)
+		}
+		b.archive, b.parties = s, s
+		b.closers = append(b.closers, s.Close)
+		descs = append(descs, "archive and parties on S3 "+f.S3Endpoint+"/"+f.S3Bucket)
+	} else {
+		l, err := embedded()
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.archive, b.parties = l, l
+		descs = append(descs, "archive and parties embedded in "+f.Data)
+	}
+	if loc != nil {
+		b.closers = append(b.closers, loc.Close)
+	}
+	b.desc = strings.Join(descs, "; ")
+	return b, nil
+}
+
+func (b *backends) close() error {
+	var errs []error
+	for _, c := range b.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+func (b *backends) service(signer *exchange.Signer) *exchange.Service {
+	return exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, nil)
+}

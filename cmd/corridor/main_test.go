@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
+)
+
+// gateway starts a real gateway (the code `corridor serve` runs) on a free
+// port with the demo corridor loaded, and stops it when the test ends.
+func gateway(t *testing.T, storage storageFlags) (g *Gateway, base string, stop func() error) {
+	t.Helper()
+	storage.VisibilityTimeout = time.Second
+	g = &Gateway{Storage: storage, Listen: "127.0.0.1:0", Demo: true, DemoDir: "../../deploy/demo",
+		BodyLimit: 1 << 20, RateLimit: 100000, MaxWait: 10 * time.Second, AdminKey: "test-admin-key-0123456789", LogTo: io.Discard}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := g.Open(ctx); err != nil {
+		t.Fatalf("open gateway: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once bool
+	var runErr error
+	stop = func() error {
+		if !once {
+			once = true
+			cancel()
+			runErr = <-done
+			g.Close()
+		}
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return g, "http://" + g.Addr(), stop
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func call(t *testing.T, method, url, key string, body []byte, hdr ...string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	data, _ := io.ReadAll(r.Body)
+	return resp{r.StatusCode, r.Header, data}
+}
+
+func decode[T any](t *testing.T, r resp) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return v
+}
+
+func key(party string) string { return "cor.demo-" + party + ".demo" }
+
+type inboxResp struct {
+	Messages []exchange.InboxMessage `json:"messages"`
+}
+
+func msgIDs(in inboxResp) []string {
+	var ids []string
+	for _, m := range in.Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// TestEndToEnd runs one document's whole path through the real binary's
+// code over HTTP, on the embedded backend and on Redis + MinIO.
+func TestEndToEnd(t *testing.T) {
+	t.Run("Embedded", func(t *testing.T) {
+		endToEnd(t, storageFlags{Data: t.TempDir()})
+	})
+	t.Run("RedisMinIO", func(t *testing.T) {
+		s3 := testenv.MinIO(t)
+		redisURL := testenv.RedisURL(t)
+		// A bucket of its own: the demo's document ids are the same in every run.
+		bucket := "e2e-" + testenv.Prefix()
+		endToEnd(t, storageFlags{Data: t.TempDir(), RedisURL: redisURL, S3Endpoint: s3.Endpoint, S3Bucket: bucket,
+			S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey})
+	})
+}
+
+func endToEnd(t *testing.T, storage storageFlags) {
+	g, base, stop := gateway(t, storage)
+
+	// The demo scenario was loaded: sg-motors sees the shipment, in time order.
+	sh := decode[exchange.Shipment](t, call(t, "GET", base+"/v1/shipments/CQNL2026000187", key("sg-motors"), nil))
+	if sh.Holder != "cq-autoparts" || len(sh.Events) != 7 {
+		t.Fatalf("shipment holder %q with %d events; want cq-autoparts and 7", sh.Holder, len(sh.Events))
+	}
+	if !slices.IsSortedFunc(sh.Events, func(a, b exchange.Event) int { return strings.Compare(a.EventDateTime, b.EventDateTime) }) {
+		t.Fatalf("events out of order: %+v", sh.Events)
+	}
+	if len(sh.Customs) != 2 || sh.Customs[0].Status != "RELEASED" || sh.Customs[1].CustomsAuthority != "sg-customs" {
+		t.Fatalf("customs = %+v", sh.Customs)
+	}
+
+	// Submit a new document: the gate-out at Singapore.
+	doc, err := os.ReadFile("../../deploy/demo/extra/gate-out-singapore.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), doc, "Idempotency-Key", "gtot-1")
+	if r.status != http.StatusCreated {
+		t.Fatalf("submit = %d %s", r.status, r.body)
+	}
+	rcpt := decode[exchange.Receipt](t, r)
+	sum := sha256.Sum256(doc)
+	if rcpt.SHA256 != hex.EncodeToString(sum[:]) || rcpt.SchemaVersion != 2 || rcpt.Sender != "beibu-line" {
+		t.Fatalf("receipt = %+v", rcpt)
+	}
+	if !slices.Contains(rcpt.Recipients, "sg-motors") || slices.Contains(rcpt.Recipients, "beibu-line") {
+		t.Fatalf("recipients = %v; want the bill's parties without the sender", rcpt.Recipients)
+	}
+	// The signature verifies against the published key.
+	pk := decode[struct{ PublicKey string }](t, call(t, "GET", base+"/v1/receipt-key", key("beibu-line"), nil))
+	pub, _ := base64.StdEncoding.DecodeString(pk.PublicKey)
+	if err := exchange.VerifyReceipt(ed25519.PublicKey(pub), rcpt); err != nil {
+		t.Fatal(err)
+	}
+	tampered := rcpt
+	tampered.Recipients = []string{"someone-else"}
+	if exchange.VerifyReceipt(ed25519.PublicKey(pub), tampered) == nil {
+		t.Fatal("a tampered receipt verified")
+	}
+
+	// The same request again: 200 and the same receipt.
+	r2 := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), doc, "Idempotency-Key", "gtot-1")
+	if r2.status != http.StatusOK || !bytes.Equal(r2.body, r.body) {
+		t.Fatalf("replay = %d %s; want 200 and %s", r2.status, r2.body, r.body)
+	}
+	// The same key with other bytes is refused.
+	other := bytes.Replace(doc, []byte("10:15:00"), []byte("10:16:00"), 1)
+	if r := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), other, "Idempotency-Key", "gtot-1"); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("same key, other body = %d %s; want 422", r.status, r.body)
+	}
+
+	// The exact bytes come back, with the SHA-256 as ETag.
+	got := call(t, "GET", base+"/v1/documents/"+rcpt.ID, key("sg-motors"), nil)
+	if got.status != 200 || !bytes.Equal(got.body, doc) || got.header.Get("ETag") != `"`+rcpt.SHA256+`"` {
+		t.Fatalf("get = %d etag %s, identical %v", got.status, got.header.Get("ETag"), bytes.Equal(got.body, doc))
+	}
+	if d := got.header.Get("Repr-Digest"); d != "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":" {
+		t.Fatalf("Repr-Digest = %q", d)
+	}
+
+	// The recipient sees the new document once, acks it, and it never comes back.
+	var all []exchange.InboxMessage
+	for {
+		in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100", key("sg-motors"), nil))
+		if len(in.Messages) == 0 {
+			break
+		}
+		all = append(all, in.Messages...)
+		if r := call(t, "POST", base+"/v1/inbox/ack", key("sg-motors"), mustJSON(map[string]any{"ids": msgIDs(in)})); r.status != 200 {
+			t.Fatalf("ack = %d %s", r.status, r.body)
+		}
+	}
+	count := 0
+	for _, m := range all {
+		if m.DocumentID == rcpt.ID {
+			count++
+			if m.SHA256 != rcpt.SHA256 || m.Sender != "beibu-line" || m.Type != "tracking-event" {
+				t.Fatalf("message = %+v", m)
+			}
+		}
+	}
+	if count != 1 {
+		t.Fatalf("sg-motors got the new document %d times; want once (of %d messages)", count, len(all))
+	}
+	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100&wait=1.5", key("sg-motors"), nil)); len(in.Messages) != 0 {
+		t.Fatalf("after ack and past the visibility timeout: %v", msgIDs(in))
+	}
+
+	// A message not acked comes back after the visibility timeout (1s here).
+	first := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=1", key("cq-customs"), nil))
+	if len(first.Messages) != 1 {
+		t.Fatalf("cq-customs inbox = %v", msgIDs(first))
+	}
+	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100", key("cq-customs"), nil)); slices.Contains(msgIDs(in), first.Messages[0].ID) {
+		t.Fatal("an unacked message was delivered again before its visibility timeout")
+	}
+	again := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100&wait=5", key("cq-customs"), nil))
+	if !slices.Contains(msgIDs(again), first.Messages[0].ID) {
+		t.Fatalf("unacked message %s did not come back: %v", first.Messages[0].ID, msgIDs(again))
+	}
+
+	// Outsiders: 404 for the document and the shipment, an empty inbox.
+	if r := call(t, "GET", base+"/v1/documents/"+rcpt.ID, key("corridor-ops"), nil); r.status != 404 {
+		t.Fatalf("outsider document = %d", r.status)
+	}
+	if r := call(t, "GET", base+"/v1/shipments/CQNL2026000187", key("corridor-ops"), nil); r.status != 404 {
+		t.Fatalf("outsider shipment = %d", r.status)
+	}
+	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox", key("corridor-ops"), nil)); len(in.Messages) != 0 {
+		t.Fatalf("outsider inbox = %v", msgIDs(in))
+	}
+	// No key, or a wrong one: 401.
+	for _, k := range []string{"", "cor.demo-sg-motors.wrong", "nonsense"} {
+		if r := call(t, "GET", base+"/v1/inbox", k, nil); r.status != 401 || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("key %q: %d %s", k, r.status, r.header.Get("Content-Type"))
+		}
+	}
+	// A customs response to an unknown declaration: 409, nothing stored or sent.
+	resp := []byte(`{"declarationReference":"CQ2099EX0000001","customsAuthority":"cq-customs","status":"ACCEPTED","responseDateTime":"2026-11-20T09:00:00+08:00"}`)
+	if r := call(t, "POST", base+"/v1/documents/customs-response", key("cq-customs"), resp); r.status != 409 || !strings.Contains(string(r.body), `"pointer":"/declarationReference"`) {
+		t.Fatalf("response to unknown declaration = %d %s", r.status, r.body)
+	}
+
+	// Admin: a new party gets a key shown once, which works at once.
+	r = call(t, "POST", base+"/v1/admin/parties", "test-admin-key-0123456789",
+		[]byte(`{"id":"th-importer","name":"Bangkok Auto Import","roles":["consignee"],"country":"TH"}`))
+	if r.status != 201 {
+		t.Fatalf("create party = %d %s", r.status, r.body)
+	}
+	np := decode[struct{ ID, Key string }](t, r)
+	if r := call(t, "GET", base+"/v1/inbox", np.Key, nil); r.status != 200 {
+		t.Fatalf("new key = %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", base+"/v1/admin/parties", key("sg-motors"), []byte(`{}`)); r.status != 401 {
+		t.Fatalf("admin with a party key = %d", r.status)
+	}
+
+	// SIGTERM drains: a long poll in flight completes, then Run returns.
+	http.DefaultClient.CloseIdleConnections()
+	waitFor(t, func() bool { return g.OpenConnections() == 0 })
+	polled := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/v1/inbox?wait=2", nil)
+		req.Header.Set("Authorization", "Bearer "+key("corridor-ops"))
+		r, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			polled <- -1
+			return
+		}
+		r.Body.Close()
+		polled <- r.StatusCode
+	}()
+	waitFor(t, func() bool { return g.OpenConnections() == 1 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run after shutdown = %v", err)
+	}
+	if st := <-polled; st != 200 {
+		t.Fatalf("long poll in flight during shutdown = %d, want 200", st)
+	}
+}
+
+// waitFor polls a condition of the server's state (not a timer): it
+// fails the test only if the condition never holds within 10s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition never held")
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

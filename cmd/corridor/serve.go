@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	httpapi "github.com/landsea/corridor/adapters/http"
+	"github.com/landsea/corridor/exchange"
+)
+
+// Gateway is a running corridor serve: backends, service and HTTP server.
+type Gateway struct {
+	Storage    storageFlags
+	Listen     string
+	ReceiptKey string // file of the Ed25519 seed; created when missing
+	AdminKey   string
+	Demo       bool
+	DemoDir    string
+	BodyLimit  int
+	RateLimit  int
+	MaxWait    time.Duration
+	LogFormat  string
+	Out        io.Writer // where the start-up banner goes (nil: nowhere)
+	LogTo      io.Writer // where logs go (nil: stderr)
+
+	log      *slog.Logger
+	backends *backends
+	svc      *exchange.Service
+	server   *httpapi.Server
+	ln       net.Listener
+}
+
+func serveCommand() *cobra.Command {
+	g := &Gateway{Out: os.Stdout}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway: the HTTP API of docs/contract.md on --listen.
+
+With no --redis-url and no --s3-endpoint everything is kept under --data
+(the embedded backend): nothing to install. With --redis-url, inboxes and
+indexes live in Redis; with --s3-endpoint, documents, records and parties
+live in S3 or MinIO. The admin API (/v1/admin) takes the key in
+CORRIDOR_ADMIN_KEY. SIGINT or SIGTERM drains requests in flight, then exits.
+
+--demo loads the demo corridor (deploy/demo): its parties with public demo
+keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
+		Example: `  corridor serve --demo
+  CORRIDOR_ADMIN_KEY=... corridor serve --listen :8080 --redis-url redis://127.0.0.1:6379/0 \
+      --s3-endpoint 127.0.0.1:9000 --s3-access-key corridor --s3-secret-key ...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envDefaults(cmd); err != nil {
+				return err
+			}
+			g.AdminKey = os.Getenv("CORRIDOR_ADMIN_KEY")
+			if err := g.Open(cmd.Context()); err != nil {
+				return err
+			}
+			defer g.Close()
+			return g.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	g.Storage.register(fs)
+	fs.StringVar(&g.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	fs.StringVar(&g.ReceiptKey, "receipt-key", "", "file holding the receipt signing key (default <data>/receipt.key, created when missing)")
+	fs.BoolVar(&g.Demo, "demo", false, "load the demo corridor: parties with public demo keys and the demo shipment")
+	fs.StringVar(&g.DemoDir, "demo-dir", "deploy/demo", "folder of the demo corridor")
+	fs.IntVar(&g.BodyLimit, "body-limit", 4<<20, "largest document accepted, in bytes")
+	fs.IntVar(&g.RateLimit, "rate-limit", 1200, "requests per minute per party")
+	fs.DurationVar(&g.MaxWait, "max-wait", 30*time.Second, "longest inbox long poll")
+	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
+	return cmd
+}
+
+// Open opens the backends, loads the demo if asked, and listens.
+func (g *Gateway) Open(ctx context.Context) error {
+	logTo := g.LogTo
+	if logTo == nil {
+		logTo = os.Stderr
+	}
+	var h slog.Handler = slog.NewJSONHandler(logTo, nil)
+	if g.LogFormat == "text" {
+		h = slog.NewTextHandler(logTo, nil)
+	}
+	g.log = slog.New(h)
+	b, err := g.Storage.open(ctx)
+	if err != nil {
+		return err
+	}
+	g.backends = b
+	keyFile := g.ReceiptKey
+	if keyFile == "" {
+		keyFile = filepath.Join(g.Storage.Data, "receipt.key")
+	}
+	signer, err := loadSigner(keyFile)
+	if err != nil {
+		return err
+	}
+	g.svc = exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, g.log)
+	if g.Demo {
+		if err := loadDemo(ctx, g.svc, g.DemoDir); err != nil {
+			return fmt.Errorf("load demo: %w", err)
+		}
+	}
+	g.server = httpapi.New(g.svc, httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit,
+		MaxWait: g.MaxWait, Version: buildVersion(), Logger: g.log})
+	g.ln, err = net.Listen("tcp", g.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return nil
+}
+
+// OpenConnections counts the HTTP connections open now.
+func (g *Gateway) OpenConnections() int32 { return g.server.App().Server().GetOpenConnectionsCount() }
+
+// Addr is where the gateway listens.
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+
+// Run serves until ctx ends, then drains requests in flight.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.log.Info("corridor serving", "addr", g.Addr(), "backends", g.backends.desc, "version", buildVersion(),
+		"admin", g.AdminKey != "", "demo", g.Demo)
+	if g.Out != nil {
+		g.banner()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- g.server.Serve(g.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	g.log.Info("shutting down: draining requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), g.MaxWait+10*time.Second)
+	defer cancel()
+	if err := g.server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}
+
+// Close closes the backends (queues and indexes, then the archive).
+func (g *Gateway) Close() error {
+	if g.backends == nil {
+		return nil
+	}
+	return g.backends.close()
+}
+
+func (g *Gateway) banner() {
+	base := "http://" + g.Addr()
+	fmt.Fprintf(g.Out, "corridor %s listening on %s\n  backends: %s\n  API:      %s/openapi.json\n  metrics:  %s/metrics\n",
+		buildVersion(), base, g.backends.desc, base, base)
+	if g.Demo {
+		fmt.Fprintf(g.Out, "  demo corridor loaded; every demo party's key is cor.demo-<party id>.demo, e.g.\n")
+		fmt.Fprintf(g.Out, "    curl -H 'Authorization: Bearer cor.demo-sg-motors.demo' %s/v1/shipments/CQNL2026000187\n", base)
+		fmt.Fprintf(g.Out, "    curl -H 'Authorization: Bearer cor.demo-cq-customs.demo' '%s/v1/inbox?limit=5'\n", base)
+	}
+}
+
+// loadSigner reads the receipt key's seed (hex) from file, creating it
+// with a new random seed when the file does not exist.
+func loadSigner(file string) (*exchange.Signer, error) {
+	raw, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		seed := make([]byte, 32)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create receipt key: %w", err)
+		}
+		if _, err := f.WriteString(hex.EncodeToString(seed) + "\n"); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Close(); err != nil {
+			return nil, err
+		}
+		return exchange.NewSigner(seed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read receipt key: %w", err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("receipt key %s: not hex: %w", file, err)
+	}
+	return exchange.NewSigner(seed)
+}
+
+// Demo corridor files (docs/contract.md, "The demo corridor").
+type demoStep struct {
+	Sender string `json:"sender"`
+	Type   string `json:"type"`
+	File   string `json:"file"`
+}
+
+// loadDemo creates the demo parties with their public demo keys and
+// replays the scenario; run again, it changes nothing.
+func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
+	var parties []exchange.Party
+	if err := readJSON(filepath.Join(dir, "parties.json"), &parties); err != nil {
+		return err
+	}
+	for _, p := range parties {
+		if _, err := svc.CreateParty(ctx, p); err != nil && exchange.ErrorCode(err) != exchange.CodeConflict {
+			return fmt.Errorf("party %s: %w", p.ID, err)
+		}
+		_, k, err := exchange.DemoKey(p.ID, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := svc.Parties.PutKey(ctx, k); err != nil {
+			return err
+		}
+	}
+	var steps []demoStep
+	if err := readJSON(filepath.Join(dir, "scenario.json"), &steps); err != nil {
+		return err
+	}
+	for i, st := range steps {
+		body, err := os.ReadFile(filepath.Join(dir, st.File))
+		if err != nil {
+			return err
+		}
+		sender, err := svc.Parties.Party(ctx, st.Sender)
+		if err != nil {
+			return fmt.Errorf("step %d: sender %s: %w", i+1, st.Sender, err)
+		}
+		if _, _, err := svc.Submit(ctx, sender, exchange.Submission{Type: st.Type, Body: body}); err != nil {
+			return fmt.Errorf("step %d (%s): %w", i+1, st.File, err)
+		}
+	}
+	return nil
+}
+
+func readJSON(file string, v any) error {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
