@@ -144,10 +144,12 @@ func totalRules(doc map[string]any, r *reporter, items string, totals map[string
 		if !ok {
 			continue
 		}
-		sum, complete := 0.0, true
-		for _, it := range arr(doc[items]) {
+		sum, complete := 0.0, !r.schema["/"+items]
+		for i, it := range arr(doc[items]) {
 			v, ok := num(obj(it)[field])
-			if !ok {
+			// A value the schema refused already says what is wrong; a
+			// total built on it would only repeat it.
+			if !ok || r.schema["/"+items+"/"+idx(i)+"/"+field] {
 				complete = false
 				break
 			}

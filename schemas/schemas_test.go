@@ -1,0 +1,367 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/xeipuuv/gojsonschema"
+
+	"github.com/landsea/corridor/schemas"
+)
+
+func example(tb testing.TB, typ string, version int) []byte {
+	tb.Helper()
+	b, err := schemas.Example(typ, version)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func TestExamplesAreValid(t *testing.T) {
+	types := schemas.Types()
+	if len(types) != 7 {
+		t.Fatalf("served types = %d, want 7", len(types))
+	}
+	for _, ti := range types {
+		for _, v := range ti.Versions {
+			doc, err := schemas.Validate(ti.Type, v, example(t, ti.Type, v))
+			if err != nil {
+				t.Errorf("%s v%d example: %v", ti.Type, v, err)
+				continue
+			}
+			if doc.Type != ti.Type || doc.Version != v {
+				t.Errorf("validated as %s v%d", doc.Type, doc.Version)
+			}
+			if got, err := schemas.Detect(example(t, ti.Type, v)); err != nil || got != ti.Type {
+				t.Errorf("Detect(%s example) = %q, %v", ti.Type, got, err)
+			}
+		}
+	}
+}
+
+func TestNewestVersionAndOlderStillAccepted(t *testing.T) {
+	if v, err := schemas.Newest("tracking-event"); err != nil || v != 2 {
+		t.Fatalf("newest tracking-event = %d, %v; want 2", v, err)
+	}
+	v1 := example(t, "tracking-event", 1)
+	for _, v := range []int{0, 1, 2} {
+		if _, err := schemas.Validate("tracking-event", v, v1); err != nil {
+			t.Errorf("v1 document at version %d: %v", v, err)
+		}
+	}
+	if _, err := schemas.Validate("tracking-event", 3, v1); !errors.Is(err, schemas.ErrUnknownVersion) {
+		t.Errorf("version 3 = %v, want ErrUnknownVersion", err)
+	}
+	if _, err := schemas.Validate("bill-of-anything", 0, v1); !errors.Is(err, schemas.ErrUnknownType) {
+		t.Errorf("unknown type = %v, want ErrUnknownType", err)
+	}
+}
+
+type invalidCase struct {
+	Name    string            `json:"name"`
+	Version int               `json:"version"`
+	Patch   []json.RawMessage `json:"patch"`
+	Want    []string          `json:"want"`
+}
+
+// TestInvalidDocuments runs schemas/testdata/invalid/<type>.json: each case
+// patches the type's example (RFC 6902 add, replace, remove) and lists
+// exactly the pointers the problems must carry.
+func TestInvalidDocuments(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid/*.json")
+	if len(files) != 7 {
+		t.Fatalf("case files = %d, want one per type", len(files))
+	}
+	for _, f := range files {
+		typ := strings.TrimSuffix(filepath.Base(f), ".json")
+		var cases []invalidCase
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &cases); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(cases) < 10 {
+			t.Errorf("%s: %d cases, want at least 10", typ, len(cases))
+		}
+		for _, c := range cases {
+			t.Run(typ+"/"+c.Name, func(t *testing.T) {
+				v := max(c.Version, 1) // cases patch the v1 example unless they say
+				body := patch(t, example(t, typ, v), c.Patch)
+				_, err := schemas.Validate(typ, v, body)
+				var inv *schemas.InvalidError
+				if !errors.As(err, &inv) {
+					t.Fatalf("Validate = %v, want an InvalidError", err)
+				}
+				var got []string
+				for _, p := range inv.Problems {
+					got = append(got, p.Pointer)
+					if p.Detail == "" {
+						t.Errorf("problem at %s has no detail", p.Pointer)
+					}
+				}
+				want := slices.Clone(c.Want)
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(slices.Compact(got), want) {
+					t.Errorf("pointers = %v, want %v\nproblems: %+v", got, want, inv.Problems)
+				}
+			})
+		}
+	}
+}
+
+func TestProblemDetailsReadWell(t *testing.T) {
+	body := patch(t, example(t, "one-bill", 1), []json.RawMessage{
+		json.RawMessage(`{"op":"replace","path":"/containers/0/containerNumber","value":"CSQU3054384"}`),
+		json.RawMessage(`{"op":"replace","path":"/legs/1/from/UNLocationCode","value":"CNBHY"}`),
+	})
+	_, err := schemas.Validate("one-bill", 1, body)
+	var inv *schemas.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/containers/0/containerNumber": "check digit should be 3, not 4",
+		"/legs/1/from/UNLocationCode":   "leg 2 should start where leg 1 ended, CNQZH (Qinzhou), not CNBHY (Beihai)",
+	}
+	for _, p := range inv.Problems {
+		if w, ok := want[p.Pointer]; ok && !strings.EqualFold(p.Detail, w) {
+			t.Errorf("%s: %q, want %q", p.Pointer, p.Detail, w)
+		}
+		delete(want, p.Pointer)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing problems at %v", want)
+	}
+}
+
+func TestPrescanRefusesHostileJSON(t *testing.T) {
+	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
+	cases := map[string]string{
+		"empty":             "",
+		"trailing data":     `{"a":1} {"b":2}`,
+		"trailing garbage":  `{"a":1}x`,
+		"duplicate key":     `{"a":1,"a":2}`,
+		"nested duplicate":  `{"x":{"a":1,"b":2,"a":3}}`,
+		"invalid UTF-8":     "{\"a\":\"\xff\xfe\"}",
+		"huge exponent":     `{"totalGrossWeight":1e2000000}`,
+		"long number":       `{"n":` + strings.Repeat("9", 100) + `}`,
+		"too deep":          `{"a":` + deep + `}`,
+		"not JSON":          `<xml/>`,
+		"unterminated":      `{"a":`,
+		"number overflow":   `{"n":1e309}`,
+		"negative overflow": `{"n":-1e400}`,
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := schemas.Validate("one-bill", 0, []byte(body))
+			var mal *schemas.MalformedError
+			if !errors.As(err, &mal) {
+				t.Fatalf("Validate = %v, want a MalformedError", err)
+			}
+		})
+	}
+	// A document that is not an object is malformed too.
+	if _, err := schemas.Validate("one-bill", 0, []byte(`[1,2]`)); err == nil {
+		t.Fatal("an array was accepted")
+	}
+}
+
+func TestDuplicateKeyPointer(t *testing.T) {
+	err := schemas.Prescan([]byte(`{"legs":[{"from":1,"from":2}]}`))
+	var mal *schemas.MalformedError
+	if !errors.As(err, &mal) || mal.Pointer != "/legs/0/from" {
+		t.Fatalf("Prescan = %v, want a MalformedError at /legs/0/from", err)
+	}
+}
+
+func TestContainerNumbers(t *testing.T) {
+	for _, ok := range []string{"CSQU3054383", "OOLU8123457", "PCIU7654322", "CBHU9022110", "TGHU1122335"} {
+		if err := schemas.CheckContainerNumber(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for bad, want := range map[string]string{
+		"CSQU3054384": "check digit should be 3, not 4",
+		"CSQX3054383": "a container number is",
+		"csqu3054383": "a container number is",
+		"CSQU305438":  "a container number is",
+	} {
+		if err := schemas.CheckContainerNumber(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", bad, err, want)
+		}
+	}
+}
+
+func TestCodeLists(t *testing.T) {
+	for _, c := range []string{"CN", "SG", "MY", "VN", "TH", "ID", "LA"} {
+		if schemas.CheckCountry(c) != nil || schemas.CountryName(c) == "" {
+			t.Errorf("country %s refused", c)
+		}
+	}
+	for _, c := range []string{"CNY", "SGD", "USD", "MYR", "VND", "THB", "IDR", "EUR"} {
+		if schemas.CheckCurrency(c) != nil {
+			t.Errorf("currency %s refused", c)
+		}
+	}
+	for _, c := range []string{"XX", "UK", "cn"} {
+		if schemas.CheckCountry(c) == nil {
+			t.Errorf("country %s accepted", c)
+		}
+	}
+	for _, c := range []string{"RMB", "XYZ", "usd"} {
+		if schemas.CheckCurrency(c) == nil {
+			t.Errorf("currency %s accepted", c)
+		}
+	}
+	for code := range schemas.Places {
+		if err := schemas.CheckUNLocode(code); err != nil {
+			t.Errorf("corridor place %s: %v", code, err)
+		}
+	}
+	if schemas.CUSRESCode("RELEASED") != "4" || schemas.CUSRESCode("ACCEPTED") != "1" {
+		t.Error("CUSRES mapping")
+	}
+}
+
+// patch applies RFC 6902 add, replace and remove operations.
+func patch(t testing.TB, doc []byte, ops []json.RawMessage) []byte {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range ops {
+		var op struct {
+			Op    string `json:"op"`
+			Path  string `json:"path"`
+			Value any    `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatal(err)
+		}
+		tokens := strings.Split(op.Path, "/")[1:]
+		v = apply(t, v, tokens, op.Op, op.Value)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func apply(t testing.TB, node any, tokens []string, op string, value any) any {
+	t.Helper()
+	tok := strings.NewReplacer("~1", "/", "~0", "~").Replace(tokens[0])
+	last := len(tokens) == 1
+	switch n := node.(type) {
+	case map[string]any:
+		if last {
+			if _, ok := n[tok]; !ok && op != "add" {
+				t.Fatalf("patch %s: no member %q", op, tok)
+			}
+			if op == "remove" {
+				delete(n, tok)
+			} else {
+				n[tok] = value
+			}
+			return n
+		}
+		n[tok] = apply(t, n[tok], tokens[1:], op, value)
+		return n
+	case []any:
+		if tok == "-" && last && op == "add" {
+			return append(n, value)
+		}
+		i, err := strconv.Atoi(tok)
+		if err != nil || i < 0 || i >= len(n) {
+			t.Fatalf("patch: bad index %q", tok)
+		}
+		if last {
+			switch op {
+			case "remove":
+				return slices.Delete(n, i, i+1)
+			case "add":
+				return slices.Insert(n, i, value)
+			}
+			n[i] = value
+			return n
+		}
+		n[i] = apply(t, n[i], tokens[1:], op, value)
+		return n
+	}
+	t.Fatalf("patch: cannot walk into %T", node)
+	return nil
+}
+
+// FuzzValidate: no input may panic the validator, and whatever it accepts
+// is one well-formed JSON object.
+func FuzzValidate(f *testing.F) {
+	for _, ti := range schemas.Types() {
+		f.Add(ti.Type, example(f, ti.Type, ti.Newest))
+	}
+	f.Add("one-bill", []byte(`{"totalGrossWeight":1e2000000}`))
+	f.Add("tracking-event", []byte(`{"a":1,"a":2}`))
+	f.Add("customs-response", []byte("{\"declarationReference\":\"\xff\"}"))
+	types := schemas.Types()
+	f.Fuzz(func(t *testing.T, typ string, body []byte) {
+		if !slices.ContainsFunc(types, func(ti schemas.TypeInfo) bool { return ti.Type == typ }) {
+			typ = types[len(body)%len(types)].Type
+		}
+		doc, err := schemas.Validate(typ, 0, body)
+		if err == nil {
+			if doc == nil || doc.Fields == nil || !json.Valid(body) {
+				t.Fatalf("accepted %q without a decoded object", body)
+			}
+			return
+		}
+		var mal *schemas.MalformedError
+		var inv *schemas.InvalidError
+		if !errors.As(err, &mal) && !errors.As(err, &inv) {
+			t.Fatalf("unexpected error kind %T: %v", err, err)
+		}
+		if inv != nil && len(inv.Problems) == 0 {
+			t.Fatal("invalid with no problems")
+		}
+	})
+}
+
+// BenchmarkValidate measures the whole check per type (pre-scan, schema,
+// domain rules) beside the bare gojsonschema validation of the same
+// document, so the cost of our checks shows.
+func BenchmarkValidate(b *testing.B) {
+	for _, ti := range schemas.Types() {
+		body := example(b, ti.Type, ti.Newest)
+		raw, _ := schemas.Schema(ti.Type, ti.Newest)
+		bare, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(ti.Type+"/corridor", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := schemas.Validate(ti.Type, 0, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(ti.Type+"/gojsonschema", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				res, err := bare.Validate(gojsonschema.NewBytesLoader(body))
+				if err != nil || !res.Valid() {
+					b.Fatal(err, res.Errors())
+				}
+			}
+		})
+	}
+}
