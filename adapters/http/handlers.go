@@ -29,42 +29,46 @@ func (s *Server) ctx(c *fiber.Ctx, extra time.Duration) (context.Context, contex
 
 // readDocument returns a copy of the raw body after checking its media
 // type and encoding: a compressed body is refused, so no Content-Encoding
-// can get around the body limit.
-func (s *Server) readDocument(c *fiber.Ctx) ([]byte, error) {
+// can get around the body limit. When ok is false the problem is written.
+func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Content-Encoding",
+		_ = s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Content-Encoding",
 			"send the document uncompressed (Content-Encoding "+enc+" is not accepted)", nil)
+		return nil, false
 	}
 	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		_ = s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"send the document as Content-Type: application/json", nil)
+		return nil, false
 	}
 	// Request().Body() is the raw body (c.Body() would decompress it), and
 	// it is copied: fasthttp reuses the buffer after the handler returns.
-	return bytes.Clone(c.Request().Body()), nil
+	return append([]byte{}, c.Request().Body()...), true
 }
 
-func (s *Server) version(c *fiber.Ctx) (int, error) {
+// version reads ?version=N; when ok is false the problem is written.
+func (s *Server) version(c *fiber.Ctx) (n int, ok bool) {
 	v := c.Query("version")
 	if v == "" {
-		return 0, nil
+		return 0, true
 	}
 	n, err := strconv.Atoi(strings.TrimPrefix(v, "v"))
 	if err != nil || n < 1 {
-		return 0, s.problem(c, fiber.StatusBadRequest, "malformed", "Bad version", "version is a positive integer, e.g. ?version=1", nil)
+		_ = s.problem(c, fiber.StatusBadRequest, "malformed", "Bad version", "version is a positive integer, e.g. ?version=1", nil)
+		return 0, false
 	}
-	return n, nil
+	return n, true
 }
 
 func (s *Server) submit(c *fiber.Ctx) error {
-	body, err := s.readDocument(c)
-	if body == nil {
-		return err
+	body, ok := s.readDocument(c)
+	if !ok {
+		return nil
 	}
-	version, err := s.version(c)
-	if err != nil {
-		return err
+	version, ok := s.version(c)
+	if !ok {
+		return nil
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
@@ -85,13 +89,13 @@ func (s *Server) submit(c *fiber.Ctx) error {
 }
 
 func (s *Server) validate(c *fiber.Ctx) error {
-	body, err := s.readDocument(c)
-	if body == nil {
-		return err
+	body, ok := s.readDocument(c)
+	if !ok {
+		return nil
 	}
-	version, err := s.version(c)
-	if err != nil {
-		return err
+	version, ok := s.version(c)
+	if !ok {
+		return nil
 	}
 	doc, err := s.svc.Validate(utils.CopyString(c.Params("type")), version, body)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -212,14 +213,17 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
-	route := c.Route().Path
+	// Label values outlive the request: copy them out of fasthttp's
+	// reused buffers (a bare c.Method() turned into "GETT" here).
+	method := utils.CopyString(c.Method())
+	route := utils.CopyString(c.Route().Path)
 	if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
-	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-	s.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
-	attrs := []any{"method", c.Method(), "path", c.Path(), "status", status, "ms", elapsed.Milliseconds(), "ip", c.IP()}
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+	attrs := []any{"method", method, "path", utils.CopyString(c.Path()), "status", status, "ms", elapsed.Milliseconds(), "ip", c.IP()}
 	if p := caller(c); p.ID != "" {
 		attrs = append(attrs, "party", p.ID)
 	}

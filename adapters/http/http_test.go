@@ -1,0 +1,442 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	httpapi "github.com/landsea/corridor/adapters/http"
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/schemas"
+	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/redis"
+)
+
+type env struct {
+	srv   *httpapi.Server
+	svc   *exchange.Service
+	store *local.Store
+	keys  map[string]string
+}
+
+var testParties = []exchange.Party{
+	{ID: "cq-mto", Name: "MTO", Roles: []exchange.Role{exchange.RoleMTO}, Country: "CN"},
+	{ID: "cq-rail", Name: "Rail", Roles: []exchange.Role{exchange.RoleCarrier}, Country: "CN"},
+	{ID: "cq-autoparts", Name: "Shipper", Roles: []exchange.Role{exchange.RoleShipper, exchange.RoleDeclarant}, Country: "CN"},
+	{ID: "cq-customs", Name: "Customs", Roles: []exchange.Role{exchange.RoleCustoms}, Country: "CN"},
+	{ID: "sg-motors", Name: "Consignee", Roles: []exchange.Role{exchange.RoleConsignee}, Country: "SG"},
+	{ID: "outsider", Name: "Outsider", Roles: []exchange.Role{exchange.RoleOperator}, Country: "SG"},
+}
+
+// newEnv builds a server over the embedded store; queue, when given,
+// replaces the store's queue.
+func newEnv(t *testing.T, cfg httpapi.Config, store *local.Store, queue exchange.Queue) *env {
+	t.Helper()
+	if store == nil {
+		store = local.New(t.TempDir())
+		if err := store.Open(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+	}
+	if queue == nil {
+		queue = store
+	}
+	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{7}, 32))
+	svc := exchange.NewService(store, queue, store, store, signer, nil)
+	e := &env{srv: httpapi.New(svc, cfg), svc: svc, store: store, keys: map[string]string{}}
+	for _, p := range testParties {
+		if _, err := svc.CreateParty(context.Background(), p); err != nil && exchange.ErrorCode(err) != exchange.CodeConflict {
+			t.Fatal(err)
+		}
+		key, _, err := svc.IssueKey(context.Background(), p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.keys[p.ID] = key
+	}
+	return e
+}
+
+type result struct {
+	status  int
+	header  http.Header
+	body    []byte
+	problem httpapi.Problem
+}
+
+func (e *env) do(t *testing.T, method, path, party string, body []byte, hdr ...string) result {
+	t.Helper()
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	if party != "" {
+		req.Header.Set("Authorization", "Bearer "+e.keys[party])
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.srv.App().Test(req, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header, body: data}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		if err := json.Unmarshal(data, &r.problem); err != nil {
+			t.Fatalf("problem body %s: %v", data, err)
+		}
+		if r.problem.Status != resp.StatusCode || r.problem.Type == "" || r.problem.Title == "" {
+			t.Fatalf("incomplete problem: %s", data)
+		}
+	}
+	return r
+}
+
+func example(t *testing.T, typ string) []byte {
+	b, err := schemas.Example(typ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pointers(p httpapi.Problem) []string {
+	var out []string
+	for _, e := range p.Errors {
+		out = append(out, e.Pointer)
+	}
+	return out
+}
+
+func TestSubmit201(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	if r.status != 201 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	var rc exchange.Receipt
+	if err := json.Unmarshal(r.body, &rc); err != nil {
+		t.Fatal(err)
+	}
+	if r.header.Get("Location") != "/v1/documents/"+rc.ID || rc.SchemaVersion != 1 {
+		t.Fatalf("location %q, receipt %+v", r.header.Get("Location"), rc)
+	}
+	if err := exchange.VerifyReceipt(e.svc.Signer.PublicKey(), rc); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"cq-autoparts", "cq-rail", "sg-motors"}; !slices.Equal(rc.Recipients, want) {
+		t.Fatalf("recipients = %v, want the named gateway parties %v", rc.Recipients, want)
+	}
+}
+
+func TestSubmit400(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	for name, body := range map[string]string{
+		"not JSON": "hello", "trailing data": `{"a":1}{"b":2}`, "duplicate key": `{"issuer":"cq-mto","issuer":"x"}`,
+		"huge exponent": `{"totalGrossWeight":1e2000000}`,
+	} {
+		r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", []byte(body))
+		if r.status != 400 {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := e.do(t, "POST", "/v1/documents/one-bill?version=x", "cq-mto", example(t, "one-bill")); r.status != 400 {
+		t.Errorf("bad version: %d", r.status)
+	}
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"), "Idempotency-Key", strings.Repeat("k", 300)); r.status != 400 {
+		t.Errorf("oversized Idempotency-Key: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/v1/inbox?limit=0", "cq-mto", nil); r.status != 400 {
+		t.Errorf("limit=0: %d", r.status)
+	}
+	if r := e.do(t, "POST", "/v1/inbox/ack", "cq-mto", []byte(`{"ids":[]}`)); r.status != 400 {
+		t.Errorf("empty ack: %d", r.status)
+	}
+	if r := e.do(t, "POST", "/v1/inbox/ack", "cq-mto", []byte(`{"ids":["../etc"]}`)); r.status != 400 || !slices.Equal(pointers(r.problem), []string{"/ids/0"}) {
+		t.Errorf("ack of a malformed id: %d %s", r.status, r.body)
+	}
+}
+
+func TestSubmit401(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	r := e.do(t, "POST", "/v1/documents/one-bill", "", example(t, "one-bill"))
+	if r.status != 401 || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no key: %d", r.status)
+	}
+	e.keys["forger"] = strings.Replace(e.keys["cq-mto"], ".", ".x", 2)
+	if r := e.do(t, "GET", "/v1/inbox", "forger", nil); r.status != 401 {
+		t.Fatalf("wrong key: %d", r.status)
+	}
+	// A revoked key stops working.
+	id, _, _ := exchange.ParseKey(e.keys["sg-motors"])
+	if err := e.svc.RevokeKey(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, "GET", "/v1/inbox", "sg-motors", nil); r.status != 401 {
+		t.Fatalf("revoked key: %d", r.status)
+	}
+}
+
+func TestSubmit403(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-customs", example(t, "one-bill")); r.status != 403 {
+		t.Fatalf("customs issuing a one bill: %d", r.status)
+	}
+	// A carrier may issue one bills, but not in another's name.
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-rail", example(t, "one-bill")); r.status != 403 || !slices.Equal(pointers(r.problem), []string{"/issuer"}) {
+		t.Fatalf("issuer mismatch: %d %s", r.status, r.body)
+	}
+}
+
+func TestSubmit404(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/bill-of-anything", "cq-mto", example(t, "one-bill")); r.status != 404 {
+		t.Fatalf("unknown type: %d", r.status)
+	}
+	if r := e.do(t, "POST", "/v1/documents/one-bill?version=9", "cq-mto", example(t, "one-bill")); r.status != 404 {
+		t.Fatalf("unknown version: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/v1/documents/aaaaaaaaaaaaaaaaaaaaaaaaaa", "cq-mto", nil); r.status != 404 {
+		t.Fatalf("unknown document: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/v1/nothing", "cq-mto", nil); r.status != 404 {
+		t.Fatalf("unknown route: %d", r.status)
+	}
+}
+
+func TestSubmit409(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	// A rail note naming a one bill the gateway does not hold.
+	r := e.do(t, "POST", "/v1/documents/rail-consignment-note", "cq-rail", example(t, "rail-consignment-note"))
+	if r.status != 409 || !slices.Equal(pointers(r.problem), []string{"/oneBillReference"}) {
+		t.Fatalf("unknown one bill: %d %s", r.status, r.body)
+	}
+	// A customs response to an unknown declaration: 409, nothing stored or sent.
+	r = e.do(t, "POST", "/v1/documents/customs-response", "cq-customs", example(t, "customs-response"))
+	if r.status != 409 || !slices.Equal(pointers(r.problem), []string{"/declarationReference"}) {
+		t.Fatalf("unknown declaration: %d %s", r.status, r.body)
+	}
+	walked := 0
+	_ = e.store.Walk(context.Background(), func(exchange.Record) error { walked++; return nil })
+	if walked != 0 {
+		t.Fatalf("archive holds %d documents after refusals; want 0", walked)
+	}
+	if msgs, _ := e.store.Pull(context.Background(), "cq-autoparts", 10, 0); len(msgs) != 0 {
+		t.Fatalf("declarant got %d messages", len(msgs))
+	}
+	// Once the declaration is there, the response goes through, but not from another authority.
+	if r := e.do(t, "POST", "/v1/documents/customs-declaration", "cq-autoparts", example(t, "customs-declaration")); r.status != 201 {
+		t.Fatalf("declaration: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/documents/customs-response", "cq-customs", example(t, "customs-response")); r.status != 201 {
+		t.Fatalf("response: %d %s", r.status, r.body)
+	}
+	// The same bill number twice with other bytes is a conflict.
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill")); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	other := bytes.Replace(example(t, "one-bill"), []byte(`"PRE"`), []byte(`"COL"`), 1)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", other); r.status != 409 || !slices.Equal(pointers(r.problem), []string{"/transportDocumentReference"}) {
+		t.Fatalf("duplicate bill number: %d %s", r.status, r.body)
+	}
+}
+
+// Over a real socket: fasthttp refuses the body while reading it.
+func TestSubmit413(t *testing.T) {
+	e := newEnv(t, httpapi.Config{BodyLimit: 16 << 10}, nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln)
+	defer e.srv.Shutdown(context.Background())
+	big := []byte(`{"x":"` + strings.Repeat("a", 20<<10) + `"}`)
+	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/documents/one-bill", bytes.NewReader(big))
+	req.Header.Set("Authorization", "Bearer "+e.keys["cq-mto"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p httpapi.Problem
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != 413 || p.Status != 413 {
+		t.Fatalf("oversized body: %d %+v %v", resp.StatusCode, p, err)
+	}
+}
+
+func TestSubmit415(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"), "Content-Type", "text/plain"); r.status != 415 {
+		t.Fatalf("text/plain: %d", r.status)
+	}
+	// A compressed body could expand past the body limit: refused, never inflated.
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", []byte{0x1f, 0x8b, 8, 0}, "Content-Encoding", "gzip"); r.status != 415 {
+		t.Fatalf("gzip: %d %s", r.status, r.body)
+	}
+}
+
+func TestSubmit422(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	bad := bytes.ReplaceAll(example(t, "one-bill"), []byte("CSQU3054383"), []byte("CSQU3054384"))
+	bad = bytes.Replace(bad, []byte(`"HSCode": "870899"`), []byte(`"HSCode": "87089"`), 1)
+	for _, path := range []string{"/v1/documents/one-bill", "/v1/validate/one-bill"} {
+		r := e.do(t, "POST", path, "cq-mto", bad)
+		want := []string{"/containers/0/containerNumber", "/goods/0/HSCode", "/goods/0/containerNumber"}
+		if r.status != 422 || !slices.Equal(pointers(r.problem), want) {
+			t.Fatalf("%s: %d, pointers %v; want 422 and %v", path, r.status, pointers(r.problem), want)
+		}
+	}
+	if r := e.do(t, "POST", "/v1/validate/one-bill", "cq-mto", example(t, "one-bill")); r.status != 200 || !strings.Contains(string(r.body), `"valid":true`) {
+		t.Fatalf("validate a good document: %d %s", r.status, r.body)
+	}
+}
+
+func TestRateLimit429(t *testing.T) {
+	e := newEnv(t, httpapi.Config{RateLimit: 3, RateWindow: time.Hour}, nil, nil)
+	for i := range 3 {
+		if r := e.do(t, "GET", "/v1/schemas", "cq-mto", nil); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	r := e.do(t, "GET", "/v1/schemas", "cq-mto", nil)
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("4th request: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	if r := e.do(t, "GET", "/v1/schemas", "cq-rail", nil); r.status != 200 {
+		t.Fatalf("another party is limited separately: %d", r.status)
+	}
+}
+
+// With Redis down the submit is 503 and nobody is told; the retry, once
+// Redis is back, delivers it exactly once with the same receipt.
+func TestBackendDown503(t *testing.T) {
+	down := redis.New("redis://127.0.0.1:1/0")
+	_ = down.Open(context.Background()) // fails: nothing listens there
+	defer down.Close()
+	e := newEnv(t, httpapi.Config{}, nil, down)
+	r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("submit with Redis down: %d %s", r.status, r.body)
+	}
+	up := newEnv(t, httpapi.Config{}, e.store, nil)
+	r2 := up.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	if r2.status != 200 && r2.status != 201 {
+		t.Fatalf("retry: %d %s", r2.status, r2.body)
+	}
+	msgs, err := e.store.Pull(context.Background(), "sg-motors", 10, 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("consignee inbox after retry: %d messages, %v; want 1", len(msgs), err)
+	}
+}
+
+func TestReadyz503(t *testing.T) {
+	down := redis.New("redis://127.0.0.1:1/0")
+	_ = down.Open(context.Background())
+	defer down.Close()
+	e := newEnv(t, httpapi.Config{}, nil, down)
+	if r := e.do(t, "GET", "/readyz", "", nil); r.status != 503 {
+		t.Fatalf("readyz with Redis down: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/healthz", "", nil); r.status != 200 {
+		t.Fatalf("healthz: %d", r.status)
+	}
+}
+
+func TestSchemasEndpoints(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	r := e.do(t, "GET", "/v1/schemas", "outsider", nil)
+	var list struct{ Types []schemas.TypeInfo }
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Types) != 7 {
+		t.Fatalf("schemas: %s", r.body)
+	}
+	for _, ti := range list.Types {
+		for _, v := range ti.Versions {
+			r := e.do(t, "GET", "/v1/schemas/"+ti.Type+"/"+strconv.Itoa(v), "outsider", nil)
+			want, _ := schemas.Schema(ti.Type, v)
+			if r.status != 200 || !bytes.Equal(r.body, want) {
+				t.Fatalf("%s v%d: %d", ti.Type, v, r.status)
+			}
+		}
+	}
+	if r := e.do(t, "GET", "/v1/schemas/one-bill/7", "outsider", nil); r.status != 404 {
+		t.Fatalf("unknown version: %d", r.status)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	r := e.do(t, "GET", "/metrics", "", nil)
+	for _, want := range []string{`corridor_http_requests_total{method="POST",route="/v1/documents/:type",status="201"} 1`,
+		`corridor_documents_submitted_total{outcome="created",type="one-bill"} 1`} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("metrics lack %s\n%s", want, grepLines(string(r.body), "corridor_"))
+		}
+	}
+}
+
+// The OpenAPI document lists exactly the routes the app serves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	raw, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			documented[strings.ToUpper(m)+" "+p] = true
+		}
+	}
+	param := regexp.MustCompile(`:([a-z]+)`)
+	served := map[string]bool{}
+	for _, r := range e.srv.App().GetRoutes(true) {
+		if r.Method == "HEAD" || r.Method == "USE" || len(r.Handlers) == 0 {
+			continue
+		}
+		served[r.Method+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	for k := range served {
+		if !documented[k] {
+			t.Errorf("served but not in openapi.json: %s", k)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("in openapi.json but not served: %s", k)
+		}
+	}
+	if r := e.do(t, "GET", "/openapi.json", "", nil); r.status != 200 || !bytes.Equal(r.body, raw) {
+		t.Fatalf("/openapi.json: %d", r.status)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
