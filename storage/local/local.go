@@ -20,6 +20,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/landsea/corridor/exchange"
 )
@@ -68,7 +69,10 @@ func (s *Store) Open() error {
 	if err := os.MkdirAll(filepath.Join(s.Dir, "archive"), 0o750); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(s.Dir, "corridor.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(filepath.Join(s.Dir, "corridor.db"), 0o600, &bolt.Options{Timeout: 3 * time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("open database: %s is in use by another process (a running gateway?); stop it, or use the admin API of the running gateway", s.Dir)
+	}
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func exitCode(err error) int {
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestValidateCommand(t *testing.T) {
+	good := "../../schemas/one-bill/v1.example.json"
+	raw, _ := os.ReadFile(good)
+	bad := writeFile(t, "bad.json", strings.Replace(strings.Replace(string(raw), "CSQU3054383", "CSQU3054384", -1), `"issueDate": "2026-11-05"`, `"issueDate": "2026-11-07"`, 1))
+	notJSON := writeFile(t, "broken.json", `{"documentType":"one-bill",`)
+	untyped := writeFile(t, "untyped.json", `{"hello":"world"}`)
+
+	cases := []struct {
+		name  string
+		typ   string
+		files []string
+		code  int
+		out   []string
+	}{
+		{"valid, type told from the document", "", []string{good}, 0, []string{good + ": valid one-bill v1"}},
+		{"invalid: every problem as FILE: POINTER: DETAIL", "", []string{good, bad}, 1, []string{
+			bad + ": /containers/0/containerNumber: Check digit should be 3, not 4",
+			bad + ": /goods/0/containerNumber: Check digit should be 3, not 4",
+			bad + ": /issueDate: the bill must be issued before the first leg departs",
+		}},
+		{"malformed JSON is invalid", "one-bill", []string{notJSON}, 1, []string{notJSON + ": : the JSON document ends too early"}},
+		{"type cannot be told: usage error", "", []string{untyped}, 2, nil},
+		{"missing file: usage error", "", []string{"/nonexistent.json"}, 2, nil},
+		{"unknown --type: usage error", "bill-of-anything", []string{good}, 2, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errw bytes.Buffer
+			code := exitCode(runValidate(&out, &errw, c.typ, false, c.files))
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out.String(), errw.String())
+			}
+			for _, want := range c.out {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+
+	var out bytes.Buffer
+	if code := exitCode(runValidate(&out, &out, "", true, []string{good, bad})); code != 1 {
+		t.Fatalf("--json exit %d", code)
+	}
+	var results []fileResult
+	if err := json.Unmarshal(out.Bytes(), &results); err != nil {
+		t.Fatalf("--json output %s: %v", out.String(), err)
+	}
+	if len(results) != 2 || !results[0].Valid || results[1].Valid || len(results[1].Problems) != 3 {
+		t.Fatalf("--json results = %+v", results)
+	}
+}
