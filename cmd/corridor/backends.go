@@ -23,6 +23,7 @@ import (
 type storageFlags struct {
 	Data              string
 	RedisURL          string
+	RedisPrefix       string
 	S3Endpoint        string
 	S3Bucket          string
 	S3AccessKey       string
@@ -34,6 +35,7 @@ type storageFlags struct {
 func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Data, "data", "data", "folder of the embedded backend (and of the receipt key)")
 	fs.StringVar(&f.RedisURL, "redis-url", "", "Redis for queues and indexes, e.g. redis://127.0.0.1:6379/0 (empty: embedded)")
+	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -83,6 +85,9 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 	if f.RedisURL != "" {
 		r := redis.New(f.RedisURL)
 		r.VisibilityTimeout = f.VisibilityTimeout
+		if f.RedisPrefix != "" {
+			r.Prefix = f.RedisPrefix
+		}
 		if err := r.Open(ctx); err != nil {
 			return nil, fmt.Errorf("open redis: %w", err)
 		}

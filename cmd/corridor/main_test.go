@@ -112,7 +112,7 @@ func TestEndToEnd(t *testing.T) {
 		redisURL := testenv.RedisURL(t)
 		// A bucket of its own: the demo's document ids are the same in every run.
 		bucket := "e2e-" + testenv.Prefix()
-		endToEnd(t, storageFlags{Data: t.TempDir(), RedisURL: redisURL, S3Endpoint: s3.Endpoint, S3Bucket: bucket,
+		endToEnd(t, storageFlags{Data: t.TempDir(), RedisURL: redisURL, RedisPrefix: testenv.Prefix(), S3Endpoint: s3.Endpoint, S3Bucket: bucket,
 			S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey})
 	})
 }

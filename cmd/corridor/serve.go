@@ -99,6 +99,9 @@ func (g *Gateway) Open(ctx context.Context) error {
 		h = slog.NewTextHandler(logTo, nil)
 	}
 	g.log = slog.New(h)
+	if g.AdminKey != "" && len(g.AdminKey) < 16 {
+		return errors.New("CORRIDOR_ADMIN_KEY must be at least 16 characters (e.g. openssl rand -hex 32)")
+	}
 	b, err := g.Storage.open(ctx)
 	if err != nil {
 		return err
