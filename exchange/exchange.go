@@ -43,26 +43,6 @@ func (p Party) Has(roles ...Role) bool {
 	return slices.ContainsFunc(roles, func(r Role) bool { return slices.Contains(p.Roles, r) })
 }
 
-// Record is what the gateway knows of a submitted document besides its
-// bytes: the receipt's fields, the routing outcome and the facts the
-// shipment view shows. It is archived beside the bytes, so indexes and
-// queues can be rebuilt from the archive.
-type Record struct {
-	ID             string            `json:"id"`
-	Type           string            `json:"type"`
-	SchemaVersion  int               `json:"schemaVersion"`
-	Sender         string            `json:"sender"`
-	SHA256         string            `json:"sha256"`
-	ReceivedAt     time.Time         `json:"receivedAt"`
-	Recipients     []string          `json:"recipients"`
-	Signature      string            `json:"signature"`
-	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
-	Size           int64             `json:"size"`
-	Refs           []string          `json:"refs,omitempty"` // shipment refs: bill and container numbers
-	Keys           []string          `json:"keys,omitempty"` // natural keys, e.g. "customs-declaration:CQ2026EX0093412"
-	Facts          map[string]string `json:"facts,omitempty"`
-}
-
 // Receipt is what the sender gets back, signed by the gateway.
 type Receipt struct {
 	ID            string    `json:"id"`
@@ -75,10 +55,17 @@ type Receipt struct {
 	Signature     string    `json:"signature"`
 }
 
-// Receipt returns the record's receipt.
-func (r Record) Receipt() Receipt {
-	return Receipt{ID: r.ID, Type: r.Type, SchemaVersion: r.SchemaVersion, Sender: r.Sender, SHA256: r.SHA256,
-		ReceivedAt: r.ReceivedAt, Recipients: slices.Clone(r.Recipients), Signature: r.Signature}
+// Record is what the gateway knows of a submitted document besides its
+// bytes: its receipt, the routing outcome and the facts the shipment view
+// shows. It is archived beside the bytes, so indexes and queues can be
+// rebuilt from the archive.
+type Record struct {
+	Receipt
+	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	Size           int64             `json:"size"`
+	Refs           []string          `json:"refs,omitempty"` // shipment refs: bill and container numbers
+	Keys           []string          `json:"keys,omitempty"` // natural keys, e.g. "customs-declaration:CQ2026EX0093412"
+	Facts          map[string]string `json:"facts,omitempty"`
 }
 
 // Involves reports whether a party sent or received the document.

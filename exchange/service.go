@@ -133,9 +133,9 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	}
 	sum := sha256.Sum256(sub.Body)
 	rec := Record{
-		ID: DocumentID(caller.ID, sub.IdempotencyKey, sum[:]), Type: doc.Type, SchemaVersion: doc.Version,
-		Sender: caller.ID, SHA256: hex.EncodeToString(sum[:]), IdempotencyKey: sub.IdempotencyKey,
-		Size: int64(len(sub.Body)),
+		Receipt: Receipt{ID: DocumentID(caller.ID, sub.IdempotencyKey, sum[:]), Type: doc.Type, SchemaVersion: doc.Version,
+			Sender: caller.ID, SHA256: hex.EncodeToString(sum[:])},
+		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)),
 	}
 	// A submission seen before gets its receipt again, and its delivery is
 	// completed if an earlier attempt was cut short.
@@ -148,7 +148,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, err
 	}
 	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
-	rec.Signature = s.Signer.Sign(rec.Receipt())
+	rec.Signature = s.Signer.Sign(rec.Receipt)
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
 		if err != nil {
@@ -163,7 +163,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	}
 	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
 		"sender", rec.Sender, "recipients", len(rec.Recipients), "bytes", rec.Size)
-	return rec.Receipt(), true, nil
+	return rec.Receipt, true, nil
 }
 
 func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt, bool, error) {
@@ -175,7 +175,7 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 	if err := s.deliver(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
-	return prev.Receipt(), false, nil
+	return prev.Receipt, false, nil
 }
 
 // deliver indexes a record and queues it for every recipient; each step is
@@ -348,7 +348,7 @@ func (s *Service) Receipt(ctx context.Context, caller Party, id string) (Receipt
 	if err != nil {
 		return Receipt{}, fmt.Errorf("read record: %w", err)
 	}
-	return rec.Receipt(), nil
+	return rec.Receipt, nil
 }
 
 // InboxMessage is a message as a recipient pulls it, with its document.

@@ -126,14 +126,30 @@ func (s *Server) document(c *fiber.Ctx) error {
 	return c.Send(body)
 }
 
-func (s *Server) receipt(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c, 0)
-	defer cancel()
-	r, err := s.svc.Receipt(ctx, caller(c), utils.CopyString(c.Params("id")))
-	if err != nil {
-		return s.fail(c, err)
+// byParam answers a GET of one thing named by a path parameter, looked up
+// for the caller.
+func byParam[T any](s *Server, param string, get func(context.Context, exchange.Party, string) (T, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := s.ctx(c, 0)
+		defer cancel()
+		v, err := get(ctx, caller(c), utils.CopyString(c.Params(param)))
+		if err != nil {
+			return s.fail(c, err)
+		}
+		return c.JSON(v)
 	}
-	return c.JSON(r)
+}
+
+// deleteByParam answers an admin DELETE of one thing named by a path parameter.
+func deleteByParam(s *Server, param string, del func(context.Context, string) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := s.ctx(c, 0)
+		defer cancel()
+		if err := del(ctx, utils.CopyString(c.Params(param))); err != nil {
+			return s.fail(c, err)
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
 }
 
 func (s *Server) inbox(c *fiber.Ctx) error {
@@ -182,16 +198,6 @@ func decodeStrict(body []byte, v any) error {
 		return errors.New("data after the JSON value")
 	}
 	return nil
-}
-
-func (s *Server) shipment(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c, 0)
-	defer cancel()
-	sh, err := s.svc.Shipment(ctx, caller(c), utils.CopyString(c.Params("ref")))
-	if err != nil {
-		return s.fail(c, err)
-	}
-	return c.JSON(sh)
 }
 
 func (s *Server) schemaList(c *fiber.Ctx) error {
@@ -269,24 +275,6 @@ func (s *Server) issueKey(c *fiber.Ctx) error {
 	}
 	s.log.Info("key issued", "party", k.Party, "keyId", k.ID)
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.Party, "key": key, "keyId": k.ID})
-}
-
-func (s *Server) disableParty(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c, 0)
-	defer cancel()
-	if err := s.svc.DisableParty(ctx, utils.CopyString(c.Params("id"))); err != nil {
-		return s.fail(c, err)
-	}
-	return c.SendStatus(fiber.StatusNoContent)
-}
-
-func (s *Server) revokeKey(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c, 0)
-	defer cancel()
-	if err := s.svc.RevokeKey(ctx, utils.CopyString(c.Params("id"))); err != nil {
-		return s.fail(c, err)
-	}
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (s *Server) healthz(c *fiber.Ctx) error {

@@ -27,9 +27,9 @@ func record(t *testing.T, refs ...string) exchange.Record {
 	t.Helper()
 	seq++
 	id := exchange.DocumentID(fmt.Sprintf("%s-%d-%d", t.Name(), seq, time.Now().UnixNano()), "", []byte{byte(seq)})
-	return exchange.Record{ID: id, Type: "tracking-event", SchemaVersion: 1, Sender: "sender-a",
+	return exchange.Record{Receipt: exchange.Receipt{ID: id, Type: "tracking-event", SchemaVersion: 1, Sender: "sender-a",
 		SHA256: fmt.Sprintf("%064x", seq), ReceivedAt: time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(seq) * time.Millisecond),
-		Recipients: []string{"party-b"}, Signature: "sig", Refs: refs, Size: 3}
+		Recipients: []string{"party-b"}, Signature: "sig"}, Refs: refs, Size: 3}
 }
 
 // Archive runs the archive cases against fresh archives from newArchive.
