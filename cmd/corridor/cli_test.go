@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/landsea/corridor/exchange"
 )
 
 func writeFile(t *testing.T, name, body string) string {
@@ -80,5 +82,55 @@ func TestValidateCommand(t *testing.T) {
 	}
 	if len(results) != 2 || !results[0].Valid || results[1].Valid || len(results[1].Problems) != 3 {
 		t.Fatalf("--json results = %+v", results)
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := rootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestPartiesCommand(t *testing.T) {
+	data := t.TempDir()
+	out, err := runCLI(t, "parties", "add", "th-importer", "--name", "Bangkok Auto Import", "--role", "consignee,declarant", "--country", "TH", "--data", data)
+	if err != nil || !strings.Contains(out, "key:    cor.") {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	plain := strings.Fields(out[strings.Index(out, "key:    "):])[1]
+	_, secret, err := exchange.ParseKey(plain)
+	if err != nil {
+		t.Fatalf("printed key %q: %v", plain, err)
+	}
+	if _, err := runCLI(t, "parties", "add", "th-importer", "--name", "Again", "--role", "consignee", "--country", "TH", "--data", data); err == nil {
+		t.Fatal("adding the same party twice succeeded")
+	}
+	if out, err := runCLI(t, "parties", "add", "Bad_Id", "--name", "x", "--role", "pilot", "--country", "XX", "--data", data); err == nil ||
+		!strings.Contains(err.Error(), "/id") || !strings.Contains(err.Error(), "/roles/0") || !strings.Contains(err.Error(), "/country") {
+		t.Fatalf("invalid party: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "parties", "list", "--data", data)
+	if err != nil || !strings.Contains(out, "th-importer") || !strings.Contains(out, "active") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "parties", "revoke", "th-importer", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = runCLI(t, "parties", "list", "--data", data)
+	if !strings.Contains(out, "revoked") {
+		t.Fatalf("after revoke: %s", out)
+	}
+	// The database holds no key in the clear.
+	raw, err := os.ReadFile(filepath.Join(data, "corridor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secret)) {
+		t.Fatal("the key's secret is stored in the clear")
 	}
 }
