@@ -440,3 +440,64 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// The shipment view: events in time order whatever the order they came in,
+// a retracted event marked, customs statuses, the holder; 404 for outsiders.
+func TestShipmentView(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	submit := func(party, typ string, body []byte) {
+		t.Helper()
+		if r := e.do(t, "POST", "/v1/documents/"+typ, party, body); r.status != 201 {
+			t.Fatalf("%s by %s: %d %s", typ, party, r.status, r.body)
+		}
+	}
+	submit("cq-mto", "one-bill", example(t, "one-bill"))
+	event := func(id, code, when, retracts string) []byte {
+		ev := map[string]any{"eventID": id, "eventType": "EQUIPMENT", "eventClassifierCode": "ACT", "eventCode": code,
+			"eventDateTime": when, "eventLocation": map[string]any{"UNLocationCode": "CNCKG"}, "publisher": "cq-rail",
+			"billReference": "CQNL2026000187", "containerNumber": "CSQU3054383"}
+		if retracts != "" {
+			ev["retractedEventID"] = retracts
+		}
+		b, _ := json.Marshal(ev)
+		return b
+	}
+	submit("cq-rail", "tracking-event", event("ev-load-0001", "LOAD", "2026-11-06T06:30:00+08:00", ""))
+	submit("cq-rail", "tracking-event", event("ev-gtin-0001", "GTIN", "2026-11-05T16:10:00+08:00", ""))
+	submit("cq-rail", "tracking-event", event("ev-gtin-0002", "GTIN", "2026-11-05T16:20:00+08:00", "ev-gtin-0001"))
+	submit("cq-autoparts", "customs-declaration", example(t, "customs-declaration"))
+	submit("cq-customs", "customs-response", example(t, "customs-response"))
+
+	for _, ref := range []string{"CQNL2026000187", "csqu3054383"} {
+		r := e.do(t, "GET", "/v1/shipments/"+ref, "sg-motors", nil)
+		var sh exchange.Shipment
+		if err := json.Unmarshal(r.body, &sh); err != nil || r.status != 200 {
+			t.Fatalf("%s: %d %s", ref, r.status, r.body)
+		}
+		var codes []string
+		for _, ev := range sh.Events {
+			codes = append(codes, ev.EventID)
+			if ev.Retracted != (ev.EventID == "ev-gtin-0001") {
+				t.Errorf("%s retracted = %v", ev.EventID, ev.Retracted)
+			}
+		}
+		if want := []string{"ev-gtin-0001", "ev-gtin-0002", "ev-load-0001"}; !slices.Equal(codes, want) {
+			t.Errorf("%s events = %v, want %v", ref, codes, want)
+		}
+		if len(sh.Customs) != 1 || sh.Customs[0].Status != "RELEASED" || sh.Holder != "cq-autoparts" {
+			t.Errorf("%s customs %+v holder %q", ref, sh.Customs, sh.Holder)
+		}
+		// sg-motors sees the bill and the events, not the declaration it was not sent.
+		for _, d := range sh.Documents {
+			if d.Type == "customs-declaration" {
+				t.Errorf("%s lists a declaration sg-motors did not receive", ref)
+			}
+		}
+	}
+	if r := e.do(t, "GET", "/v1/shipments/CQNL2026000187", "outsider", nil); r.status != 404 {
+		t.Fatalf("outsider: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/v1/shipments/NOSUCHBILL", "sg-motors", nil); r.status != 404 {
+		t.Fatalf("unknown shipment: %d", r.status)
+	}
+}

@@ -56,9 +56,10 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 	}
 	st, ok := statuses[code]
 	if !ok {
-		s.log.Error("internal error", "path", c.Path(), "err", err)
+		rid := c.GetRespHeader(fiber.HeaderXRequestID)
+		s.log.Error("internal error", "path", c.Path(), "request_id", rid, "err", err)
 		return s.problem(c, fiber.StatusInternalServerError, "internal", "Internal error",
-			"the gateway failed on this request; it may be retried", nil)
+			"the gateway failed on this request (request id "+rid+"); it may be retried", nil)
 	}
 	var e *exchange.Error
 	detail := ""

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -113,7 +114,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWith
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.recover, s.observe)
+	app.Use(s.recover, requestid.New(), s.observe)
 	app.Get("/", s.index)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
@@ -223,7 +224,8 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	elapsed := time.Since(start)
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
-	attrs := []any{"method", method, "path", utils.CopyString(c.Path()), "status", status, "ms", elapsed.Milliseconds(), "ip", c.IP()}
+	attrs := []any{"method", method, "path", utils.CopyString(c.Path()), "status", status, "ms", elapsed.Milliseconds(),
+		"ip", utils.CopyString(c.IP()), "request_id", utils.CopyString(c.GetRespHeader(fiber.HeaderXRequestID))}
 	if p := caller(c); p.ID != "" {
 		attrs = append(attrs, "party", p.ID)
 	}

@@ -1,0 +1,43 @@
+package exchange_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/storage/local"
+)
+
+// BenchmarkSubmit measures the whole submit path on the embedded backend:
+// validation, archive (two fsynced files), index and one inbox per recipient.
+func BenchmarkSubmit(b *testing.B) {
+	ctx := context.Background()
+	store := local.New(b.TempDir())
+	if err := store.Open(); err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	signer, _ := exchange.NewSigner(make([]byte, 32))
+	svc := exchange.NewService(store, store, store, store, signer, nil)
+	for _, p := range []exchange.Party{
+		{ID: "cq-rail", Name: "Rail", Roles: []exchange.Role{exchange.RoleCarrier}, Country: "CN"},
+		{ID: "cq-customs", Name: "Customs", Roles: []exchange.Role{exchange.RoleCustoms}, Country: "CN"},
+	} {
+		if _, err := svc.CreateParty(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rail, _ := svc.Parties.Party(ctx, "cq-rail")
+	i := 0
+	for b.Loop() {
+		i++
+		body := fmt.Appendf(nil, `{"manifestNumber":"X8017-%08d","manifestType":"LOADING","carrier":"cq-rail","customsAuthority":"cq-customs",
+"modeOfTransport":"RAIL","trainNumber":"X8017","placeOfDeparture":{"UNLocationCode":"CNCKG"},"placeOfArrival":{"UNLocationCode":"CNQZH"},
+"plannedDeparture":"2026-11-06T08:00:00+08:00","plannedArrival":"2026-11-08T10:00:00+08:00",
+"bills":[{"transportDocumentReference":"CQNL2026000187","containerNumbers":["CSQU3054383"],"numberOfPackages":500,"grossWeight":12500.5}]}`, i)
+		if _, _, err := svc.Submit(ctx, rail, exchange.Submission{Type: "cargo-manifest", Body: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
