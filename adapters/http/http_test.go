@@ -21,6 +21,7 @@ import (
 	"github.com/landsea/corridor/schemas"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/s3"
 )
 
 type env struct {
@@ -318,6 +319,55 @@ func TestRateLimit429(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "/v1/schemas", "cq-rail", nil); r.status != 200 {
 		t.Fatalf("another party is limited separately: %d", r.status)
+	}
+}
+
+func TestAuthFailures429(t *testing.T) {
+	e := newEnv(t, httpapi.Config{AuthFailures: 3}, nil, nil)
+	e.keys["forger"] = "cor.0123456789abcdef.nope"
+	for i := range 3 {
+		if r := e.do(t, "GET", "/v1/inbox", "forger", nil); r.status != 401 {
+			t.Fatalf("failure %d: %d", i, r.status)
+		}
+	}
+	r := e.do(t, "GET", "/v1/inbox", "forger", nil)
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("after 3 failures: %d", r.status)
+	}
+	// Even a right key from that address waits: the address is blocked, not the key.
+	if r := e.do(t, "GET", "/v1/inbox", "cq-mto", nil); r.status != 429 {
+		t.Fatalf("right key from a blocked address: %d", r.status)
+	}
+}
+
+// With S3 down the submit is 503 and nothing is indexed or queued.
+func TestArchiveDown503(t *testing.T) {
+	store := local.New(t.TempDir())
+	if err := store.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	down := s3.New("127.0.0.1:1", "corridor", "k", "secretsecret")
+	_ = down.Open(context.Background()) // fails: nothing listens there
+	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{7}, 32))
+	svc := exchange.NewService(down, store, store, store, signer, nil)
+	e := &env{srv: httpapi.New(svc, httpapi.Config{}), svc: svc, store: store, keys: map[string]string{}}
+	for _, p := range testParties[:1] {
+		if _, err := svc.CreateParty(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		e.keys[p.ID], _, _ = svc.IssueKey(context.Background(), p.ID)
+	}
+	_ = store.CreateParty(context.Background(), testParties[4]) // the consignee
+	r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("submit with S3 down: %d %s", r.status, r.body)
+	}
+	if recs, _ := store.Shipment(context.Background(), "CQNL2026000187"); len(recs) != 0 {
+		t.Fatalf("indexed %d records though nothing was archived", len(recs))
+	}
+	if msgs, _ := store.Pull(context.Background(), "sg-motors", 10, 0); len(msgs) != 0 {
+		t.Fatalf("queued %d messages though nothing was archived", len(msgs))
 	}
 }
 

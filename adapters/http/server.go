@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/landsea/corridor/exchange"
 )
@@ -41,6 +43,9 @@ type Config struct {
 	// RateLimit is the requests a party may make per RateWindow.
 	RateLimit  int
 	RateWindow time.Duration
+	// AuthFailures is how many failed authentications an address may make
+	// per minute before it gets 429.
+	AuthFailures int
 	// Version is reported by /healthz.
 	Version string
 	Logger  *slog.Logger
@@ -54,6 +59,9 @@ type Server struct {
 	log      *slog.Logger
 	adminSum [32]byte
 	metrics  *metrics
+
+	failMu   sync.Mutex
+	failures map[string]*rate.Limiter // by client address
 }
 
 const partyKey = "corridor.party"
@@ -84,10 +92,14 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.RateWindow == 0 {
 		cfg.RateWindow = time.Minute
 	}
+	if cfg.AuthFailures == 0 {
+		cfg.AuthFailures = 30
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey))}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey)),
+		failures: map[string]*rate.Limiter{}}
 	s.metrics = newMetrics()
 	s.app = fiber.New(fiber.Config{
 		AppName:               "corridor",
@@ -168,26 +180,55 @@ func (s *Server) recover(c *fiber.Ctx) (err error) {
 // authenticate finds the caller's party from its bearer key; /v1/admin
 // takes the admin key instead.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	ip := utils.CopyString(c.IP())
+	if s.failureLimiter(ip).Tokens() < 1 {
+		c.Set(fiber.HeaderRetryAfter, "60")
+		return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many failed authentications",
+			"this address sent too many wrong keys; wait a minute", nil)
+	}
 	key, ok := bearer(c)
 	if strings.HasPrefix(c.Path(), "/v1/admin/") || c.Path() == "/v1/admin" {
 		sum := sha256.Sum256([]byte(key))
 		if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+			s.failureLimiter(ip).Allow()
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
 			return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
 		}
 		return c.Next()
 	}
 	if !ok {
+		s.failureLimiter(ip).Allow()
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor"`)
 		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "send your API key as Authorization: Bearer <key>", nil)
 	}
 	p, err := s.svc.Authenticate(c.UserContext(), key)
 	if err != nil {
+		if exchange.ErrorCode(err) == exchange.CodeUnauthorized {
+			s.failureLimiter(ip).Allow()
+		}
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
 		return s.fail(c, err)
 	}
 	c.Locals(partyKey, p)
 	return c.Next()
+}
+
+// failureLimiter returns the token bucket of failed authentications of an
+// address: a wrong key costs a token, and an address without tokens is
+// refused before any key look-up reaches the storage.
+func (s *Server) failureLimiter(ip string) *rate.Limiter {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	l, ok := s.failures[ip]
+	if !ok {
+		if len(s.failures) > 100000 {
+			clear(s.failures)
+		}
+		n := s.cfg.AuthFailures
+		l = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+		s.failures[ip] = l
+	}
+	return l
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {
