@@ -49,13 +49,22 @@ type Queue interface {
 // Index finds documents by id, shipment and natural key.
 type Index interface {
 	// Add indexes a record: by id, under each of its shipment refs, and
-	// under each natural key not already taken. It is idempotent.
+	// under each natural key that no other indexed document holds (a
+	// pending claim gives way). It is idempotent.
 	Add(ctx context.Context, rec Record) error
+	// Claim reserves a natural key for a document about to be archived, so
+	// two documents cannot take the same bill or declaration number. It
+	// returns the holder: id itself when the key is free, held by id, or
+	// pending for another document since before staleBefore (an attempt
+	// that never finished); else the other document's id. A pending claim
+	// is not seen by Lookup until Add confirms it.
+	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, err error)
 	// Doc returns an indexed record, or ErrNotFound.
 	Doc(ctx context.Context, id string) (Record, error)
 	// Shipment returns the records indexed under a ref, oldest first.
 	Shipment(ctx context.Context, ref string) ([]Record, error)
-	// Lookup returns the id of the document that holds a natural key, or ErrNotFound.
+	// Lookup returns the id of the indexed document that holds a natural
+	// key, or ErrNotFound (also while the key is only claimed).
 	Lookup(ctx context.Context, key string) (string, error)
 }
 

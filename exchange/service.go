@@ -231,13 +231,14 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 			if doc.Type == "tracking-event" {
 				key = k.prefix + rec.Sender + ":" + v
 			}
-			holder, err := s.Index.Lookup(ctx, key)
-			if err == nil && holder != rec.ID {
-				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds a %s %s (document %s)", doc.Type, v, holder),
-					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken by document %s", v, holder)}}}
+			now := s.Now()
+			holder, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", key, err)
 			}
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("look up %s: %w", key, err)
+			if holder != rec.ID {
+				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds, or is receiving, a %s %s (document %s)", doc.Type, v, holder),
+					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken by document %s", v, holder)}}}
 			}
 			rec.Keys = append(rec.Keys, key)
 		}
@@ -297,6 +298,11 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 	sort.Strings(rec.Recipients)
 	return nil
 }
+
+// ClaimTimeout is how long a natural key stays reserved for a submission
+// that was cut short before it was archived; after it another document may
+// take the key.
+const ClaimTimeout = 2 * time.Minute
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 

@@ -551,3 +551,28 @@ func TestShipmentView(t *testing.T) {
 		t.Fatalf("unknown shipment: %d", r.status)
 	}
 }
+
+// Different one bills with the same number, submitted at once: exactly one
+// is taken; the others get 409 and are neither archived nor sent.
+func TestConcurrentSameBillNumber(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	const n = 8
+	statuses := make(chan int, n)
+	for i := range n {
+		body := bytes.Replace(example(t, "one-bill"), []byte(`"CQ2611873"`), []byte(`"SEAL-`+strconv.Itoa(i)+`"`), 1)
+		go func() { statuses <- e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", body).status }()
+	}
+	count := map[int]int{}
+	for range n {
+		count[<-statuses]++
+	}
+	if count[201] != 1 || count[409] != n-1 {
+		t.Fatalf("statuses = %v; want one 201 and %d 409", count, n-1)
+	}
+	archived := 0
+	_ = e.store.Walk(context.Background(), func(exchange.Record) error { archived++; return nil })
+	msgs, _ := e.store.Pull(context.Background(), "sg-motors", 100, 0)
+	if archived != 1 || len(msgs) != 1 {
+		t.Fatalf("archived %d, consignee got %d; want 1 and 1", archived, len(msgs))
+	}
+}

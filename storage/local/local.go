@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,7 +254,7 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
 		}
 		nat := tx.Bucket(bNatural)
 		for _, k := range rec.Keys {
-			if nat.Get([]byte(k)) == nil {
+			if _, pending, holder := parseClaim(nat.Get([]byte(k))); holder == "" || pending {
 				if err := nat.Put([]byte(k), []byte(rec.ID)); err != nil {
 					return err
 				}
@@ -261,6 +262,38 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
 		}
 		return nil
 	})
+}
+
+// A natural key's value is the holder's id once indexed, or
+// "~<id>@<unix nanos>" while only claimed.
+func parseClaim(v []byte) (at time.Time, pending bool, holder string) {
+	s := string(v)
+	rest, ok := strings.CutPrefix(s, "~")
+	if !ok {
+		return time.Time{}, false, s
+	}
+	id, nanos, _ := strings.Cut(rest, "@")
+	n, _ := strconv.ParseInt(nanos, 10, 64)
+	return time.Unix(0, n), true, id
+}
+
+// Claim reserves a natural key for id.
+func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
+	var holder string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		nat := tx.Bucket(bNatural)
+		at, pending, h := parseClaim(nat.Get([]byte(key)))
+		if h != "" && h != id && !(pending && at.Before(staleBefore)) {
+			holder = h
+			return nil
+		}
+		holder = id
+		if h == id && !pending {
+			return nil
+		}
+		return nat.Put([]byte(key), []byte("~"+id+"@"+strconv.FormatInt(now.UnixNano(), 10)))
+	})
+	return holder, err
 }
 
 func timeKey(t time.Time, id string) []byte {
@@ -301,11 +334,11 @@ func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, er
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	var id string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bNatural).Get([]byte(key))
-		if v == nil {
+		_, pending, holder := parseClaim(tx.Bucket(bNatural).Get([]byte(key)))
+		if holder == "" || pending {
 			return exchange.ErrNotFound
 		}
-		id = string(v)
+		id = holder
 		return nil
 	})
 	return id, err

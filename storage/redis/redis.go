@@ -237,7 +237,7 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
 			p.ZAdd(ctx, s.shipKey(ref), goredis.Z{Score: score, Member: rec.ID})
 		}
 		for _, k := range rec.Keys {
-			p.SetNX(ctx, s.natKey(k), rec.ID, 0)
+			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID)
 		}
 		return nil
 	})
@@ -285,9 +285,41 @@ func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, er
 	return out, nil
 }
 
-// Lookup returns the document holding a natural key.
+// A natural key's value is the holder's id once indexed, or
+// "~<id>@<unix ms>" while only claimed.
+
+// confirmScript makes a record the holder of a key no other indexed
+// document holds.
+var confirmScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] or string.sub(v, 1, 1) == '~' then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`)
+
+// claimScript: ARGV = id, now (ms), stale-before (ms).
+var claimScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return ARGV[1] end
+if v and string.sub(v, 1, 1) ~= '~' then return v end
+if v then
+  local at = string.find(v, '@', 1, true)
+  local holder = string.sub(v, 2, at - 1)
+  if holder ~= ARGV[1] and tonumber(string.sub(v, at + 1)) >= tonumber(ARGV[3]) then return holder end
+end
+redis.call('SET', KEYS[1], '~' .. ARGV[1] .. '@' .. ARGV[2])
+return ARGV[1]`)
+
+// Claim reserves a natural key for id.
+func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
+	holder, err := claimScript.Run(ctx, s.cmd, []string{s.natKey(key)}, id, now.UnixMilli(), staleBefore.UnixMilli()).Text()
+	return holder, wrap(err)
+}
+
+// Lookup returns the indexed document holding a natural key.
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	id, err := s.cmd.Get(ctx, s.natKey(key)).Result()
+	if err == nil && strings.HasPrefix(id, "~") {
+		return "", exchange.ErrNotFound
+	}
 	return id, wrap(err)
 }
 

@@ -258,6 +258,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 
 // Index runs the index cases against fresh indexes.
 func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
+	claimCases(t, newIndex)
 	t.Run("ShipmentInTimeOrder", func(t *testing.T) {
 		ix := newIndex(t)
 		a, b, c := record(t, "BILL1", "CSQU3054383"), record(t, "BILL1"), record(t, "OTHER")
@@ -304,6 +305,69 @@ func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		}
 		if _, err := ix.Doc(ctx(t), record(t).ID); !errors.Is(err, exchange.ErrNotFound) {
 			t.Fatalf("Doc of unknown id = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// ClaimCases checks natural-key claims; run inside Index.
+func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
+	now := time.Now()
+	never := now.Add(-time.Hour) // nothing is stale
+	always := now.Add(time.Hour) // every pending claim is stale
+	t.Run("ClaimFreeAndOwn", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b := record(t), record(t)
+		key := "one-bill:CLAIM-" + a.ID
+		for range 2 {
+			if h, err := ix.Claim(ctx(t), key, a.ID, now, never); err != nil || h != a.ID {
+				t.Fatalf("Claim by a = %s, %v; want a", h, err)
+			}
+		}
+		if h, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != a.ID {
+			t.Fatalf("Claim by b of a's fresh claim = %s, %v; want a", h, err)
+		}
+		if _, err := ix.Lookup(ctx(t), key); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Lookup of a pending claim = %v, want ErrNotFound", err)
+		}
+		a.Keys = []string{key}
+		if err := ix.Add(ctx(t), a); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := ix.Lookup(ctx(t), key); err != nil || id != a.ID {
+			t.Fatalf("Lookup after Add = %s, %v; want a", id, err)
+		}
+		// An indexed holder never gives way, however old.
+		if h, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != a.ID {
+			t.Fatalf("Claim by b of a's indexed key = %s, %v; want a", h, err)
+		}
+		if h, err := ix.Claim(ctx(t), key, a.ID, now, always); err != nil || h != a.ID {
+			t.Fatalf("Claim by a of its indexed key = %s, %v; want a", h, err)
+		}
+		if id, _ := ix.Lookup(ctx(t), key); id != a.ID {
+			t.Fatalf("a's own claim after Add hid the key: Lookup = %q", id)
+		}
+	})
+	t.Run("StaleClaimGivesWay", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b := record(t), record(t)
+		key := "one-bill:STALE-" + a.ID
+		if h, _ := ix.Claim(ctx(t), key, a.ID, now, never); h != a.ID {
+			t.Fatalf("first claim = %s", h)
+		}
+		if h, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != b.ID {
+			t.Fatalf("Claim of a stale claim = %s, %v; want b", h, err)
+		}
+		// The cut-short submission, indexed late, does not take the key back.
+		b.Keys = []string{key}
+		if err := ix.Add(ctx(t), b); err != nil {
+			t.Fatal(err)
+		}
+		a.Keys = []string{key}
+		if err := ix.Add(ctx(t), a); err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := ix.Lookup(ctx(t), key); id != b.ID {
+			t.Fatalf("Lookup = %s, want b", id)
 		}
 	})
 }
