@@ -365,3 +365,48 @@ func BenchmarkValidate(b *testing.B) {
 		})
 	}
 }
+
+// Every field is described, and every object is closed, so a typo in a
+// field name is refused instead of passing silently. (The if/then
+// conditions only narrow fields declared elsewhere.)
+func TestSchemasDescribeFieldsAndCloseObjects(t *testing.T) {
+	for _, ti := range schemas.Types() {
+		for _, v := range ti.Versions {
+			raw, _ := schemas.Schema(ti.Type, v)
+			var doc map[string]any
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc["title"] == nil || doc["description"] == nil || doc["$schema"] != "http://json-schema.org/draft-07/schema#" {
+				t.Errorf("%s v%d: title, description or draft-07 $schema missing", ti.Type, v)
+			}
+			var walk func(node any, path string)
+			walk = func(node any, path string) {
+				switch n := node.(type) {
+				case map[string]any:
+					if props, ok := n["properties"].(map[string]any); ok {
+						if n["additionalProperties"] != false {
+							t.Errorf("%s v%d: object at %s is open", ti.Type, v, path)
+						}
+						for name, p := range props {
+							if d, _ := p.(map[string]any)["description"].(string); d == "" {
+								t.Errorf("%s v%d: %s/%s has no description", ti.Type, v, path, name)
+							}
+							walk(p, path+"/"+name)
+						}
+					}
+					for k, c := range n {
+						if k != "properties" && k != "allOf" {
+							walk(c, path+"/"+k)
+						}
+					}
+				case []any:
+					for _, c := range n {
+						walk(c, path)
+					}
+				}
+			}
+			walk(doc, "")
+		}
+	}
+}
