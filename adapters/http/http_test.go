@@ -576,3 +576,23 @@ func TestConcurrentSameBillNumber(t *testing.T) {
 		t.Fatalf("archived %d, consignee got %d; want 1 and 1", archived, len(msgs))
 	}
 }
+
+// The admin API takes the admin key whatever the spelling of the path: a
+// party key must not reach it through /V1/ADMIN/... or a trailing slash.
+func TestAdminPathVariantsNeedTheAdminKey(t *testing.T) {
+	e := newEnv(t, httpapi.Config{AdminKey: "admin-key-0123456789abcdef"}, nil, nil)
+	body := []byte(`{"id":"evil-party","name":"Evil","roles":["customs"],"country":"CN"}`)
+	for _, path := range []string{"/v1/admin/parties", "/V1/ADMIN/parties", "/v1/Admin/parties", "/v1/admin/parties/", "/v1//admin/parties"} {
+		r := e.do(t, "POST", path, "cq-mto", body)
+		if r.status == 201 {
+			t.Fatalf("POST %s with a party key created a party", path)
+		}
+	}
+	if _, err := e.store.Party(context.Background(), "evil-party"); err == nil {
+		t.Fatal("a party key created a party")
+	}
+	e.keys["admin"] = "admin-key-0123456789abcdef"
+	if r := e.do(t, "POST", "/v1/admin/parties", "admin", body); r.status != 201 {
+		t.Fatalf("admin key: %d %s", r.status, r.body)
+	}
+}

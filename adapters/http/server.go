@@ -108,6 +108,8 @@ func New(svc *exchange.Service, cfg Config) *Server {
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
+		CaseSensitive:         true, // /V1/ADMIN is not /v1/admin
+		StrictRouting:         true,
 		ErrorHandler:          s.errorHandler,
 		// Prefork stays off: children would re-run main with state of their own.
 	})
@@ -133,34 +135,39 @@ func (s *Server) routes() {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	app.Get("/openapi.json", s.openapi)
 
-	v1 := app.Group("/v1", s.authenticate, limiter.New(limiter.Config{
+	// Who may call a route is bound to the route itself, never decided by
+	// reading the path: Fiber matches paths case-insensitively by default,
+	// and a path check once let a party key into /V1/ADMIN/.
+	limit := limiter.New(limiter.Config{
 		Max: s.cfg.RateLimit, Expiration: s.cfg.RateWindow,
 		KeyGenerator: func(c *fiber.Ctx) string {
 			if p, ok := c.Locals(partyKey).(exchange.Party); ok {
 				return "party:" + p.ID
 			}
-			return "ip:" + c.IP()
+			return "admin"
 		},
 		LimitReached: func(c *fiber.Ctx) error {
 			return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests",
 				"slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String(), nil)
 		},
-	}))
-	v1.Post("/documents/:type", s.submit)
-	v1.Post("/validate/:type", s.validate)
-	v1.Get("/documents/:id", s.document)
-	v1.Get("/documents/:id/receipt", byParam(s, "id", s.svc.Receipt))
-	v1.Get("/inbox", s.inbox)
-	v1.Post("/inbox/ack", s.ack)
-	v1.Get("/shipments/:ref", byParam(s, "ref", s.svc.Shipment))
-	v1.Get("/schemas", s.schemaList)
-	v1.Get("/schemas/:type/:version", s.schema)
-	v1.Get("/receipt-key", s.receiptKey)
-	v1.Post("/admin/parties", s.createParty)
-	v1.Get("/admin/parties", s.listParties)
-	v1.Post("/admin/parties/:id/keys", s.issueKey)
-	v1.Delete("/admin/parties/:id", deleteByParam(s, "id", s.svc.DisableParty))
-	v1.Delete("/admin/keys/:id", deleteByParam(s, "id", s.svc.RevokeKey))
+	})
+	party := func(h fiber.Handler) []fiber.Handler { return []fiber.Handler{s.authenticate, limit, h} }
+	admin := func(h fiber.Handler) []fiber.Handler { return []fiber.Handler{s.authenticateAdmin, limit, h} }
+	app.Post("/v1/documents/:type", party(s.submit)...)
+	app.Post("/v1/validate/:type", party(s.validate)...)
+	app.Get("/v1/documents/:id", party(s.document)...)
+	app.Get("/v1/documents/:id/receipt", party(byParam(s, "id", s.svc.Receipt))...)
+	app.Get("/v1/inbox", party(s.inbox)...)
+	app.Post("/v1/inbox/ack", party(s.ack)...)
+	app.Get("/v1/shipments/:ref", party(byParam(s, "ref", s.svc.Shipment))...)
+	app.Get("/v1/schemas", party(s.schemaList)...)
+	app.Get("/v1/schemas/:type/:version", party(s.schema)...)
+	app.Get("/v1/receipt-key", party(s.receiptKey)...)
+	app.Post("/v1/admin/parties", admin(s.createParty)...)
+	app.Get("/v1/admin/parties", admin(s.listParties)...)
+	app.Post("/v1/admin/parties/:id/keys", admin(s.issueKey)...)
+	app.Delete("/v1/admin/parties/:id", admin(deleteByParam(s, "id", s.svc.DisableParty))...)
+	app.Delete("/v1/admin/keys/:id", admin(deleteByParam(s, "id", s.svc.RevokeKey))...)
 	app.Use(func(c *fiber.Ctx) error {
 		return s.problem(c, fiber.StatusNotFound, "not-found", "Not found", "no such endpoint; see /openapi.json", nil)
 	})
@@ -177,25 +184,24 @@ func (s *Server) recover(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// authenticate finds the caller's party from its bearer key; /v1/admin
-// takes the admin key instead.
+// blocked answers 429 to an address that sent too many wrong keys.
+func (s *Server) blocked(c *fiber.Ctx, ip string) bool {
+	if s.failureLimiter(ip).Tokens() >= 1 {
+		return false
+	}
+	c.Set(fiber.HeaderRetryAfter, "60")
+	_ = s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many failed authentications",
+		"this address sent too many wrong keys; wait a minute", nil)
+	return true
+}
+
+// authenticate finds the caller's party from its bearer key.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	ip := utils.CopyString(c.IP())
-	if s.failureLimiter(ip).Tokens() < 1 {
-		c.Set(fiber.HeaderRetryAfter, "60")
-		return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many failed authentications",
-			"this address sent too many wrong keys; wait a minute", nil)
+	if s.blocked(c, ip) {
+		return nil
 	}
 	key, ok := bearer(c)
-	if strings.HasPrefix(c.Path(), "/v1/admin/") || c.Path() == "/v1/admin" {
-		sum := sha256.Sum256([]byte(key))
-		if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
-			s.failureLimiter(ip).Allow()
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
-			return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
-		}
-		return c.Next()
-	}
 	if !ok {
 		s.failureLimiter(ip).Allow()
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor"`)
@@ -210,6 +216,22 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	c.Locals(partyKey, p)
+	return c.Next()
+}
+
+// authenticateAdmin lets through only the admin key (CORRIDOR_ADMIN_KEY).
+func (s *Server) authenticateAdmin(c *fiber.Ctx) error {
+	ip := utils.CopyString(c.IP())
+	if s.blocked(c, ip) {
+		return nil
+	}
+	key, ok := bearer(c)
+	sum := sha256.Sum256([]byte(key))
+	if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+		s.failureLimiter(ip).Allow()
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
+		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
+	}
 	return c.Next()
 }
 

@@ -49,7 +49,7 @@ func serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway",
-		Long: `Run the gateway: the HTTP API of docs/contract.md on --listen.
+		Long: `Run the gateway: the HTTP API (described by GET /openapi.json) on --listen.
 
 With no --redis-url and no --s3-endpoint everything is kept under --data
 (the embedded backend): nothing to install. With --redis-url, inboxes and
