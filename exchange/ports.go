@@ -34,9 +34,10 @@ type Archive interface {
 
 // Queue holds each party's inbox.
 type Queue interface {
-	// Enqueue adds a message to a party's inbox. It is idempotent: a
-	// document already enqueued for that party (acked or not) is not added again.
-	Enqueue(ctx context.Context, party string, m Message) error
+	// Enqueue adds a message to the inbox of each party. It is idempotent:
+	// a document already enqueued for a party (acked or not) is not added
+	// to that party's inbox again.
+	Enqueue(ctx context.Context, m Message, parties ...string) error
 	// Pull returns up to limit messages for the party, oldest first: new
 	// ones and those delivered before but not acked within the visibility
 	// timeout. When there are none it waits up to wait for one.

@@ -184,10 +184,11 @@ func (s *Service) deliver(ctx context.Context, rec Record) error {
 	if err := s.Index.Add(ctx, rec); err != nil {
 		return fmt.Errorf("index document: %w", err)
 	}
-	for _, p := range rec.Recipients {
-		if err := s.Queue.Enqueue(ctx, p, MessageOf(rec)); err != nil {
-			return fmt.Errorf("queue document for %s: %w", p, err)
-		}
+	if len(rec.Recipients) == 0 {
+		return nil
+	}
+	if err := s.Queue.Enqueue(ctx, MessageOf(rec), rec.Recipients...); err != nil {
+		return fmt.Errorf("queue document: %w", err)
 	}
 	return nil
 }

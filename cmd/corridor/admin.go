@@ -191,10 +191,8 @@ func reindex(ctx context.Context, b *backends, requeue bool, step func()) (int, 
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
 		if requeue {
-			for _, p := range rec.Recipients {
-				if err := b.queue.Enqueue(ctx, p, exchange.MessageOf(rec)); err != nil {
-					return fmt.Errorf("queue %s for %s: %w", rec.ID, p, err)
-				}
+			if err := b.queue.Enqueue(ctx, exchange.MessageOf(rec), rec.Recipients...); err != nil {
+				return fmt.Errorf("queue %s: %w", rec.ID, err)
 			}
 		}
 		n++

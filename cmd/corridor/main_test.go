@@ -22,7 +22,7 @@ import (
 
 // gateway starts a real gateway (the code `corridor serve` runs) on a free
 // port with the demo corridor loaded, and stops it when the test ends.
-func gateway(t *testing.T, storage storageFlags) (g *Gateway, base string, stop func() error) {
+func gateway(t testing.TB, storage storageFlags) (g *Gateway, base string, stop func() error) {
 	t.Helper()
 	storage.VisibilityTimeout = time.Second
 	g = &Gateway{Storage: storage, Listen: "127.0.0.1:0", Demo: true, DemoDir: "../../deploy/demo",

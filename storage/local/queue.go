@@ -11,39 +11,51 @@ import (
 	"github.com/landsea/corridor/exchange"
 )
 
-// Enqueue appends a message to a party's inbox once per document.
-func (s *Store) Enqueue(ctx context.Context, party string, m exchange.Message) error {
+// Enqueue appends a message to each party's inbox once per document, all
+// in one transaction.
+func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		in, err := inbox(tx, party)
-		if err != nil {
-			return err
+		for _, party := range parties {
+			if err := enqueue(tx, party, m.DocumentID, raw); err != nil {
+				return err
+			}
 		}
-		seen := in.Bucket(bSeen)
-		if seen.Get([]byte(m.DocumentID)) != nil {
-			return nil
-		}
-		msgs := in.Bucket(bMsgs)
-		seq, err := msgs.NextSequence()
-		if err != nil {
-			return err
-		}
-		k := binary.BigEndian.AppendUint64(nil, seq)
-		if err := msgs.Put(k, raw); err != nil {
-			return err
-		}
-		if err := in.Bucket(bByDoc).Put([]byte(m.DocumentID), k); err != nil {
-			return err
-		}
-		return seen.Put([]byte(m.DocumentID), k)
+		return nil
 	})
 	if err == nil {
-		s.wake(party)
+		for _, party := range parties {
+			s.wake(party)
+		}
 	}
 	return err
+}
+
+func enqueue(tx *bolt.Tx, party, doc string, raw []byte) error {
+	in, err := inbox(tx, party)
+	if err != nil {
+		return err
+	}
+	seen := in.Bucket(bSeen)
+	if seen.Get([]byte(doc)) != nil {
+		return nil
+	}
+	msgs := in.Bucket(bMsgs)
+	seq, err := msgs.NextSequence()
+	if err != nil {
+		return err
+	}
+	k := binary.BigEndian.AppendUint64(nil, seq)
+	if err := msgs.Put(k, raw); err != nil {
+		return err
+	}
+	if err := in.Bucket(bByDoc).Put([]byte(doc), k); err != nil {
+		return err
+	}
+	return seen.Put([]byte(doc), k)
 }
 
 func inbox(tx *bolt.Tx, party string) (*bolt.Bucket, error) {

@@ -105,14 +105,22 @@ local id = redis.call('XADD', KEYS[1], '*', 'doc', ARGV[1], 'msg', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return 1`)
 
-// Enqueue adds a message once per document: the delivered set and the
-// stream entry change in one script, so a retried call adds nothing.
-func (s *Store) Enqueue(ctx context.Context, party string, m exchange.Message) error {
+// Enqueue adds a message once per document and party: each party's
+// delivered set and stream entry change in one script, so a retried call
+// adds nothing. The parties' scripts go in one pipeline.
+func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return wrap(enqueueScript.Run(ctx, s.cmd, s.inboxKeys(party), m.DocumentID, raw).Err())
+	// EVAL, not EVALSHA: a Redis that restarted empty has no script cache.
+	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, party := range parties {
+			enqueueScript.Eval(ctx, p, s.inboxKeys(party), m.DocumentID, raw)
+		}
+		return nil
+	})
+	return wrap(err)
 }
 
 var ackScript = goredis.NewScript(`

@@ -40,7 +40,7 @@ func TestPullSurvivesRedisRestartingEmpty(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, time.Minute)
 	m := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{1}), Type: "one-bill", Sender: "a"}
-	if err := s.Enqueue(ctx, "party-b", m); err != nil {
+	if err := s.Enqueue(ctx, m, "party-b"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Pull(ctx, "party-b", 10, 0); err != nil || len(got) != 1 {
@@ -53,7 +53,7 @@ func TestPullSurvivesRedisRestartingEmpty(t *testing.T) {
 		t.Fatalf("pull after flush = %v, %v; want empty and no error", got, err)
 	}
 	m2 := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{2}), Type: "one-bill", Sender: "a"}
-	if err := s.Enqueue(ctx, "party-b", m2); err != nil {
+	if err := s.Enqueue(ctx, m2, "party-b"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Pull(ctx, "party-b", 10, 0); err != nil || len(got) != 1 || got[0].DocumentID != m2.DocumentID {

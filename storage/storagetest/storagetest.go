@@ -117,7 +117,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 		for range 5 {
 			m := msg(t)
 			want = append(want, m.DocumentID)
-			if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -150,7 +150,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 	t.Run("RedeliveryAfterTimeout", func(t *testing.T) {
 		q := newQueue(t, 300*time.Millisecond)
 		m := msg(t)
-		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+		if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 			t.Fatal(err)
 		}
 		first, err := q.Pull(ctx(t), "party-b", 10, 0)
@@ -170,7 +170,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 	t.Run("NoRedeliveryAfterAck", func(t *testing.T) {
 		q := newQueue(t, 200*time.Millisecond)
 		m := msg(t)
-		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+		if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 			t.Fatal(err)
 		}
 		got, err := q.Pull(ctx(t), "party-b", 10, 0)
@@ -190,7 +190,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 		q := newQueue(t, time.Minute)
 		m := msg(t)
 		for range 3 {
-			if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+			if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -201,17 +201,30 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 		if _, err := q.Ack(ctx(t), "party-b", ids(got)); err != nil {
 			t.Fatal(err)
 		}
-		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+		if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 			t.Fatal(err)
 		}
 		if again, _ := q.Pull(ctx(t), "party-b", 10, 0); len(again) != 0 {
 			t.Fatalf("an acked document enqueued again was delivered again: %v", ids(again))
 		}
 	})
+	t.Run("EnqueueToSeveral", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		m := msg(t)
+		if err := q.Enqueue(ctx(t), m, "party-b", "party-c", "party-b"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"party-b", "party-c"} {
+			got, err := q.Pull(ctx(t), p, 10, 0)
+			if err != nil || !slices.Equal(ids(got), []string{m.DocumentID}) {
+				t.Fatalf("%s pulled %v, %v; want the message once", p, ids(got), err)
+			}
+		}
+	})
 	t.Run("PartiesAreIsolated", func(t *testing.T) {
 		q := newQueue(t, time.Minute)
 		m := msg(t)
-		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+		if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := q.Pull(ctx(t), "party-c", 10, 0); err != nil || len(got) != 0 {
@@ -239,7 +252,7 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 			done <- result{ms, err}
 		}()
 		<-started
-		if err := q.Enqueue(ctx(t), "party-b", m); err != nil {
+		if err := q.Enqueue(ctx(t), m, "party-b"); err != nil {
 			t.Fatal(err)
 		}
 		r := <-done
