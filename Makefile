@@ -24,8 +24,9 @@ lint:
 fuzz:
 	$(GO) test ./schemas -run '^$$' -fuzz FuzzValidate -fuzztime 60s
 
+## bench: the benchmarks, on the embedded backend and on real Redis + MinIO
 bench:
-	$(GO) test ./schemas -run '^$$' -bench . -benchmem
+	GOTESTFLAGS=-count=1 ./scripts/test.sh -run '^$$' -bench . -benchmem ./schemas ./exchange ./cmd/corridor
 
 clean:
 	rm -rf bin data

@@ -32,8 +32,9 @@ type Service struct {
 	// look-up; a revoked key stops working within it.
 	AuthCacheTTL time.Duration
 
-	authMu    sync.Mutex
-	authCache map[[32]byte]authEntry
+	authMu     sync.Mutex
+	authCache  map[[32]byte]authEntry
+	partyCache map[string]time.Time // party ids known to exist, until when
 }
 
 type authEntry struct {
@@ -47,7 +48,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log,
-		Now: time.Now, AuthCacheTTL: 10 * time.Second, authCache: map[[32]byte]authEntry{}}
+		Now: time.Now, AuthCacheTTL: 10 * time.Second, authCache: map[[32]byte]authEntry{}, partyCache: map[string]time.Time{}}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -289,12 +290,13 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 		if id == "" || id == rec.Sender || slices.Contains(rec.Recipients, id) {
 			continue
 		}
-		if _, err := s.Parties.Party(ctx, id); errors.Is(err, ErrNotFound) {
-			continue
-		} else if err != nil {
+		ok, err := s.partyExists(ctx, id)
+		if err != nil {
 			return fmt.Errorf("look up recipient %s: %w", id, err)
 		}
-		rec.Recipients = append(rec.Recipients, id)
+		if ok {
+			rec.Recipients = append(rec.Recipients, id)
+		}
 	}
 	sort.Strings(rec.Recipients)
 	return nil
@@ -304,6 +306,30 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 // that was cut short before it was archived; after it another document may
 // take the key.
 const ClaimTimeout = 2 * time.Minute
+
+// partyExists answers from a short-lived cache: parties are created
+// rarely, and each recipient would otherwise cost a storage read.
+func (s *Service) partyExists(ctx context.Context, id string) (bool, error) {
+	now := s.Now()
+	s.authMu.Lock()
+	until, ok := s.partyCache[id]
+	s.authMu.Unlock()
+	if ok && now.Before(until) {
+		return true, nil
+	}
+	if _, err := s.Parties.Party(ctx, id); errors.Is(err, ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	s.authMu.Lock()
+	if len(s.partyCache) > 100000 {
+		clear(s.partyCache)
+	}
+	s.partyCache[id] = now.Add(s.AuthCacheTTL)
+	s.authMu.Unlock()
+	return true, nil
+}
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 

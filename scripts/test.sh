@@ -77,5 +77,6 @@ export CORRIDOR_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export CORRIDOR_TEST_S3_ENDPOINT="127.0.0.1:$MINIO_PORT"
 export CORRIDOR_TEST_REQUIRE_BACKENDS=1
 
+# GOTESTFLAGS lets `make bench` run without the race detector.
 go vet ./...
-go test -race -count=1 "${@:-./...}"
+go test ${GOTESTFLAGS--race -count=1} "${@:-./...}"
