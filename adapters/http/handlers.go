@@ -61,21 +61,28 @@ func (s *Server) version(c *fiber.Ctx) (n int, ok bool) {
 	return n, true
 }
 
-func (s *Server) submit(c *fiber.Ctx) error {
-	body, ok := s.readDocument(c)
-	if !ok {
-		return nil
+// readSubmission reads the type, ?version and body of a document; when ok
+// is false the problem is written.
+func (s *Server) readSubmission(c *fiber.Ctx) (sub exchange.Submission, ok bool) {
+	if sub.Body, ok = s.readDocument(c); !ok {
+		return sub, false
 	}
-	version, ok := s.version(c)
+	if sub.Version, ok = s.version(c); !ok {
+		return sub, false
+	}
+	sub.Type = utils.CopyString(c.Params("type"))
+	return sub, true
+}
+
+func (s *Server) submit(c *fiber.Ctx) error {
+	sub, ok := s.readSubmission(c)
 	if !ok {
 		return nil
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
-	rcpt, created, err := s.svc.Submit(ctx, caller(c), exchange.Submission{
-		Type: utils.CopyString(c.Params("type")), Version: version, Body: body,
-		IdempotencyKey: utils.CopyString(c.Get("Idempotency-Key")),
-	})
+	sub.IdempotencyKey = utils.CopyString(c.Get("Idempotency-Key"))
+	rcpt, created, err := s.svc.Submit(ctx, caller(c), sub)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -89,15 +96,11 @@ func (s *Server) submit(c *fiber.Ctx) error {
 }
 
 func (s *Server) validate(c *fiber.Ctx) error {
-	body, ok := s.readDocument(c)
+	sub, ok := s.readSubmission(c)
 	if !ok {
 		return nil
 	}
-	version, ok := s.version(c)
-	if !ok {
-		return nil
-	}
-	doc, err := s.svc.Validate(utils.CopyString(c.Params("type")), version, body)
+	doc, err := s.svc.Validate(sub.Type, sub.Version, sub.Body)
 	if err != nil {
 		return s.fail(c, err)
 	}
