@@ -100,4 +100,3 @@ func openConns(t *testing.T, pid int) int {
 	}
 	return n
 }
-
