@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -186,18 +187,28 @@ acknowledged is lost.`,
 
 func reindex(ctx context.Context, b *backends, requeue bool, step func()) (int, error) {
 	n := 0
+	var queued []exchange.Record
 	err := b.archive.Walk(ctx, func(rec exchange.Record) error {
 		if err := b.index.Add(ctx, rec); err != nil {
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
-		if requeue {
-			if err := b.queue.Enqueue(ctx, exchange.MessageOf(rec), rec.Recipients...); err != nil {
-				return fmt.Errorf("queue %s: %w", rec.ID, err)
-			}
+		if requeue && len(rec.Recipients) > 0 {
+			// Only what the inbox needs, kept to queue in time order below.
+			queued = append(queued, exchange.Record{Receipt: rec.Receipt})
 		}
 		n++
 		step()
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	// The archive walks in no set order; inboxes deliver oldest first.
+	slices.SortStableFunc(queued, func(a, b exchange.Record) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
+	for _, rec := range queued {
+		if err := b.queue.Enqueue(ctx, exchange.MessageOf(rec), rec.Recipients...); err != nil {
+			return n, fmt.Errorf("queue %s: %w", rec.ID, err)
+		}
+	}
+	return n, nil
 }
