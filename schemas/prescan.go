@@ -40,39 +40,47 @@ func (e *MalformedError) Error() string {
 // value, no duplicate keys, bounded depth and sane numbers. It returns a
 // *MalformedError for anything it refuses.
 func Prescan(body []byte) error {
+	_, err := parse(body)
+	return err
+}
+
+// parse is Prescan that also returns the value it read (objects as
+// map[string]any, numbers as json.Number), so the body is decoded once.
+func parse(body []byte) (any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &MalformedError{Detail: "the body is empty; send one JSON document"}
+		return nil, &MalformedError{Detail: "the body is empty; send one JSON document"}
 	}
 	if !utf8.Valid(body) {
-		return &MalformedError{Detail: "the body is not valid UTF-8"}
+		return nil, &MalformedError{Detail: "the body is not valid UTF-8"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	s := scanner{dec: dec}
-	if err := s.value(nil, 0); err != nil {
-		return err
+	v, err := s.value(nil, 0)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return &MalformedError{Detail: "the body holds data after the JSON document; send exactly one value"}
+		return nil, &MalformedError{Detail: "the body holds data after the JSON document; send exactly one value"}
 	}
-	return nil
+	return v, nil
 }
 
 type scanner struct{ dec *json.Decoder }
 
-func (s *scanner) value(path []string, depth int) error {
+func (s *scanner) value(path []string, depth int) (any, error) {
 	tok, err := s.dec.Token()
 	if err != nil {
-		return syntaxError(err)
+		return nil, syntaxError(err)
 	}
 	return s.token(tok, path, depth)
 }
 
-func (s *scanner) token(tok json.Token, path []string, depth int) error {
+func (s *scanner) token(tok json.Token, path []string, depth int) (any, error) {
 	switch t := tok.(type) {
 	case json.Delim:
 		if depth >= MaxDepth {
-			return &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("nesting deeper than %d levels", MaxDepth)}
+			return nil, &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("nesting deeper than %d levels", MaxDepth)}
 		}
 		if t == '{' {
 			return s.object(path, depth+1)
@@ -80,54 +88,58 @@ func (s *scanner) token(tok json.Token, path []string, depth int) error {
 		if t == '[' {
 			return s.array(path, depth+1)
 		}
-		return &MalformedError{Pointer: Pointer(path...), Detail: "unexpected " + t.String()}
+		return nil, &MalformedError{Pointer: Pointer(path...), Detail: "unexpected " + t.String()}
 	case json.Number:
-		return checkNumber(string(t), path)
+		return t, checkNumber(string(t), path)
 	case string:
 		if len(t) > MaxStringLength {
-			return &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("string longer than %d bytes", MaxStringLength)}
+			return nil, &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("string longer than %d bytes", MaxStringLength)}
 		}
 	}
-	return nil
+	return tok, nil
 }
 
-func (s *scanner) object(path []string, depth int) error {
-	seen := map[string]bool{}
+func (s *scanner) object(path []string, depth int) (any, error) {
+	obj := map[string]any{}
 	for {
 		tok, err := s.dec.Token()
 		if err != nil {
-			return syntaxError(err)
+			return nil, syntaxError(err)
 		}
 		if d, ok := tok.(json.Delim); ok && d == '}' {
-			return nil
+			return obj, nil
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return &MalformedError{Pointer: Pointer(path...), Detail: "object key is not a string"}
+			return nil, &MalformedError{Pointer: Pointer(path...), Detail: "object key is not a string"}
 		}
 		child := append(path[:len(path):len(path)], key)
-		if seen[key] {
-			return &MalformedError{Pointer: Pointer(child...), Detail: fmt.Sprintf("the key %q appears twice in the same object", key)}
+		if _, dup := obj[key]; dup {
+			return nil, &MalformedError{Pointer: Pointer(child...), Detail: fmt.Sprintf("the key %q appears twice in the same object", key)}
 		}
-		seen[key] = true
-		if err := s.value(child, depth); err != nil {
-			return err
+		v, err := s.value(child, depth)
+		if err != nil {
+			return nil, err
 		}
+		obj[key] = v
 	}
 }
 
-func (s *scanner) array(path []string, depth int) error {
+func (s *scanner) array(path []string, depth int) (any, error) {
+	arr := []any{}
 	for i := 0; ; i++ {
 		tok, err := s.dec.Token()
 		if err != nil {
-			return syntaxError(err)
+			return nil, syntaxError(err)
 		}
 		if d, ok := tok.(json.Delim); ok && d == ']' {
-			return nil
+			return arr, nil
 		}
-		if err := s.token(tok, append(path[:len(path):len(path)], strconv.Itoa(i)), depth); err != nil {
-			return err
+		v, err := s.token(tok, append(path[:len(path):len(path)], strconv.Itoa(i)), depth)
+		if err != nil {
+			return nil, err
 		}
+		arr = append(arr, v)
 	}
 }
 

@@ -5,7 +5,6 @@
 package schemas
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -256,13 +255,12 @@ func Validate(typ string, version int, body []byte) (doc *Document, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Prescan(body); err != nil {
+	v, err := parse(body)
+	if err != nil {
 		return nil, err
 	}
-	var fields map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&fields); err != nil {
+	fields, ok := v.(map[string]any)
+	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
 	problems, err := check(e, body, fields)
