@@ -24,7 +24,7 @@ import (
 // port with the demo corridor loaded, and stops it when the test ends.
 func gateway(t testing.TB, storage storageFlags) (g *Gateway, base string, stop func() error) {
 	t.Helper()
-	storage.VisibilityTimeout = time.Second
+	storage.VisibilityTimeout = 2 * time.Second
 	g = &Gateway{Storage: storage, Listen: "127.0.0.1:0", Demo: true, DemoDir: "../../deploy/demo",
 		BodyLimit: 1 << 20, RateLimit: 100000, MaxWait: 10 * time.Second, AdminKey: "test-admin-key-0123456789", LogTo: io.Discard}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -205,11 +205,11 @@ func endToEnd(t *testing.T, storage storageFlags) {
 	if count != 1 {
 		t.Fatalf("sg-motors got the new document %d times; want once (of %d messages)", count, len(all))
 	}
-	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100&wait=1.5", key("sg-motors"), nil)); len(in.Messages) != 0 {
+	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100&wait=2.5", key("sg-motors"), nil)); len(in.Messages) != 0 {
 		t.Fatalf("after ack and past the visibility timeout: %v", msgIDs(in))
 	}
 
-	// A message not acked comes back after the visibility timeout (1s here).
+	// A message not acked comes back after the visibility timeout (2s here).
 	first := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=1", key("cq-customs"), nil))
 	if len(first.Messages) != 1 {
 		t.Fatalf("cq-customs inbox = %v", msgIDs(first))
