@@ -2,7 +2,12 @@ package main
 
 import (
 	"bufio"
-	"context"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,45 +15,20 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/landsea/corridor/exchange"
 )
 
 // TestBinarySIGTERM builds the real binary, runs `corridor serve --demo`,
 // and sends SIGTERM while a long poll is in flight: the poll completes
 // and the process exits 0.
 func TestBinarySIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "corridor")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--demo", "--demo-dir", "../../deploy/demo",
-		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--visibility-timeout", "5s")
-	cmd.Env = append(os.Environ(), "CORRIDOR_MAX_WAIT=10s")
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The banner's first line says where it listens.
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("banner: %v", err)
-	}
-	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("banner %q", line)
-	}
-	base := m[1]
-	go func() { _, _ = bufio.NewReader(stdout).WriteTo(new(strings.Builder)) }()
-
+	bin := buildBinary(t)
+	cmd, base := startBinary(t, bin, t.TempDir())
 	polled := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("GET", base+"/v1/inbox?wait=3", nil)
@@ -75,6 +55,55 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 }
 
+var builtBinary string
+
+// buildBinary builds the real corridor binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if builtBinary == "" {
+		dir, err := os.MkdirTemp("", "corridor-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "corridor")
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		builtBinary = bin
+	}
+	return builtBinary
+}
+
+// startBinary runs `corridor serve --demo` on data and returns the process
+// and its base URL, read from the banner.
+func startBinary(t *testing.T, bin, data string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--demo", "--demo-dir", "../../deploy/demo",
+		"--listen", "127.0.0.1:0", "--data", data, "--visibility-timeout", "5s")
+	cmd.Env = append(os.Environ(), "CORRIDOR_MAX_WAIT=10s")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("banner: %v", err)
+	}
+	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("banner %q", line)
+	}
+	go func() { _, _ = r.WriteTo(io.Discard) }()
+	return cmd, m[1]
+}
+
 // openConns counts the established TCP connections a process holds, from /proc.
 func openConns(t *testing.T, pid int) int {
 	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
@@ -99,4 +128,113 @@ func openConns(t *testing.T, pid int) int {
 		}
 	}
 	return n
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		os.RemoveAll(filepath.Dir(builtBinary))
+	}
+	os.Exit(code)
+}
+
+// TestKillLosesNothingAcknowledged: the gateway is killed (SIGKILL) while
+// clients submit; after a restart on the same data folder every document
+// that got a receipt is there byte for byte, the recipient gets each once,
+// and a retry of what was in flight completes it.
+func TestKillLosesNothingAcknowledged(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+	cmd, base := startBinary(t, bin, data)
+
+	type sub struct {
+		body []byte
+		rcpt *exchange.Receipt
+	}
+	const clients, each = 4, 60
+	subs := make([][]sub, clients)
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := fmt.Appendf(nil, `{"eventID":"kill-%d-%03d","eventType":"EQUIPMENT","eventClassifierCode":"ACT","eventCode":"GTIN",
+"eventDateTime":"2026-11-05T16:10:00+08:00","eventLocation":{"UNLocationCode":"CNCKG"},"publisher":"cq-rail",
+"billReference":"CQNL2026000187","containerNumber":"CSQU3054383"}`, c, i)
+				subs[c] = append(subs[c], sub{body: body})
+				r, err := postEvent(base, body)
+				if err != nil {
+					return // the gateway is gone
+				}
+				subs[c][i].rcpt = r
+				acked.Add(1)
+			}
+		}()
+	}
+	waitFor(t, func() bool { return acked.Load() >= 40 })
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	_ = cmd.Wait()
+
+	_, base = startBinary(t, bin, data)
+	var receipts []*exchange.Receipt
+	for _, cs := range subs {
+		for _, s := range cs {
+			if s.rcpt != nil {
+				receipts = append(receipts, s.rcpt)
+				continue
+			}
+			// Never acknowledged: the client retries, and it completes.
+			r, err := postEvent(base, s.body)
+			if err != nil {
+				t.Fatalf("retry after restart: %v", err)
+			}
+			receipts = append(receipts, r)
+		}
+	}
+	t.Logf("%d acknowledged before the kill, %d retried after", acked.Load(), len(receipts)-int(acked.Load()))
+	for _, r := range receipts {
+		got := call(t, "GET", base+"/v1/documents/"+r.ID, key("sg-motors"), nil)
+		sum := sha256.Sum256(got.body)
+		if got.status != 200 || hex.EncodeToString(sum[:]) != r.SHA256 {
+			t.Fatalf("document %s after restart: %d, sha %x; want %s", r.ID, got.status, sum, r.SHA256)
+		}
+	}
+	// The consignee gets every document exactly once.
+	seen := map[string]int{}
+	for {
+		in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100", key("sg-motors"), nil))
+		if len(in.Messages) == 0 {
+			break
+		}
+		for _, m := range in.Messages {
+			seen[m.DocumentID]++
+		}
+		call(t, "POST", base+"/v1/inbox/ack", key("sg-motors"), mustJSON(map[string]any{"ids": msgIDs(in)}))
+	}
+	for _, r := range receipts {
+		if seen[r.ID] != 1 {
+			t.Fatalf("consignee got %s %d times; want once", r.ID, seen[r.ID])
+		}
+	}
+}
+
+func postEvent(base string, body []byte) (*exchange.Receipt, error) {
+	req, _ := http.NewRequest("POST", base+"/v1/documents/tracking-event", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key("cq-rail"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var r exchange.Receipt
+	return &r, json.NewDecoder(resp.Body).Decode(&r)
 }
