@@ -68,3 +68,18 @@ func TestSigningBytes(t *testing.T) {
 		t.Fatal("a changed receipt verified")
 	}
 }
+
+// FuzzParseKey: any presented key parses or is refused without panicking,
+// and what parses puts back together into the same key.
+func FuzzParseKey(f *testing.F) {
+	plain, _, _ := exchange.NewAPIKey("cq-mto", time.Now())
+	f.Add(plain)
+	f.Add("cor.demo-sg-motors.demo")
+	f.Add("cor..")
+	f.Fuzz(func(t *testing.T, key string) {
+		id, secret, err := exchange.ParseKey(key)
+		if err == nil && "cor."+id+"."+secret != key {
+			t.Fatalf("ParseKey(%q) = %q, %q", key, id, secret)
+		}
+	})
+}

@@ -410,3 +410,21 @@ func TestSchemasDescribeFieldsAndCloseObjects(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDetect: telling a type from any bytes never panics, and a type it
+// names is one the gateway serves.
+func FuzzDetect(f *testing.F) {
+	for _, ti := range schemas.Types() {
+		f.Add(example(f, ti.Type, ti.Newest))
+	}
+	f.Add([]byte(`{"documentType":"nope"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		typ, err := schemas.Detect(body)
+		if err == nil {
+			if _, err := schemas.Newest(typ); err != nil {
+				t.Fatalf("Detect named %q: %v", typ, err)
+			}
+		}
+	})
+}
