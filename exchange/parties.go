@@ -72,8 +72,11 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) error {
 		return err
 	}
 	k.Revoked = true
-	s.forgetKeys()
-	return s.Parties.PutKey(ctx, k)
+	if err := s.Parties.PutKey(ctx, k); err != nil {
+		return err
+	}
+	s.keys.Purge() // after the write: a request in between cannot cache the old key again
+	return nil
 }
 
 // DisableParty stops all of a party's keys from working.
@@ -85,12 +88,9 @@ func (s *Service) DisableParty(ctx context.Context, id string) error {
 		return err
 	}
 	p.Disabled = true
-	s.forgetKeys()
-	return s.Parties.UpdateParty(ctx, p)
-}
-
-func (s *Service) forgetKeys() {
-	s.authMu.Lock()
-	clear(s.authCache)
-	s.authMu.Unlock()
+	if err := s.Parties.UpdateParty(ctx, p); err != nil {
+		return err
+	}
+	s.keys.Purge() // after the write, as in RevokeKey
+	return nil
 }

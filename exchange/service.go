@@ -13,8 +13,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/landsea/corridor/schemas"
 )
@@ -28,27 +29,23 @@ type Service struct {
 	Signer  *Signer
 	Logger  *slog.Logger
 	Now     func() time.Time
-	// AuthCacheTTL bounds how long a checked key is trusted without a
-	// look-up; a revoked key stops working within it.
-	AuthCacheTTL time.Duration
 
-	authMu     sync.Mutex
-	authCache  map[[32]byte]authEntry
-	partyCache map[string]time.Time // party ids known to exist, until when
+	keys    *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
+	parties *expirable.LRU[string, bool]    // party ids known to exist
 }
 
-type authEntry struct {
-	party   Party
-	expires time.Time
-}
+// CacheTTL bounds how long a checked key or a known party is trusted
+// without a look-up: a revoked key stops working on every gateway within it.
+const CacheTTL = 10 * time.Second
 
 // NewService returns a service over the given ports.
 func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log,
-		Now: time.Now, AuthCacheTTL: 10 * time.Second, authCache: map[[32]byte]authEntry{}, partyCache: map[string]time.Time{}}
+	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
+		keys:    expirable.NewLRU[[32]byte, Party](10000, nil, CacheTTL),
+		parties: expirable.NewLRU[string, bool](100000, nil, CacheTTL)}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -59,12 +56,8 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
 		return Party{}, unauthorized
 	}
 	ck := sha256.Sum256([]byte(key))
-	now := s.Now()
-	s.authMu.Lock()
-	e, ok := s.authCache[ck]
-	s.authMu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.party, nil
+	if p, ok := s.keys.Get(ck); ok {
+		return p, nil
 	}
 	k, err := s.Parties.Key(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && (k.Revoked || !k.Matches(secret))) {
@@ -80,12 +73,7 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
 	if err != nil {
 		return Party{}, fmt.Errorf("look up party: %w", err)
 	}
-	s.authMu.Lock()
-	if len(s.authCache) > 10000 {
-		clear(s.authCache)
-	}
-	s.authCache[ck] = authEntry{party: p, expires: now.Add(s.AuthCacheTTL)}
-	s.authMu.Unlock()
+	s.keys.Add(ck, p)
 	return p, nil
 }
 
@@ -310,11 +298,7 @@ const ClaimTimeout = 2 * time.Minute
 // partyExists answers from a short-lived cache: parties are created
 // rarely, and each recipient would otherwise cost a storage read.
 func (s *Service) partyExists(ctx context.Context, id string) (bool, error) {
-	now := s.Now()
-	s.authMu.Lock()
-	until, ok := s.partyCache[id]
-	s.authMu.Unlock()
-	if ok && now.Before(until) {
+	if _, ok := s.parties.Get(id); ok {
 		return true, nil
 	}
 	if _, err := s.Parties.Party(ctx, id); errors.Is(err, ErrNotFound) {
@@ -322,12 +306,7 @@ func (s *Service) partyExists(ctx context.Context, id string) (bool, error) {
 	} else if err != nil {
 		return false, err
 	}
-	s.authMu.Lock()
-	if len(s.partyCache) > 100000 {
-		clear(s.partyCache)
-	}
-	s.partyCache[id] = now.Add(s.AuthCacheTTL)
-	s.authMu.Unlock()
+	s.parties.Add(id, true)
 	return true, nil
 }
 
