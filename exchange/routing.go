@@ -15,17 +15,32 @@ type route struct {
 	refs   []string // paths of shipment refs (bill and container numbers)
 	keys   []key    // natural keys the document claims
 	facts  map[string]string
-	// the reference that must exist at submit, if any
-	mustRef *reference
+	// the document it refers to, if any
+	ref *reference
 }
 
-type key struct{ prefix, path string }
+// key is a natural key: prefix + the value at path (upper-cased), or,
+// perSender, prefix + sender + ":" + the value as it is.
+type key struct {
+	prefix, path string
+	perSender    bool
+}
 
+// reference is a document another one names, found by its natural key.
 type reference struct {
-	path   string // field holding the reference
-	prefix string // natural key it must match
-	what   string // for the message
+	path     string // field holding the reference
+	prefix   string // natural key it must match
+	what     string // for the message
+	required bool   // 409 when the gateway does not hold it
+	// parties of the referenced document that receive this one too
+	parties func(Record) []string
+	// inheritRefs files this document under the referenced one's shipments
+	inheritRefs bool
+	// check refuses a document that does not match what it refers to
+	check func(doc map[string]any, target Record) error
 }
+
+var oneBill = reference{path: "oneBillReference", prefix: "one-bill:", what: "one bill", required: true}
 
 var containerRefs = []string{"containers/*/containerNumber"}
 
@@ -34,34 +49,34 @@ var routes = map[string]route{
 		roles: []Role{RoleMTO, RoleCarrier}, issuer: "issuer",
 		named: []string{"issuer", "shipper", "consignee", "notifyParty", "holder", "legs/*/carrier"},
 		refs:  append([]string{"transportDocumentReference"}, containerRefs...),
-		keys:  []key{{"one-bill:", "transportDocumentReference"}},
+		keys:  []key{{prefix: "one-bill:", path: "transportDocumentReference"}},
 		facts: map[string]string{"holder": "holder", "transportDocumentReference": "transportDocumentReference"},
 	},
 	"rail-consignment-note": {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
-		named:   []string{"carrier", "consignor", "consignee"},
-		refs:    append([]string{"oneBillReference"}, containerRefs...),
-		keys:    []key{{"rail-consignment-note:", "consignmentNumber"}},
-		mustRef: &reference{path: "oneBillReference", prefix: "one-bill:", what: "one bill"},
+		named: []string{"carrier", "consignor", "consignee"},
+		refs:  append([]string{"oneBillReference"}, containerRefs...),
+		keys:  []key{{prefix: "rail-consignment-note:", path: "consignmentNumber"}},
+		ref:   &oneBill,
 	},
 	"sea-bill": {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
-		named:   []string{"carrier", "shipper", "consignee", "notifyParty"},
-		refs:    append([]string{"transportDocumentReference", "oneBillReference"}, containerRefs...),
-		keys:    []key{{"sea-bill:", "transportDocumentReference"}},
-		mustRef: &reference{path: "oneBillReference", prefix: "one-bill:", what: "one bill"},
+		named: []string{"carrier", "shipper", "consignee", "notifyParty"},
+		refs:  append([]string{"transportDocumentReference", "oneBillReference"}, containerRefs...),
+		keys:  []key{{prefix: "sea-bill:", path: "transportDocumentReference"}},
+		ref:   &oneBill,
 	},
 	"cargo-manifest": {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
 		named: []string{"carrier", "customsAuthority"},
 		refs:  []string{"bills/*/transportDocumentReference", "bills/*/containerNumbers/*"},
-		keys:  []key{{"cargo-manifest:", "manifestNumber"}},
+		keys:  []key{{prefix: "cargo-manifest:", path: "manifestNumber"}},
 	},
 	"customs-declaration": {
 		roles: []Role{RoleDeclarant}, issuer: "declarant",
 		named: []string{"declarant", "customsAuthority"},
 		refs:  []string{"billReference", "containerNumbers/*"},
-		keys:  []key{{"customs-declaration:", "declarationNumber"}},
+		keys:  []key{{prefix: "customs-declaration:", path: "declarationNumber"}},
 		facts: map[string]string{"declarationNumber": "declarationNumber", "declarationKind": "declarationKind",
 			"customsAuthority": "customsAuthority", "declarant": "declarant"},
 	},
@@ -70,18 +85,32 @@ var routes = map[string]route{
 		named: []string{"customsAuthority", "declarant"},
 		facts: map[string]string{"declarationReference": "declarationReference", "status": "status",
 			"responseCode": "responseCode", "responseDateTime": "responseDateTime", "customsAuthority": "customsAuthority"},
-		mustRef: &reference{path: "declarationReference", prefix: "customs-declaration:", what: "customs declaration"},
+		// A response goes back to the declarant, under the declaration's shipments.
+		ref: &reference{path: "declarationReference", prefix: "customs-declaration:", what: "customs declaration",
+			required: true, inheritRefs: true, check: responseMatches,
+			parties: func(decl Record) []string { return []string{decl.Facts["declarant"]} }},
 	},
 	"tracking-event": {
 		roles: []Role{RoleCarrier, RoleMTO, RoleTerminal}, issuer: "publisher",
 		named: []string{"publisher"},
 		refs:  []string{"billReference", "containerNumber"},
-		keys:  []key{{"tracking-event:", "eventID"}},
+		keys:  []key{{prefix: "tracking-event:", path: "eventID", perSender: true}},
+		// An event reaches the parties of the one bill it belongs to.
+		ref: &reference{path: "billReference", prefix: "one-bill:", what: "one bill",
+			parties: func(bill Record) []string { return append([]string{bill.Sender}, bill.Recipients...) }},
 		facts: map[string]string{"eventID": "eventID", "eventType": "eventType", "eventCode": "eventCode",
 			"eventClassifierCode": "eventClassifierCode", "eventDateTime": "eventDateTime",
 			"location": "eventLocation/UNLocationCode", "containerNumber": "containerNumber",
 			"retractedEventID": "retractedEventID", "billReference": "billReference"},
 	},
+}
+
+// first returns the first string at a path, or "".
+func first(doc any, path string) string {
+	if v := values(doc, path); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // values returns the strings at a slash-separated path, "*" walking arrays.

@@ -189,36 +189,34 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 	f := doc.Fields
 	named := valuesAll(f, rt.named)
 	refs := valuesAll(f, rt.refs)
-	if r := rt.mustRef; r != nil {
-		ref := strings.Join(values(f, r.path), "")
+	if r := rt.ref; r != nil {
+		ref := first(f, r.path)
 		target, err := s.referenced(ctx, r.prefix+NormalizeRef(ref))
-		if errors.Is(err, ErrNotFound) {
+		switch {
+		case errors.Is(err, ErrNotFound) && r.required:
 			return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no %s %s", r.what, ref),
 				Problems: []schemas.Problem{{Pointer: "/" + r.path, Detail: fmt.Sprintf("no %s %s has been submitted", r.what, ref)}}}
-		}
-		if err != nil {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
 			return err
-		}
-		if doc.Type == "customs-response" {
-			if err := responseMatches(f, target); err != nil {
-				return err
+		default:
+			if r.check != nil {
+				if err := r.check(f, target); err != nil {
+					return err
+				}
 			}
-			named = append(named, target.Facts["declarant"])
-			refs = append(refs, target.Refs...)
-		}
-	}
-	if doc.Type == "tracking-event" {
-		// An event reaches the parties of the one bill it belongs to.
-		if bill, err := s.referenced(ctx, "one-bill:"+NormalizeRef(strings.Join(values(f, "billReference"), ""))); err == nil {
-			named = append(append(named, bill.Sender), bill.Recipients...)
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
+			if r.parties != nil {
+				named = append(named, r.parties(target)...)
+			}
+			if r.inheritRefs {
+				refs = append(refs, target.Refs...)
+			}
 		}
 	}
 	for _, k := range rt.keys {
 		for _, v := range values(f, k.path) {
 			key := k.prefix + NormalizeRef(v)
-			if doc.Type == "tracking-event" {
+			if k.perSender {
 				key = k.prefix + rec.Sender + ":" + v
 			}
 			now := s.Now()
@@ -239,11 +237,11 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 		}
 	}
 	for name, path := range rt.facts {
-		if v := values(f, path); len(v) > 0 {
+		if v := first(f, path); v != "" {
 			if rec.Facts == nil {
 				rec.Facts = map[string]string{}
 			}
-			rec.Facts[name] = v[0]
+			rec.Facts[name] = v
 		}
 	}
 	return s.recipients(ctx, named, rec)
