@@ -23,8 +23,8 @@ type Archive interface {
 	// Put stores body and its record under rec.ID. If a document with that
 	// id is archived already, it returns ErrExists and changes nothing.
 	Put(ctx context.Context, rec Record, body []byte) error
-	// Get returns a document's record and exact bytes, or ErrNotFound.
-	Get(ctx context.Context, id string) (Record, []byte, error)
+	// Body returns a document's exact bytes, or ErrNotFound.
+	Body(ctx context.Context, id string) ([]byte, error)
 	// Record returns a document's record, or ErrNotFound.
 	Record(ctx context.Context, id string) (Record, error)
 	// Walk calls fn for every archived record, in no set order, until fn

@@ -331,34 +331,43 @@ var docIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
 func ValidDocumentID(s string) bool { return docIDRE.MatchString(s) }
 
 // Document returns a document's record and exact bytes, if the caller sent
-// or received it; otherwise not found.
+// or received it; otherwise not found. The bytes are checked against the
+// SHA-256 taken when they arrived.
 func (s *Service) Document(ctx context.Context, caller Party, id string) (Record, []byte, error) {
-	if !ValidDocumentID(id) {
-		return Record{}, nil, Errorf(CodeNotFound, "no document %s", id)
+	rec, err := s.visibleRecord(ctx, caller, id)
+	if err != nil {
+		return Record{}, nil, err
 	}
-	rec, body, err := s.Archive.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) || (err == nil && !rec.Involves(caller.ID)) {
-		return Record{}, nil, Errorf(CodeNotFound, "no document %s", id)
-	}
+	body, err := s.Archive.Body(ctx, id)
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("read document: %w", err)
+	}
+	if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != rec.SHA256 {
+		return Record{}, nil, fmt.Errorf("document %s: archived bytes do not match their SHA-256 %s", id, rec.SHA256)
 	}
 	return rec, body, nil
 }
 
-// Receipt returns a document's receipt, if the caller sent or received it.
-func (s *Service) Receipt(ctx context.Context, caller Party, id string) (Receipt, error) {
+// visibleRecord returns a document's record if the caller sent or received
+// it; otherwise not found, so its existence is not disclosed.
+func (s *Service) visibleRecord(ctx context.Context, caller Party, id string) (Record, error) {
 	if !ValidDocumentID(id) {
-		return Receipt{}, Errorf(CodeNotFound, "no document %s", id)
+		return Record{}, Errorf(CodeNotFound, "no document %s", id)
 	}
 	rec, err := s.Archive.Record(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && !rec.Involves(caller.ID)) {
-		return Receipt{}, Errorf(CodeNotFound, "no document %s", id)
+		return Record{}, Errorf(CodeNotFound, "no document %s", id)
 	}
 	if err != nil {
-		return Receipt{}, fmt.Errorf("read record: %w", err)
+		return Record{}, fmt.Errorf("read record: %w", err)
 	}
-	return rec.Receipt, nil
+	return rec, nil
+}
+
+// Receipt returns a document's receipt, if the caller sent or received it.
+func (s *Service) Receipt(ctx context.Context, caller Party, id string) (Receipt, error) {
+	rec, err := s.visibleRecord(ctx, caller, id)
+	return rec.Receipt, err
 }
 
 // InboxMessage is a message as a recipient pulls it, with its document.
@@ -382,7 +391,7 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 	}
 	out := make([]InboxMessage, 0, len(msgs))
 	for _, m := range msgs {
-		_, body, err := s.Archive.Get(ctx, m.DocumentID)
+		body, err := s.Archive.Body(ctx, m.DocumentID)
 		if err != nil {
 			return nil, fmt.Errorf("read document %s: %w", m.DocumentID, err)
 		}

@@ -3,9 +3,9 @@ package http
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -114,11 +114,11 @@ func (s *Server) document(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	sum := sha256.Sum256(body)
+	sum, _ := hex.DecodeString(rec.SHA256) // the service checked the bytes against it
 	etag := `"` + rec.SHA256 + `"`
 	c.Set(fiber.HeaderETag, etag)
-	c.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
-	c.Set("Digest", "SHA-256="+base64.StdEncoding.EncodeToString(sum[:]))
+	c.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	c.Set("Digest", "SHA-256="+base64.StdEncoding.EncodeToString(sum))
 	c.Set("Corridor-Document-Type", rec.Type)
 	c.Set("Corridor-Schema-Version", strconv.Itoa(rec.SchemaVersion))
 	c.Set("Corridor-Sender", rec.Sender)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -594,5 +595,22 @@ func TestAdminPathVariantsNeedTheAdminKey(t *testing.T) {
 	e.keys["admin"] = "admin-key-0123456789abcdef"
 	if r := e.do(t, "POST", "/v1/admin/parties", "admin", body); r.status != 201 {
 		t.Fatalf("admin key: %d %s", r.status, r.body)
+	}
+}
+
+// Bytes changed in the archive behind the gateway's back are not served.
+func TestCorruptedArchiveIsNotServed(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill"))
+	var rc exchange.Receipt
+	if err := json.Unmarshal(r.body, &rc); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(e.store.Dir, "archive", rc.ID[:2], rc.ID+".body")
+	if err := os.WriteFile(file, bytes.Replace(example(t, "one-bill"), []byte("PRE"), []byte("COL"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, "GET", "/v1/documents/"+rc.ID, "cq-mto", nil); r.status != 500 || bytes.Contains(r.body, []byte("COL")) {
+		t.Fatalf("corrupted document: %d %s", r.status, r.body)
 	}
 }

@@ -185,17 +185,19 @@ func writeOnce(path string, data []byte) error {
 	return d.Sync()
 }
 
-// Get returns a document's record and bytes.
-func (s *Store) Get(ctx context.Context, id string) (exchange.Record, []byte, error) {
-	rec, err := s.Record(ctx, id)
-	if err != nil {
-		return rec, nil, err
+// Body returns a document's exact bytes.
+func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
+	if len(id) < 2 || strings.ContainsAny(id, `/\.`) {
+		return nil, exchange.ErrNotFound
 	}
 	body, err := os.ReadFile(s.docPath(id, ".body"))
-	if err != nil {
-		return exchange.Record{}, nil, fmt.Errorf("read document: %w", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, exchange.ErrNotFound
 	}
-	return rec, body, nil
+	if err != nil {
+		return nil, fmt.Errorf("read document: %w", err)
+	}
+	return body, nil
 }
 
 // Record returns a document's archived record.

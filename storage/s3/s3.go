@@ -162,17 +162,12 @@ func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error
 	return nil
 }
 
-// Get returns a document's record and exact bytes.
-func (s *Store) Get(ctx context.Context, id string) (exchange.Record, []byte, error) {
-	rec, err := s.Record(ctx, id)
-	if err != nil {
-		return rec, nil, err
+// Body returns a document's exact bytes.
+func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return nil, exchange.ErrNotFound
 	}
-	body, err := s.read(ctx, s.name("documents/", id, "/body"))
-	if err != nil {
-		return exchange.Record{}, nil, fmt.Errorf("get document: %w", err)
-	}
-	return rec, body, nil
+	return s.read(ctx, s.name("documents/", id, "/body"))
 }
 
 // Record returns a document's record.
