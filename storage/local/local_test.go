@@ -9,7 +9,7 @@ import (
 	"github.com/landsea/corridor/storage/storagetest"
 )
 
-func open(t *testing.T, vis time.Duration) *local.Store {
+func open(t testing.TB, vis time.Duration) *local.Store {
 	t.Helper()
 	s := local.New(t.TempDir())
 	s.VisibilityTimeout = vis

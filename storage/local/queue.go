@@ -102,39 +102,65 @@ func (s *Store) Pull(ctx context.Context, party string, limit int, wait time.Dur
 }
 
 // claim marks visible messages in flight; next is when the earliest
-// in-flight message becomes visible again.
+// in-flight message becomes visible again. Most pulls find nothing to
+// claim, so it looks first in a read-only transaction and writes (a
+// commit is an fsync) only when there is something to claim.
 func (s *Store) claim(party string, limit int) (msgs []exchange.Message, next time.Time, err error) {
 	now := s.now()
+	found := false
+	err = s.db.View(func(tx *bolt.Tx) error {
+		in := tx.Bucket(bInbox).Bucket([]byte(party))
+		if in == nil {
+			return nil
+		}
+		next, err = visible(in, now, 1, func(_, _ []byte) error { found = true; return nil })
+		return err
+	})
+	if err != nil || !found {
+		return nil, next, err
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		in, err := inbox(tx, party)
 		if err != nil {
 			return err
 		}
-		flight := in.Bucket(bFlight)
-		c := in.Bucket(bMsgs).Cursor()
-		for k, v := c.First(); k != nil && len(msgs) < limit; k, v = c.Next() {
-			if f := flight.Get(k); f != nil {
-				visible := time.Unix(0, int64(binary.BigEndian.Uint64(f)))
-				if visible.After(now) {
-					if next.IsZero() || visible.Before(next) {
-						next = visible
-					}
-					continue
-				}
-			}
+		at := binary.BigEndian.AppendUint64(nil, uint64(now.Add(s.VisibilityTimeout).UnixNano()))
+		next, err = visible(in, now, limit, func(k, v []byte) error {
 			var m exchange.Message
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
 			}
-			at := binary.BigEndian.AppendUint64(nil, uint64(now.Add(s.VisibilityTimeout).UnixNano()))
-			if err := flight.Put(k, at); err != nil {
-				return err
-			}
 			msgs = append(msgs, m)
-		}
-		return nil
+			return in.Bucket(bFlight).Put(k, at)
+		})
+		return err
 	})
 	return msgs, next, err
+}
+
+// visible calls fn, in queue order, for up to limit messages not in
+// flight at now, and returns when the earliest in-flight one it passed
+// becomes visible again. fn's first error stops it.
+func visible(in *bolt.Bucket, now time.Time, limit int, fn func(k, v []byte) error) (next time.Time, err error) {
+	msgs, flight := in.Bucket(bMsgs), in.Bucket(bFlight)
+	n := 0
+	c := msgs.Cursor()
+	for k, v := c.First(); k != nil && n < limit; k, v = c.Next() {
+		if f := flight.Get(k); f != nil {
+			at := time.Unix(0, int64(binary.BigEndian.Uint64(f)))
+			if at.After(now) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
+		}
+		if err := fn(k, v); err != nil {
+			return next, err
+		}
+		n++
+	}
+	return next, nil
 }
 
 // Ack deletes the party's pending messages of these documents.
