@@ -164,43 +164,70 @@ func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error
 
 // Body returns a document's exact bytes.
 func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
-	if id == "" || strings.ContainsAny(id, "/.") {
+	if !safeID(id) {
 		return nil, exchange.ErrNotFound
 	}
 	return s.read(ctx, s.name("documents/", id, "/body"))
 }
 
+// safeID: an id that could leave its folder names nothing.
+func safeID(id string) bool { return id != "" && !strings.ContainsAny(id, "/.") }
+
+// readJSON decodes the object folder+id+suffix into v, or ErrNotFound.
+func (s *Store) readJSON(ctx context.Context, folder, id, suffix string, v any) error {
+	if !safeID(id) {
+		return exchange.ErrNotFound
+	}
+	raw, err := s.read(ctx, s.name(folder, id, suffix))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// writeJSON stores v as the object folder+id+".json"; once, it refuses to
+// replace an existing object (ErrExists).
+func (s *Store) writeJSON(ctx context.Context, folder, id string, v any, once bool) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if once {
+		return s.putOnce(ctx, s.name(folder, id, ".json"), raw, nil)
+	}
+	return s.put(ctx, s.name(folder, id, ".json"), raw)
+}
+
 // Record returns a document's record.
 func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
 	var rec exchange.Record
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return rec, exchange.ErrNotFound
-	}
-	raw, err := s.read(ctx, s.name("documents/", id, "/record.json"))
-	if err != nil {
-		return rec, err
-	}
-	return rec, json.Unmarshal(raw, &rec)
+	return rec, s.readJSON(ctx, "documents/", id, "/record.json", &rec)
 }
 
 // Walk calls fn for every archived record.
 func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for obj := range s.client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: s.name("documents/"), Recursive: true}) {
-		if obj.Err != nil {
-			return wrap(obj.Err)
-		}
-		if !strings.HasSuffix(obj.Key, "/record.json") {
-			continue
-		}
-		id := strings.TrimSuffix(strings.TrimPrefix(obj.Key, s.name("documents/")), "/record.json")
+	return s.eachID(ctx, "documents/", "/record.json", func(id string) error {
 		rec, err := s.Record(ctx, id)
 		if err != nil {
 			return err
 		}
-		if err := fn(rec); err != nil {
-			return err
+		return fn(rec)
+	})
+}
+
+// eachID calls fn with the id of every object folder+id+suffix.
+func (s *Store) eachID(ctx context.Context, folder, suffix string, fn func(id string) error) error {
+	ctx, cancel := context.WithCancel(ctx) // stops the listing when fn fails
+	defer cancel()
+	prefix := s.name(folder)
+	for obj := range s.client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return wrap(obj.Err)
+		}
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, prefix), suffix); ok {
+			if err := fn(id); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -210,11 +237,7 @@ func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error 
 
 // CreateParty stores a new party, write-once.
 func (s *Store) CreateParty(ctx context.Context, p exchange.Party) error {
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return s.putOnce(ctx, s.name("parties/", p.ID, ".json"), raw, nil)
+	return s.writeJSON(ctx, "parties/", p.ID, p, true)
 }
 
 // UpdateParty replaces a stored party.
@@ -222,42 +245,25 @@ func (s *Store) UpdateParty(ctx context.Context, p exchange.Party) error {
 	if _, err := s.Party(ctx, p.ID); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return s.put(ctx, s.name("parties/", p.ID, ".json"), raw)
+	return s.writeJSON(ctx, "parties/", p.ID, p, false)
 }
 
 // Party returns a party.
 func (s *Store) Party(ctx context.Context, id string) (exchange.Party, error) {
 	var p exchange.Party
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return p, exchange.ErrNotFound
-	}
-	raw, err := s.read(ctx, s.name("parties/", id, ".json"))
-	if err != nil {
-		return p, err
-	}
-	return p, json.Unmarshal(raw, &p)
+	return p, s.readJSON(ctx, "parties/", id, ".json", &p)
 }
 
 // ListParties returns every party, by id.
 func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
 	var out []exchange.Party
-	for obj := range s.client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: s.name("parties/")}) {
-		if obj.Err != nil {
-			return nil, wrap(obj.Err)
-		}
-		raw, err := s.read(ctx, obj.Key)
-		if err != nil {
-			return nil, err
-		}
-		var p exchange.Party
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, err
-		}
+	err := s.eachID(ctx, "parties/", ".json", func(id string) error {
+		p, err := s.Party(ctx, id)
 		out = append(out, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -265,22 +271,11 @@ func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
 
 // PutKey stores a key record.
 func (s *Store) PutKey(ctx context.Context, k exchange.APIKey) error {
-	raw, err := json.Marshal(k)
-	if err != nil {
-		return err
-	}
-	return s.put(ctx, s.name("keys/", k.ID, ".json"), raw)
+	return s.writeJSON(ctx, "keys/", k.ID, k, false)
 }
 
 // Key returns a key record.
 func (s *Store) Key(ctx context.Context, id string) (exchange.APIKey, error) {
 	var k exchange.APIKey
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return k, exchange.ErrNotFound
-	}
-	raw, err := s.read(ctx, s.name("keys/", id, ".json"))
-	if err != nil {
-		return k, err
-	}
-	return k, json.Unmarshal(raw, &k)
+	return k, s.readJSON(ctx, "keys/", id, ".json", &k)
 }
