@@ -219,11 +219,12 @@ func Example(typ string, version int) ([]byte, error) {
 // Detect tells a document's type from its content: its documentType field,
 // else the one type whose required top-level fields it alone has.
 func Detect(body []byte) (string, error) {
-	if err := Prescan(body); err != nil {
+	v, err := parse(body)
+	if err != nil {
 		return "", err
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	doc, ok := v.(map[string]any)
+	if !ok {
 		return "", &MalformedError{Detail: "the document is not a JSON object"}
 	}
 	if t, ok := doc["documentType"].(string); ok {
