@@ -147,12 +147,7 @@ func describe(err error) error {
 	if !errors.As(err, &e) || len(e.Problems) == 0 {
 		return err
 	}
-	var b strings.Builder
-	b.WriteString(e.Message)
-	for _, p := range e.Problems {
-		fmt.Fprintf(&b, "\n  %s: %s", p.Pointer, p.Detail)
-	}
-	return fmt.Errorf("%s", b.String())
+	return errors.New(withProblems(e.Message, e.Problems))
 }
 
 func reindexCommand() *cobra.Command {

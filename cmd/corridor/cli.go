@@ -165,10 +165,15 @@ func problemText(status int, data []byte) string {
 	if json.Unmarshal(data, &p) != nil || p.Title == "" {
 		return fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(data)))
 	}
+	return withProblems(fmt.Sprintf("HTTP %d %s: %s", status, p.Title, p.Detail), p.Errors)
+}
+
+// withProblems puts each problem on a line of its own under head.
+func withProblems(head string, problems []schemas.Problem) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "HTTP %d %s: %s", status, p.Title, p.Detail)
-	for _, e := range p.Errors {
-		fmt.Fprintf(&b, "\n  %s: %s", e.Pointer, e.Detail)
+	b.WriteString(head)
+	for _, p := range problems {
+		fmt.Fprintf(&b, "\n  %s: %s", p.Pointer, p.Detail)
 	}
 	return b.String()
 }
