@@ -187,31 +187,31 @@ func writeOnce(path string, data []byte) error {
 
 // Body returns a document's exact bytes.
 func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
+	return s.readDoc(id, ".body")
+}
+
+// readDoc reads one of a document's files; an id that could leave the
+// archive folder names nothing.
+func (s *Store) readDoc(id, suffix string) ([]byte, error) {
 	if len(id) < 2 || strings.ContainsAny(id, `/\.`) {
 		return nil, exchange.ErrNotFound
 	}
-	body, err := os.ReadFile(s.docPath(id, ".body"))
+	data, err := os.ReadFile(s.docPath(id, suffix))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, exchange.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read document: %w", err)
+		return nil, fmt.Errorf("read archive: %w", err)
 	}
-	return body, nil
+	return data, nil
 }
 
 // Record returns a document's archived record.
 func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
 	var rec exchange.Record
-	if len(id) < 2 || strings.ContainsAny(id, `/\.`) {
-		return rec, exchange.ErrNotFound
-	}
-	raw, err := os.ReadFile(s.docPath(id, ".record.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return rec, exchange.ErrNotFound
-	}
+	raw, err := s.readDoc(id, ".record.json")
 	if err != nil {
-		return rec, fmt.Errorf("read record: %w", err)
+		return rec, err
 	}
 	return rec, json.Unmarshal(raw, &rec)
 }
