@@ -61,11 +61,80 @@ type Receipt struct {
 // rebuilt from the archive.
 type Record struct {
 	Receipt
+	// Format is the version of this layout in the archive; reindex reads
+	// every format it ever wrote (0: before shipments were linked).
+	Format         int               `json:"format,omitempty"`
 	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
 	Size           int64             `json:"size"`
-	Refs           []string          `json:"refs,omitempty"` // shipment refs: bill and container numbers
+	Refs           []string          `json:"refs,omitempty"` // numbers the document answers to: its own, and containers for a one bill
 	Keys           []string          `json:"keys,omitempty"` // natural keys, e.g. "customs-declaration:CQ2026EX0093412"
 	Facts          map[string]string `json:"facts,omitempty"`
+	// Shipments are the one bills whose document graph this document
+	// belongs to (a manifest may cover several).
+	Shipments []Link `json:"shipments,omitempty"`
+	// Members are the parties this document makes members of its
+	// shipments: those it names in a role that takes part (a one bill's
+	// shipper and carriers, a declaration's customs authority, ...).
+	Members []string `json:"members,omitempty"`
+	// Plan is a one bill's route and legs as issued, for the shipment view.
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// RecordFormat is the Format of records written now.
+const RecordFormat = 2
+
+// Link ties a document to a shipment: the one bill's number, its
+// document id, and when it was received (the shipment's opening time,
+// by which shipment lists are ordered).
+type Link struct {
+	Ref    string    `json:"ref"`
+	Doc    string    `json:"doc"`
+	Opened time.Time `json:"opened"`
+}
+
+// Plan is the journey a one bill was issued for.
+type Plan struct {
+	PlaceOfReceipt  string    `json:"placeOfReceipt"`
+	PortOfLoading   string    `json:"portOfLoading"`
+	PortOfDischarge string    `json:"portOfDischarge"`
+	PlaceOfDelivery string    `json:"placeOfDelivery"`
+	Legs            []LegPlan `json:"legs"`
+	Containers      []string  `json:"containers,omitempty"`
+}
+
+// LegPlan is one leg of a one bill as planned.
+type LegPlan struct {
+	Mode             string `json:"modeOfTransport"`
+	From             string `json:"from"`
+	To               string `json:"to"`
+	Carrier          string `json:"carrier"`
+	Vehicle          string `json:"vehicle,omitempty"` // train number, or vessel name and voyage
+	PlannedDeparture string `json:"plannedDeparture,omitempty"`
+	PlannedArrival   string `json:"plannedArrival,omitempty"`
+}
+
+// The document types the gateway routes.
+const (
+	TypeOneBill     = "one-bill"
+	TypeRailNote    = "rail-consignment-note"
+	TypeSeaBill     = "sea-bill"
+	TypeManifest    = "cargo-manifest"
+	TypeDeclaration = "customs-declaration"
+	TypeResponse    = "customs-response"
+	TypeEvent       = "tracking-event"
+	// TypeGrant is made by the gateway: a member's grant (or revocation)
+	// of access to a shipment, archived like a document and delivered to
+	// the grantee.
+	TypeGrant = "shipment-grant"
+)
+
+// ShipmentRefs returns the one bill numbers of the record's shipments.
+func (r Record) ShipmentRefs() []string {
+	out := make([]string, len(r.Shipments))
+	for i, l := range r.Shipments {
+		out[i] = l.Ref
+	}
+	return out
 }
 
 // Involves reports whether a party sent or received the document.

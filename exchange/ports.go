@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,12 +48,15 @@ type Queue interface {
 	Ack(ctx context.Context, party string, documentIDs []string) (int, error)
 }
 
-// Index finds documents by id, shipment and natural key.
+// Index finds documents by id, natural key and list. A list is a named,
+// ordered set of entries (a shipment's documents, its events, the
+// shipments a party takes part in, ...); exchange decides which lists a
+// record is filed in, so every backend only keeps sorted strings.
 type Index interface {
-	// Add indexes a record: by id, under each of its shipment refs, and
+	// Add indexes a record: by id, in each of the entries' lists, and
 	// under each natural key that no other indexed document holds (a
 	// pending claim gives way). It is idempotent.
-	Add(ctx context.Context, rec Record) error
+	Add(ctx context.Context, rec Record, entries []Entry) error
 	// Claim reserves a natural key for a document about to be archived, so
 	// two documents cannot take the same bill or declaration number. It
 	// returns the holder: id itself when the key is free, held by id, or
@@ -62,11 +66,41 @@ type Index interface {
 	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, err error)
 	// Doc returns an indexed record, or ErrNotFound.
 	Doc(ctx context.Context, id string) (Record, error)
-	// Shipment returns the records indexed under a ref, oldest first.
-	Shipment(ctx context.Context, ref string) ([]Record, error)
+	// Page returns up to limit entries of a list with their records, in
+	// ascending order of position (descending when desc), starting after
+	// the position after ("" for the start). An entry whose record is
+	// not indexed is skipped. An unknown list is empty.
+	Page(ctx context.Context, list, after string, limit int, desc bool) ([]Item, error)
 	// Lookup returns the id of the indexed document that holds a natural
 	// key, or ErrNotFound (also while the key is only claimed).
 	Lookup(ctx context.Context, key string) (string, error)
+}
+
+// Entry files a document in a list at a position (see Position).
+type Entry struct {
+	List string
+	Pos  string
+}
+
+// Position orders entries by time, then by id: fixed-width hex of the
+// Unix microseconds, then the id. Backends compare positions as bytes.
+func Position(at time.Time, id string) string {
+	us := max(at.UnixMicro(), 0)
+	return fmt.Sprintf("%016x", us) + id
+}
+
+// PositionID returns the document id of a position.
+func PositionID(pos string) string {
+	if len(pos) < 16 {
+		return ""
+	}
+	return pos[16:]
+}
+
+// Item is a listed record with its position, from which the next page starts.
+type Item struct {
+	Pos    string
+	Record Record
 }
 
 // Parties stores the corridor's parties and their API keys (as hashes).

@@ -2,21 +2,45 @@ package exchange
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // route is what the gateway knows of a document type: who may issue it,
 // which field names the issuer, which fields name parties (the
-// recipients), what it references, and what the shipment view shows of it.
+// recipients), which shipment it belongs to and who it makes a member,
+// what it references, and what the shipment view shows of it.
 type route struct {
 	roles  []Role   // roles that may submit it
 	issuer string   // top-level field that must name the sender
 	named  []string // paths of party ids; "*" walks an array
-	refs   []string // paths of shipment refs (bill and container numbers)
+	refs   []string // numbers the document answers to in GET /v1/shipments/{ref}
 	keys   []key    // natural keys the document claims
 	facts  map[string]string
+	// members are the fields naming parties that this document makes
+	// members of its shipments, each with the role the party must have
+	// ("" for any).
+	members []member
+	// ship names the bills (one bill or sea bill numbers, as prefixes
+	// says) that place the document in a shipment; a one bill opens its
+	// own and has none.
+	ship *shipRef
 	// the document it refers to, if any
 	ref *reference
+	// toBill sends the document to the parties of its shipment's one bill.
+	toBill bool
+}
+
+// member is a field whose party becomes a member of the shipment.
+type member struct {
+	path string
+	role Role
+}
+
+// shipRef is where a document names its shipment.
+type shipRef struct {
+	paths    []string // fields holding bill numbers; "*" walks an array
+	prefixes []string // natural keys a number may match, in order
 }
 
 // key is a natural key: prefix + the value at path (upper-cased), or,
@@ -34,74 +58,92 @@ type reference struct {
 	required bool   // 409 when the gateway does not hold it
 	// parties of the referenced document that receive this one too
 	parties func(Record) []string
-	// inheritRefs files this document under the referenced one's shipments
-	inheritRefs bool
+	// inheritShipments places this document in the referenced one's shipments
+	inheritShipments bool
 	// check refuses a document that does not match what it refers to
 	check func(doc map[string]any, target Record) error
 }
 
-var oneBill = reference{path: "oneBillReference", prefix: "one-bill:", what: "one bill", required: true}
+const (
+	keyOneBill     = TypeOneBill + ":"
+	keySeaBill     = TypeSeaBill + ":"
+	keyDeclaration = TypeDeclaration + ":"
+)
 
-var containerRefs = []string{"containers/*/containerNumber"}
+var (
+	oneBillOnly = []string{keyOneBill}
+	anyBill     = []string{keyOneBill, keySeaBill}
+)
 
 var routes = map[string]route{
-	"one-bill": {
+	TypeOneBill: {
 		roles: []Role{RoleMTO, RoleCarrier}, issuer: "issuer",
 		named: []string{"issuer", "shipper", "consignee", "notifyParty", "holder", "legs/*/carrier"},
-		refs:  append([]string{"transportDocumentReference"}, containerRefs...),
-		keys:  []key{{prefix: "one-bill:", path: "transportDocumentReference"}},
-		facts: map[string]string{"holder": "holder", "transportDocumentReference": "transportDocumentReference"},
+		refs:  []string{"transportDocumentReference", "containers/*/containerNumber"},
+		keys:  []key{{prefix: keyOneBill, path: "transportDocumentReference"}},
+		members: []member{{path: "issuer"}, {path: "shipper"}, {path: "consignee"}, {path: "notifyParty"},
+			{path: "holder"}, {path: "legs/*/carrier"}},
+		facts: map[string]string{"holder": "holder", "number": "transportDocumentReference", "issuer": "issuer"},
 	},
-	"rail-consignment-note": {
+	TypeRailNote: {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
-		named: []string{"carrier", "consignor", "consignee"},
-		refs:  append([]string{"oneBillReference"}, containerRefs...),
-		keys:  []key{{prefix: "rail-consignment-note:", path: "consignmentNumber"}},
-		ref:   &oneBill,
+		named:   []string{"carrier", "consignor", "consignee"},
+		refs:    []string{"consignmentNumber"},
+		keys:    []key{{prefix: TypeRailNote + ":", path: "consignmentNumber"}},
+		members: []member{{path: "carrier"}},
+		ship:    &shipRef{paths: []string{"oneBillReference"}, prefixes: oneBillOnly},
+		facts:   map[string]string{"number": "consignmentNumber"},
 	},
-	"sea-bill": {
+	TypeSeaBill: {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
-		named: []string{"carrier", "shipper", "consignee", "notifyParty"},
-		refs:  append([]string{"transportDocumentReference", "oneBillReference"}, containerRefs...),
-		keys:  []key{{prefix: "sea-bill:", path: "transportDocumentReference"}},
-		ref:   &oneBill,
+		named:   []string{"carrier", "shipper", "consignee", "notifyParty"},
+		refs:    []string{"transportDocumentReference"},
+		keys:    []key{{prefix: keySeaBill, path: "transportDocumentReference"}},
+		members: []member{{path: "carrier"}},
+		ship:    &shipRef{paths: []string{"oneBillReference"}, prefixes: oneBillOnly},
+		facts:   map[string]string{"number": "transportDocumentReference"},
 	},
-	"cargo-manifest": {
+	TypeManifest: {
 		roles: []Role{RoleCarrier}, issuer: "carrier",
-		named: []string{"carrier", "customsAuthority"},
-		refs:  []string{"bills/*/transportDocumentReference", "bills/*/containerNumbers/*"},
-		keys:  []key{{prefix: "cargo-manifest:", path: "manifestNumber"}},
+		named:   []string{"carrier", "customsAuthority"},
+		refs:    []string{"manifestNumber"},
+		keys:    []key{{prefix: TypeManifest + ":", path: "manifestNumber"}},
+		members: []member{{path: "customsAuthority", role: RoleCustoms}},
+		ship:    &shipRef{paths: []string{"bills/*/transportDocumentReference"}, prefixes: anyBill},
+		facts:   map[string]string{"number": "manifestNumber", "manifestType": "manifestType", "customsAuthority": "customsAuthority"},
 	},
-	"customs-declaration": {
+	TypeDeclaration: {
 		roles: []Role{RoleDeclarant}, issuer: "declarant",
-		named: []string{"declarant", "customsAuthority"},
-		refs:  []string{"billReference", "containerNumbers/*"},
-		keys:  []key{{prefix: "customs-declaration:", path: "declarationNumber"}},
-		facts: map[string]string{"declarationNumber": "declarationNumber", "declarationKind": "declarationKind",
-			"customsAuthority": "customsAuthority", "declarant": "declarant"},
+		named:   []string{"declarant", "customsAuthority"},
+		refs:    []string{"declarationNumber"},
+		keys:    []key{{prefix: keyDeclaration, path: "declarationNumber"}},
+		members: []member{{path: "declarant"}, {path: "customsAuthority", role: RoleCustoms}},
+		ship:    &shipRef{paths: []string{"billReference"}, prefixes: anyBill},
+		facts: map[string]string{"number": "declarationNumber", "declarationNumber": "declarationNumber", "declarationKind": "declarationKind",
+			"customsAuthority": "customsAuthority", "declarant": "declarant", "office": "customsOffice/UNLocationCode",
+			"declarationDateTime": "declarationDateTime"},
 	},
-	"customs-response": {
+	TypeResponse: {
 		roles: []Role{RoleCustoms}, issuer: "customsAuthority",
 		named: []string{"customsAuthority", "declarant"},
-		facts: map[string]string{"declarationReference": "declarationReference", "status": "status",
+		facts: map[string]string{"number": "responseNumber", "declarationReference": "declarationReference", "status": "status",
 			"responseCode": "responseCode", "responseDateTime": "responseDateTime", "customsAuthority": "customsAuthority"},
-		// A response goes back to the declarant, under the declaration's shipments.
-		ref: &reference{path: "declarationReference", prefix: "customs-declaration:", what: "customs declaration",
-			required: true, inheritRefs: true, check: responseMatches,
+		// A response goes back to the declarant, in the declaration's shipments.
+		ref: &reference{path: "declarationReference", prefix: keyDeclaration, what: "customs declaration",
+			required: true, inheritShipments: true, check: responseMatches,
 			parties: func(decl Record) []string { return []string{decl.Facts["declarant"]} }},
 	},
-	"tracking-event": {
+	TypeEvent: {
 		roles: []Role{RoleCarrier, RoleMTO, RoleTerminal}, issuer: "publisher",
 		named: []string{"publisher"},
-		refs:  []string{"billReference", "containerNumber"},
-		keys:  []key{{prefix: "tracking-event:", path: "eventID", perSender: true}},
+		keys:  []key{{prefix: TypeEvent + ":", path: "eventID", perSender: true}},
+		ship:  &shipRef{paths: []string{"billReference"}, prefixes: anyBill},
 		// An event reaches the parties of the one bill it belongs to.
-		ref: &reference{path: "billReference", prefix: "one-bill:", what: "one bill",
-			parties: func(bill Record) []string { return append([]string{bill.Sender}, bill.Recipients...) }},
+		toBill: true,
 		facts: map[string]string{"eventID": "eventID", "eventType": "eventType", "eventCode": "eventCode",
 			"eventClassifierCode": "eventClassifierCode", "eventDateTime": "eventDateTime",
 			"location": "eventLocation/UNLocationCode", "containerNumber": "containerNumber",
-			"retractedEventID": "retractedEventID", "billReference": "billReference"},
+			"retractedEventID": "retractedEventID", "billReference": "billReference", "modeOfTransport": "modeOfTransport"},
 	},
 }
 
@@ -115,24 +157,44 @@ func first(doc any, path string) string {
 
 // values returns the strings at a slash-separated path, "*" walking arrays.
 func values(doc any, path string) []string {
+	var out []string
+	for _, v := range valuesAt(doc, path) {
+		out = append(out, v.value)
+	}
+	return out
+}
+
+// valueAt is a string found in a document and its JSON pointer.
+type valueAt struct{ pointer, value string }
+
+// valuesAt returns the non-empty strings at a path with their pointers.
+func valuesAt(doc any, path string) []valueAt { return walk(doc, path, "") }
+
+func walk(doc any, path, pointer string) []valueAt {
 	head, rest, more := strings.Cut(path, "/")
-	var next []any
+	type step struct {
+		v   any
+		ptr string
+	}
+	var next []step
 	switch t := doc.(type) {
 	case map[string]any:
 		if v, ok := t[head]; ok {
-			next = []any{v}
+			next = []step{{v, pointer + "/" + head}}
 		}
 	case []any:
 		if head == "*" {
-			next = t
+			for i, v := range t {
+				next = append(next, step{v, pointer + "/" + strconv.Itoa(i)})
+			}
 		}
 	}
-	var out []string
-	for _, v := range next {
+	var out []valueAt
+	for _, n := range next {
 		if more {
-			out = append(out, values(v, rest)...)
-		} else if s, ok := v.(string); ok && s != "" {
-			out = append(out, s)
+			out = append(out, walk(n.v, rest, n.ptr)...)
+		} else if s, ok := n.v.(string); ok && s != "" {
+			out = append(out, valueAt{pointer: n.ptr, value: s})
 		}
 	}
 	return out

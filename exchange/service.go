@@ -31,7 +31,7 @@ type Service struct {
 	Now     func() time.Time
 
 	keys    *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
-	parties *expirable.LRU[string, bool]    // party ids known to exist
+	parties *expirable.LRU[string, Party]   // parties known to exist
 }
 
 // CacheTTL bounds how long a checked key or a known party is trusted
@@ -45,7 +45,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	}
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, Party](10000, nil, CacheTTL),
-		parties: expirable.NewLRU[string, bool](100000, nil, CacheTTL)}
+		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL)}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -124,7 +124,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	rec := Record{
 		Receipt: Receipt{ID: DocumentID(caller.ID, sub.IdempotencyKey, sum[:]), Type: doc.Type, SchemaVersion: doc.Version,
 			Sender: caller.ID, SHA256: hex.EncodeToString(sum[:])},
-		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)),
+		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)), Format: RecordFormat,
 	}
 	// A submission seen before gets its receipt again, and its delivery is
 	// completed if an earlier attempt was cut short.
@@ -133,10 +133,10 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check archive: %w", err)
 	}
-	if err := s.resolve(ctx, rt, doc, &rec); err != nil {
+	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
+	if err := s.resolve(ctx, caller, rt, doc, &rec); err != nil {
 		return Receipt{}, false, err
 	}
-	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
 	rec.Signature = s.Signer.Sign(rec.Receipt)
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
@@ -161,6 +161,13 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
 			Problems: []schemas.Problem{{Pointer: "", Detail: "use a new Idempotency-Key for a different document"}}}
 	}
+	if prev.Format < RecordFormat {
+		up, err := s.upgrade(ctx, prev)
+		if err != nil {
+			return Receipt{}, false, fmt.Errorf("upgrade %s: %w", prev.ID, err)
+		}
+		prev = up
+	}
 	if err := s.deliver(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
@@ -170,7 +177,7 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 // deliver indexes a record and queues it for every recipient; each step is
 // idempotent, so it can be run again after a failure.
 func (s *Service) deliver(ctx context.Context, rec Record) error {
-	if err := s.Index.Add(ctx, rec); err != nil {
+	if err := s.Index.Add(ctx, rec, entries(rec)); err != nil {
 		return fmt.Errorf("index document: %w", err)
 	}
 	if len(rec.Recipients) == 0 {
@@ -183,15 +190,16 @@ func (s *Service) deliver(ctx context.Context, rec Record) error {
 }
 
 // resolve fills in what the record needs from the document and the
-// gateway's state: references that must exist, natural keys, shipment refs,
-// facts and recipients.
-func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, rec *Record) error {
+// gateway's state, refusing it before anything is written: references
+// that must exist, the shipments it joins (and whether the sender may
+// post to them), natural keys, facts, members and recipients.
+func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *schemas.Document, rec *Record) error {
 	f := doc.Fields
 	named := valuesAll(f, rt.named)
-	refs := valuesAll(f, rt.refs)
+	var target *Record
 	if r := rt.ref; r != nil {
 		ref := first(f, r.path)
-		target, err := s.referenced(ctx, r.prefix+NormalizeRef(ref))
+		t, err := s.referenced(ctx, r.prefix+NormalizeRef(ref))
 		switch {
 		case errors.Is(err, ErrNotFound) && r.required:
 			return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no %s %s", r.what, ref),
@@ -200,18 +208,38 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 		case err != nil:
 			return err
 		default:
-			if r.check != nil {
-				if err := r.check(f, target); err != nil {
-					return err
-				}
-			}
-			if r.parties != nil {
-				named = append(named, r.parties(target)...)
-			}
-			if r.inheritRefs {
-				refs = append(refs, target.Refs...)
+			target = &t
+		}
+	}
+	// Membership first: what a refused sender learns of the reference
+	// below must not depend on the shipment it is not part of.
+	placed, err := s.place(ctx, caller, rt, f, target, rec)
+	if err != nil {
+		return err
+	}
+	if target != nil {
+		if c := rt.ref.check; c != nil {
+			if err := c(f, *target); err != nil {
+				return err
 			}
 		}
+		if p := rt.ref.parties; p != nil {
+			named = append(named, p(*target)...)
+		}
+	}
+	for _, p := range placed {
+		rec.Shipments = append(rec.Shipments, p.link)
+		if rt.toBill {
+			named = append(named, p.state.bill.Sender)
+			named = append(named, p.state.bill.Recipients...)
+		}
+	}
+	if rec.Members, err = s.members(ctx, rt, f); err != nil {
+		return err
+	}
+	if rec.Type == TypeOneBill {
+		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
+		rec.Plan = planOf(f)
 	}
 	for _, k := range rt.keys {
 		for _, v := range values(f, k.path) {
@@ -231,7 +259,7 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 			rec.Keys = append(rec.Keys, key)
 		}
 	}
-	for _, r := range refs {
+	for _, r := range valuesAll(f, rt.refs) {
 		if n := NormalizeRef(r); n != "" && !slices.Contains(rec.Refs, n) {
 			rec.Refs = append(rec.Refs, n)
 		}
@@ -247,6 +275,24 @@ func (s *Service) resolve(ctx context.Context, rt route, doc *schemas.Document, 
 	return s.recipients(ctx, named, rec)
 }
 
+// planOf reads a one bill's route and legs.
+func planOf(f map[string]any) *Plan {
+	p := &Plan{PlaceOfReceipt: first(f, "placeOfReceipt/UNLocationCode"), PortOfLoading: first(f, "portOfLoading/UNLocationCode"),
+		PortOfDischarge: first(f, "portOfDischarge/UNLocationCode"), PlaceOfDelivery: first(f, "placeOfDelivery/UNLocationCode"),
+		Containers: values(f, "containers/*/containerNumber"), Legs: []LegPlan{}}
+	legs, _ := f["legs"].([]any)
+	for _, l := range legs {
+		vehicle := first(l, "trainNumber")
+		if v := first(l, "vesselName"); v != "" {
+			vehicle = strings.TrimSpace(v + " " + first(l, "voyageNumber"))
+		}
+		p.Legs = append(p.Legs, LegPlan{Mode: first(l, "modeOfTransport"), From: first(l, "from/UNLocationCode"),
+			To: first(l, "to/UNLocationCode"), Carrier: first(l, "carrier"), Vehicle: vehicle,
+			PlannedDeparture: first(l, "plannedDeparture"), PlannedArrival: first(l, "plannedArrival")})
+	}
+	return p
+}
+
 func (s *Service) referenced(ctx context.Context, key string) (Record, error) {
 	id, err := s.Index.Lookup(ctx, key)
 	if err != nil {
@@ -255,16 +301,19 @@ func (s *Service) referenced(ctx context.Context, key string) (Record, error) {
 	return s.Index.Doc(ctx, id)
 }
 
+// responseMatches refuses a response whose authority or declarant is not
+// the declaration's. The message names only what the sender wrote: a
+// customs party learns nothing of a declaration not addressed to it.
 func responseMatches(f map[string]any, decl Record) error {
-	conflict := func(field, want string) error {
-		return &Error{Code: CodeConflict, Message: fmt.Sprintf("declaration %s names %s %s", decl.Facts["declarationNumber"], field, want),
-			Problems: []schemas.Problem{{Pointer: "/" + field, Detail: fmt.Sprintf("the declaration's %s is %s", field, want)}}}
+	conflict := func(field string) error {
+		return &Error{Code: CodeConflict, Message: fmt.Sprintf("declaration %s does not name this %s", decl.Facts["declarationNumber"], field),
+			Problems: []schemas.Problem{{Pointer: "/" + field, Detail: "is not the declaration's " + field}}}
 	}
 	if got, _ := f["customsAuthority"].(string); got != decl.Facts["customsAuthority"] {
-		return conflict("customsAuthority", decl.Facts["customsAuthority"])
+		return conflict("customsAuthority")
 	}
 	if got, ok := f["declarant"].(string); ok && got != decl.Facts["declarant"] {
-		return conflict("declarant", decl.Facts["declarant"])
+		return conflict("declarant")
 	}
 	return nil
 }
@@ -276,7 +325,7 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 		if id == "" || id == rec.Sender || slices.Contains(rec.Recipients, id) {
 			continue
 		}
-		ok, err := s.partyExists(ctx, id)
+		_, ok, err := s.party(ctx, id)
 		if err != nil {
 			return fmt.Errorf("look up recipient %s: %w", id, err)
 		}
@@ -293,19 +342,21 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 // take the key.
 const ClaimTimeout = 2 * time.Minute
 
-// partyExists answers from a short-lived cache: parties are created
-// rarely, and each recipient would otherwise cost a storage read.
-func (s *Service) partyExists(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.parties.Get(id); ok {
-		return true, nil
+// party answers from a short-lived cache: parties are created rarely,
+// and each recipient would otherwise cost a storage read. ok is false for
+// a party that does not exist.
+func (s *Service) party(ctx context.Context, id string) (p Party, ok bool, err error) {
+	if p, ok := s.parties.Get(id); ok {
+		return p, true, nil
 	}
-	if _, err := s.Parties.Party(ctx, id); errors.Is(err, ErrNotFound) {
-		return false, nil
+	p, err = s.Parties.Party(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Party{}, false, nil
 	} else if err != nil {
-		return false, err
+		return Party{}, false, err
 	}
-	s.parties.Add(id, true)
-	return true, nil
+	s.parties.Add(id, p)
+	return p, true, nil
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -165,10 +164,10 @@ acknowledged is lost.`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withService(cmd.Context(), &f, func(_ *exchange.Service, b *backends) error {
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
 					progressbar.OptionSetDescription("reindexing"), progressbar.OptionShowCount())
-				n, err := reindex(cmd.Context(), b, requeue, func() { _ = bar.Add(1) })
+				n, err := svc.Reindex(cmd.Context(), requeue, func() { _ = bar.Add(1) })
 				_ = bar.Finish()
 				fmt.Fprintf(cmd.OutOrStdout(), "\nreindexed %d document(s)\n", n)
 				return err
@@ -180,30 +179,3 @@ acknowledged is lost.`,
 	return cmd
 }
 
-func reindex(ctx context.Context, b *backends, requeue bool, step func()) (int, error) {
-	n := 0
-	var queued []exchange.Record
-	err := b.archive.Walk(ctx, func(rec exchange.Record) error {
-		if err := b.index.Add(ctx, rec); err != nil {
-			return fmt.Errorf("index %s: %w", rec.ID, err)
-		}
-		if requeue && len(rec.Recipients) > 0 {
-			// Only what the inbox needs, kept to queue in time order below.
-			queued = append(queued, exchange.Record{Receipt: rec.Receipt})
-		}
-		n++
-		step()
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	// The archive walks in no set order; inboxes deliver oldest first.
-	slices.SortStableFunc(queued, func(a, b exchange.Record) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
-	for _, rec := range queued {
-		if err := b.queue.Enqueue(ctx, exchange.MessageOf(rec), rec.Recipients...); err != nil {
-			return n, fmt.Errorf("queue %s: %w", rec.ID, err)
-		}
-	}
-	return n, nil
-}

@@ -339,7 +339,12 @@ func trackCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "track REF",
 		Short:   "Show a shipment by bill number or container number",
-		Long:    `Show a shipment you are a party to: its documents, tracking events, customs statuses and the holder of its one bill, in time order.`,
+		Long: `Show a shipment you take part in (or were granted, or, as an operator,
+any shipment): its status and legs with planned and actual times, the
+documents of its graph, customs per declaration, the holder of its one bill,
+and its first --limit events in time order. REF is the one bill's number, the
+number of any document of its graph, or a container number (a container that
+travels in several of your shipments lists them instead).`,
 		Example: `  corridor track --key cor.demo-sg-motors.demo CQNL2026000187`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -350,42 +355,73 @@ func trackCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if status != http.StatusOK {
+			if status != http.StatusOK && status != http.StatusMultipleChoices {
 				return errors.New(problemText(status, data))
 			}
 			if asJSON {
 				fmt.Fprintln(cmd.OutOrStdout(), string(data))
 				return nil
 			}
+			if status == http.StatusMultipleChoices {
+				var choices struct {
+					Shipments []exchange.Summary `json:"shipments"`
+				}
+				if err := json.Unmarshal(data, &choices); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s belongs to %d shipments; track one by its one bill:\n", args[0], len(choices.Shipments))
+				for _, s := range choices.Shipments {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s  %s -> %s  %s\n", s.Ref, s.Route.PlaceOfReceipt, s.Route.PlaceOfDelivery, s.Status)
+				}
+				return nil
+			}
 			var sh exchange.Shipment
 			if err := json.Unmarshal(data, &sh); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "shipment %s", sh.Ref)
-			if sh.Holder != "" {
-				fmt.Fprintf(w, " (one bill held by %s)", sh.Holder)
-			}
-			fmt.Fprintln(w, "\ndocuments:")
-			for _, d := range sh.Documents {
-				fmt.Fprintf(w, "  %s  %-22s v%d from %-14s %s\n", d.ReceivedAt.Format(time.RFC3339), d.Type, d.SchemaVersion, d.Sender, d.ID)
-			}
-			fmt.Fprintln(w, "events:")
-			for _, e := range sh.Events {
-				mark := ""
-				if e.Retracted {
-					mark = " (retracted)"
-				}
-				fmt.Fprintf(w, "  %s  %s %s/%s at %s %s%s\n", e.EventDateTime, e.EventClassifierCode, e.EventType, e.EventCode, e.Location, e.ContainerNumber, mark)
-			}
-			fmt.Fprintln(w, "customs:")
-			for _, s := range sh.Customs {
-				fmt.Fprintf(w, "  %s  %s: %s (declaration %s)\n", s.ResponseDateTime, s.CustomsAuthority, s.Status, s.DeclarationReference)
-			}
+			printShipment(cmd.OutOrStdout(), sh)
 			return nil
 		},
 	}
 	clientFlags(cmd, c)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the shipment as JSON")
 	return cmd
+}
+
+// printShipment writes a shipment for a terminal.
+func printShipment(w io.Writer, sh exchange.Shipment) {
+	fmt.Fprintf(w, "shipment %s  %s  %s -> %s", sh.Ref, sh.Status, sh.Route.PlaceOfReceipt, sh.Route.PlaceOfDelivery)
+	if sh.Holder != "" {
+		fmt.Fprintf(w, "  (one bill held by %s)", sh.Holder)
+	}
+	fmt.Fprintln(w, "\nlegs:")
+	for _, l := range sh.Legs {
+		fmt.Fprintf(w, "  %d %-5s %s -> %s  %-14s %-11s planned %s -> %s", l.Index+1, l.Mode, l.From, l.To, l.Carrier, l.Status, l.PlannedDeparture, l.PlannedArrival)
+		if l.ActualDeparture != "" {
+			fmt.Fprintf(w, "  actual %s -> %s", l.ActualDeparture, l.ActualArrival)
+		}
+		if l.DelayMinutes > 0 {
+			fmt.Fprintf(w, "  (%d min late)", l.DelayMinutes)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "documents:")
+	for _, d := range sh.Documents {
+		fmt.Fprintf(w, "  %s  %-22s %-18s from %-14s %s\n", d.ReceivedAt.Format(time.RFC3339), d.Type, d.Number, d.Sender, d.ID)
+	}
+	fmt.Fprintln(w, "customs:")
+	for _, c := range sh.Customs {
+		fmt.Fprintf(w, "  %s %-7s %s at %s: %s\n", c.Country, c.DeclarationKind, c.DeclarationNumber, c.CustomsAuthority, c.Status)
+	}
+	fmt.Fprintln(w, "events:")
+	for _, e := range sh.Events {
+		mark := ""
+		if e.Retracted {
+			mark = " (retracted)"
+		}
+		fmt.Fprintf(w, "  %s  %s %s/%s at %s %s%s\n", e.EventDateTime, e.EventClassifierCode, e.EventType, e.EventCode, e.Location, e.ContainerNumber, mark)
+	}
+	if sh.Next != "" {
+		fmt.Fprintln(w, "  (more events: GET /v1/shipments/"+sh.Ref+"?cursor="+sh.Next+")")
+	}
 }

@@ -60,7 +60,8 @@ func TestClientCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "EQUIPMENT/GTOT at SGSIN") || !strings.Contains(out, "one bill held by cq-autoparts") {
 		t.Fatalf("track: %v\n%s", err, out)
 	}
-	if _, err := runCLI(t, "track", "--server", base, "--key", key("corridor-ops"), "CSQU3054383"); err == nil || !strings.Contains(err.Error(), "404") {
+	outsider := addParty(t, base, "outsider-line", "carrier")
+	if _, err := runCLI(t, "track", "--server", base, "--key", outsider, "CSQU3054383"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("track by an outsider: %v", err)
 	}
 }

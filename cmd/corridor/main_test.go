@@ -222,14 +222,25 @@ func endToEnd(t *testing.T, storage storageFlags) {
 		t.Fatalf("unacked message %s did not come back: %v", first.Messages[0].ID, msgIDs(again))
 	}
 
-	// Outsiders: 404 for the document and the shipment, an empty inbox.
+	// The operator reads the timeline, never a document or a receipt.
 	if r := call(t, "GET", base+"/v1/documents/"+rcpt.ID, key("corridor-ops"), nil); r.status != 404 {
+		t.Fatalf("operator document = %d", r.status)
+	}
+	if r := call(t, "GET", base+"/v1/documents/"+rcpt.ID+"/receipt", key("corridor-ops"), nil); r.status != 404 {
+		t.Fatalf("operator receipt = %d", r.status)
+	}
+	if r := call(t, "GET", base+"/v1/shipments/CQNL2026000187", key("corridor-ops"), nil); r.status != 200 {
+		t.Fatalf("operator shipment = %d", r.status)
+	}
+	// An outsider: 404 for the document and the shipment, an empty inbox.
+	outsider := addParty(t, base, "outsider-line", "carrier")
+	if r := call(t, "GET", base+"/v1/documents/"+rcpt.ID, outsider, nil); r.status != 404 {
 		t.Fatalf("outsider document = %d", r.status)
 	}
-	if r := call(t, "GET", base+"/v1/shipments/CQNL2026000187", key("corridor-ops"), nil); r.status != 404 {
+	if r := call(t, "GET", base+"/v1/shipments/CQNL2026000187", outsider, nil); r.status != 404 {
 		t.Fatalf("outsider shipment = %d", r.status)
 	}
-	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox", key("corridor-ops"), nil)); len(in.Messages) != 0 {
+	if in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox", outsider, nil)); len(in.Messages) != 0 {
 		t.Fatalf("outsider inbox = %v", msgIDs(in))
 	}
 	// No key, or a wrong one: 401.
@@ -284,6 +295,19 @@ func endToEnd(t *testing.T, storage storageFlags) {
 
 // waitFor polls a condition of the server's state (not a timer): it
 // fails the test only if the condition never holds within 10s.
+// addParty creates a party through the admin API and returns its key.
+func addParty(t *testing.T, base, id string, roles ...string) string {
+	t.Helper()
+	r := call(t, "POST", base+"/v1/admin/parties", "test-admin-key-0123456789",
+		mustJSON(map[string]any{"id": id, "name": id, "roles": roles, "country": "SG"}))
+	if r.status != 201 {
+		t.Fatalf("add party %s: %d %s", id, r.status, r.body)
+	}
+	return decode[struct {
+		Key string `json:"key"`
+	}](t, r).Key
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {

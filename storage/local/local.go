@@ -7,7 +7,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +50,7 @@ var (
 	bParties = []byte("parties")
 	bKeys    = []byte("keys")
 	bDocs    = []byte("docs")
-	bShip    = []byte("shipments")
+	bLists   = []byte("lists") // list name -> position -> nothing
 	bNatural = []byte("natural")
 	bInbox   = []byte("inbox")
 	bMsgs    = []byte("msgs")      // seq -> message
@@ -78,7 +77,7 @@ func (s *Store) Open() error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bParties, bKeys, bDocs, bShip, bNatural, bInbox} {
+		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -235,8 +234,8 @@ func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error 
 
 // ---- index ----
 
-// Add indexes a record by id, shipment refs and natural keys.
-func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
+// Add indexes a record by id, in its lists and under its natural keys.
+func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange.Entry) error {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -245,12 +244,12 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
 		if err := tx.Bucket(bDocs).Put([]byte(rec.ID), raw); err != nil {
 			return err
 		}
-		for _, ref := range rec.Refs {
-			b, err := tx.Bucket(bShip).CreateBucketIfNotExists([]byte(ref))
+		for _, e := range entries {
+			b, err := tx.Bucket(bLists).CreateBucketIfNotExists([]byte(e.List))
 			if err != nil {
 				return err
 			}
-			if err := b.Put(timeKey(rec.ReceivedAt, rec.ID), []byte(rec.ID)); err != nil {
+			if err := b.Put([]byte(e.Pos), []byte{}); err != nil {
 				return err
 			}
 		}
@@ -298,11 +297,6 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 	return holder, err
 }
 
-func timeKey(t time.Time, id string) []byte {
-	k := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
-	return append(k, id...)
-}
-
 func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
 	var rec exchange.Record
 	raw := tx.Bucket(bDocs).Get([]byte(id))
@@ -312,24 +306,53 @@ func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
 	return rec, json.Unmarshal(raw, &rec)
 }
 
-// Shipment returns the records under a ref, oldest first.
-func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, error) {
-	var out []exchange.Record
+// Page returns a page of a list with its records.
+func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
+	var out []exchange.Item
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bShip).Bucket([]byte(ref))
+		b := tx.Bucket(bLists).Bucket([]byte(list))
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(_, id []byte) error {
-			rec, err := s.getDoc(tx, string(id))
-			if err != nil {
+		c := b.Cursor()
+		var k []byte
+		switch {
+		case !desc && after == "":
+			k, _ = c.First()
+		case !desc:
+			if k, _ = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, _ = c.Next()
+			}
+		case after == "":
+			k, _ = c.Last()
+		default: // the last key before after
+			if k, _ = c.Seek([]byte(after)); k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		}
+		for ; k != nil && len(out) < limit; k = step(c, desc) {
+			rec, err := s.getDoc(tx, exchange.PositionID(string(k)))
+			if errors.Is(err, exchange.ErrNotFound) {
+				continue
+			} else if err != nil {
 				return err
 			}
-			out = append(out, rec)
-			return nil
-		})
+			out = append(out, exchange.Item{Pos: string(k), Record: rec})
+		}
+		return nil
 	})
 	return out, err
+}
+
+func step(c *bolt.Cursor, desc bool) []byte {
+	if desc {
+		k, _ := c.Prev()
+		return k
+	}
+	k, _ := c.Next()
+	return k
 }
 
 // Lookup returns the document holding a natural key.

@@ -228,21 +228,21 @@ func decode(entries []goredis.XMessage) []exchange.Message {
 // ---- index ----
 
 func (s *Store) docKey(id string) string   { return s.Prefix + ":doc:" + id }
-func (s *Store) shipKey(ref string) string { return s.Prefix + ":ship:" + ref }
+func (s *Store) listKey(l string) string  { return s.Prefix + ":list:" + l }
 func (s *Store) natKey(k string) string    { return s.Prefix + ":key:" + k }
 
 // Add indexes a record. Every command is idempotent, so the pipeline can be
-// run again after a failure.
-func (s *Store) Add(ctx context.Context, rec exchange.Record) error {
+// run again after a failure. A list is a sorted set whose members all
+// score 0, so they sort by their bytes (the positions) and page by range.
+func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange.Entry) error {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Set(ctx, s.docKey(rec.ID), raw, 0)
-		score := float64(rec.ReceivedAt.UnixMicro())
-		for _, ref := range rec.Refs {
-			p.ZAdd(ctx, s.shipKey(ref), goredis.Z{Score: score, Member: rec.ID})
+		for _, e := range entries {
+			p.ZAdd(ctx, s.listKey(e.List), goredis.Z{Score: 0, Member: e.Pos})
 		}
 		for _, k := range rec.Keys {
 			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID)
@@ -262,33 +262,44 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	return rec, json.Unmarshal(raw, &rec)
 }
 
-// Shipment returns the records under a ref, oldest first.
-func (s *Store) Shipment(ctx context.Context, ref string) ([]exchange.Record, error) {
-	ids, err := s.cmd.ZRange(ctx, s.shipKey(ref), 0, -1).Result()
-	if err != nil || len(ids) == 0 {
+// Page returns a page of a list with its records: one ZRANGE BYLEX, then
+// the records in one pipeline.
+func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
+	lo, hi := "-", "+"
+	if after != "" && desc {
+		hi = "(" + after
+	} else if after != "" {
+		lo = "(" + after
+	}
+	args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(limit)}
+	if desc {
+		args.Start, args.Stop, args.Rev = hi, lo, true
+	}
+	pos, err := s.cmd.ZRangeArgs(ctx, args).Result()
+	if err != nil || len(pos) == 0 {
 		return nil, wrap(err)
 	}
-	cmds := make([]*goredis.StringCmd, len(ids))
+	cmds := make([]*goredis.StringCmd, len(pos))
 	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.docKey(id))
+		for i, ps := range pos {
+			cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, wrap(err)
 	}
-	out := make([]exchange.Record, 0, len(ids))
-	for _, c := range cmds {
+	out := make([]exchange.Item, 0, len(pos))
+	for i, c := range cmds {
 		raw, err := c.Bytes()
 		if errors.Is(err, goredis.Nil) {
-			continue // indexed under the ref, record gone: reindex restores it
+			continue // listed, record gone: reindex restores it
 		}
 		var rec exchange.Record
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return nil, fmt.Errorf("decode record: %w", err)
 		}
-		out = append(out, rec)
+		out = append(out, exchange.Item{Pos: pos[i], Record: rec})
 	}
 	return out, nil
 }

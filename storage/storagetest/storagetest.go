@@ -284,26 +284,71 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 // Index runs the index cases against fresh indexes.
 func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 	claimCases(t, newIndex)
-	t.Run("ShipmentInTimeOrder", func(t *testing.T) {
+	t.Run("ListsPageInOrder", func(t *testing.T) {
 		ix := newIndex(t)
-		a, b, c := record(t, "BILL1", "CSQU3054383"), record(t, "BILL1"), record(t, "OTHER")
-		for _, r := range []exchange.Record{b, c, a, b} { // b twice: Add is idempotent
-			if err := ix.Add(ctx(t), r); err != nil {
+		list := "ship:" + t.Name() + fmt.Sprint(time.Now().UnixNano()) + ":events"
+		a, b, c := record(t), record(t), record(t) // received in this order
+		tie := record(t)
+		tie.ReceivedAt = b.ReceivedAt // same time as b: the id decides
+		at := func(r exchange.Record) []exchange.Entry {
+			return []exchange.Entry{{List: list, Pos: exchange.Position(r.ReceivedAt, r.ID)}}
+		}
+		for _, r := range []exchange.Record{b, c, a, tie, b} { // b twice: Add is idempotent
+			if err := ix.Add(ctx(t), r, at(r)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		got, err := ix.Shipment(ctx(t), "BILL1")
-		if err != nil {
+		// A listed document whose record is not indexed is skipped.
+		ghost := record(t)
+		if err := ix.Add(ctx(t), c, append(at(c), at(ghost)...)); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID {
-			t.Fatalf("shipment BILL1 = %v, want [%s %s] oldest first", recIDs(got), a.ID, b.ID)
+		mid := []string{b.ID, tie.ID}
+		slices.Sort(mid)
+		asc := []string{a.ID, mid[0], mid[1], c.ID}
+		page := func(after string, limit int, desc bool) []exchange.Item {
+			t.Helper()
+			items, err := ix.Page(ctx(t), list, after, limit, desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				if exchange.PositionID(it.Pos) != it.Record.ID {
+					t.Fatalf("position %q holds record %s", it.Pos, it.Record.ID)
+				}
+			}
+			return items
 		}
-		if got, _ := ix.Shipment(ctx(t), "CSQU3054383"); len(got) != 1 || got[0].ID != a.ID {
-			t.Fatalf("shipment by container = %v", recIDs(got))
+		if got := itemIDs(page("", 10, false)); !slices.Equal(got, asc) {
+			t.Fatalf("ascending = %v, want %v", got, asc)
 		}
-		if got, err := ix.Shipment(ctx(t), "NOPE"); err != nil || len(got) != 0 {
-			t.Fatalf("unknown shipment = %v, %v", recIDs(got), err)
+		desc := slices.Clone(asc)
+		slices.Reverse(desc)
+		if got := itemIDs(page("", 10, true)); !slices.Equal(got, desc) {
+			t.Fatalf("descending = %v, want %v", got, desc)
+		}
+		// Pages of two, each starting after the last position of the one before.
+		var got []string
+		for after, n := "", 0; n < 4; n++ {
+			items := page(after, 2, false)
+			if len(items) == 0 {
+				break
+			}
+			got = append(got, itemIDs(items)...)
+			after = items[len(items)-1].Pos
+		}
+		if !slices.Equal(got, asc) {
+			t.Fatalf("paged ascending = %v, want %v", got, asc)
+		}
+		first := page("", 1, true)
+		if got := itemIDs(page(first[0].Pos, 10, true)); !slices.Equal(got, desc[1:]) {
+			t.Fatalf("descending after the newest = %v, want %v", got, desc[1:])
+		}
+		if got := page(exchange.Position(a.ReceivedAt, ""), 10, true); len(got) != 0 {
+			t.Fatalf("descending from before the oldest = %v, want nothing", itemIDs(got))
+		}
+		if got, err := ix.Page(ctx(t), list+"-none", "", 10, false); err != nil || len(got) != 0 {
+			t.Fatalf("unknown list = %v, %v", itemIDs(got), err)
 		}
 	})
 	t.Run("DocAndLookup", func(t *testing.T) {
@@ -313,7 +358,7 @@ func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		b.Keys = a.Keys
 		a.Facts = map[string]string{"holder": "party-b"}
 		for _, r := range []exchange.Record{a, b} {
-			if err := ix.Add(ctx(t), r); err != nil {
+			if err := ix.Add(ctx(t), r, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -355,7 +400,7 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 			t.Fatalf("Lookup of a pending claim = %v, want ErrNotFound", err)
 		}
 		a.Keys = []string{key}
-		if err := ix.Add(ctx(t), a); err != nil {
+		if err := ix.Add(ctx(t), a, nil); err != nil {
 			t.Fatal(err)
 		}
 		if id, err := ix.Lookup(ctx(t), key); err != nil || id != a.ID {
@@ -384,11 +429,11 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		}
 		// The cut-short submission, indexed late, does not take the key back.
 		b.Keys = []string{key}
-		if err := ix.Add(ctx(t), b); err != nil {
+		if err := ix.Add(ctx(t), b, nil); err != nil {
 			t.Fatal(err)
 		}
 		a.Keys = []string{key}
-		if err := ix.Add(ctx(t), a); err != nil {
+		if err := ix.Add(ctx(t), a, nil); err != nil {
 			t.Fatal(err)
 		}
 		if id, _ := ix.Lookup(ctx(t), key); id != b.ID {
@@ -397,10 +442,10 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 	})
 }
 
-func recIDs(rs []exchange.Record) []string {
+func itemIDs(items []exchange.Item) []string {
 	var out []string
-	for _, r := range rs {
-		out = append(out, r.ID)
+	for _, it := range items {
+		out = append(out, it.Record.ID)
 	}
 	return out
 }

@@ -1,0 +1,145 @@
+package http
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// malformed is a refusal of a query or body the caller can fix.
+func malformed(format string, args ...any) error { return exchange.Errorf(exchange.CodeMalformed, format, args...) }
+
+// queryInt reads an optional whole-number query parameter.
+func queryInt(c *fiber.Ctx, name string) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, malformed("%s must be a whole number", name)
+	}
+	return n, nil
+}
+
+// queryTime reads an optional RFC 3339 query parameter.
+func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, malformed("%s must be an RFC 3339 date-time, e.g. 2026-11-05T00:00:00Z", name)
+	}
+	return t, nil
+}
+
+// shipment answers GET /v1/shipments/{ref}: one shipment, or 300 with the
+// shipments to choose from when the ref (a container) belongs to several.
+func (s *Server) shipment(c *fiber.Ctx) error {
+	q := exchange.EventQuery{Cursor: utils.CopyString(c.Query("cursor"))}
+	var err error
+	if q.Limit, err = queryInt(c, "limit"); err != nil {
+		return s.fail(c, err)
+	}
+	switch c.Query("order", "asc") {
+	case "asc":
+	case "desc":
+		q.Desc = true
+	default:
+		return s.fail(c, malformed("order is asc (oldest first) or desc (newest first)"))
+	}
+	if q.Limit == 0 && c.Query("limit") != "" {
+		q.Limit = -1 // limit=0 is out of range, not the default
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	ref := utils.CopyString(c.Params("ref"))
+	v, err := s.svc.Shipment(ctx, caller(c), ref, q)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if v.Shipment == nil {
+		return c.Status(fiber.StatusMultipleChoices).JSON(fiber.Map{"ref": exchange.NormalizeRef(ref), "shipments": v.Choices})
+	}
+	return c.JSON(v.Shipment)
+}
+
+// shipments answers GET /v1/shipments.
+func (s *Server) shipments(c *fiber.Ctx) error {
+	q := exchange.ShipmentQuery{Status: strings.ToUpper(c.Query("status")), Mode: strings.ToUpper(c.Query("mode")),
+		Location: strings.ToUpper(c.Query("location")), Cursor: utils.CopyString(c.Query("cursor"))}
+	var err error
+	if q.Limit, err = queryInt(c, "limit"); err == nil && q.Limit == 0 && c.Query("limit") != "" {
+		q.Limit = -1
+	}
+	if err == nil {
+		q.From, err = queryTime(c, "from")
+	}
+	if err == nil {
+		q.To, err = queryTime(c, "to")
+	}
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	list, err := s.svc.Shipments(ctx, caller(c), q)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(list)
+}
+
+func (s *Server) grant(c *fiber.Ctx) error {
+	var req struct {
+		Party   string     `json:"party"`
+		Until   *time.Time `json:"until"`
+		Publish bool       `json:"publish"`
+	}
+	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.Party == "" {
+		return s.fail(c, malformed(`send {"party": "<party id>", "until": "<RFC 3339 time>" (optional), "publish": true|false (optional)}`))
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	g, err := s.svc.GrantAccess(ctx, caller(c), utils.CopyString(c.Params("ref")), exchange.GrantRequest{Party: req.Party, Until: req.Until, Publish: req.Publish})
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(g)
+}
+
+func (s *Server) grants(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	gs, err := s.svc.Grants(ctx, caller(c), utils.CopyString(c.Params("ref")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(fiber.Map{"grants": gs})
+}
+
+func (s *Server) grantOf(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	g, err := s.svc.GrantOf(ctx, caller(c), utils.CopyString(c.Params("ref")), utils.CopyString(c.Params("party")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(g)
+}
+
+func (s *Server) revokeGrant(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	if err := s.svc.RevokeGrant(ctx, caller(c), utils.CopyString(c.Params("ref")), utils.CopyString(c.Params("party"))); err != nil {
+		return s.fail(c, err)
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

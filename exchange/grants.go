@@ -1,0 +1,205 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/landsea/corridor/schemas"
+)
+
+// Grant lets a party that is not a member of a shipment read its
+// timeline, until a time or until revoked; with Publish it may also post
+// to it (a terminal, a trucker, a broker acting for the shipper). A grant
+// and its revocation are archived like documents (type shipment-grant)
+// and delivered to the grantee, so the archive rebuilds them.
+type Grant struct {
+	Shipment   string     `json:"shipment"`
+	Party      string     `json:"party"`
+	Publish    bool       `json:"publish"`
+	Until      *time.Time `json:"until,omitempty"`
+	Revoked    bool       `json:"revoked,omitempty"`
+	By         string     `json:"by"` // who granted it, or who revoked it
+	At         time.Time  `json:"at"`
+	DocumentID string     `json:"documentId,omitempty"`
+	Active     bool       `json:"active"`
+}
+
+// GrantRequest is what a member asks for.
+type GrantRequest struct {
+	Party   string
+	Until   *time.Time
+	Publish bool
+}
+
+// grantOf reads a grant back from its record.
+func grantOf(rec Record, now time.Time) Grant {
+	f := rec.Facts
+	g := Grant{Party: f["party"], Publish: f["publish"] == "true", Revoked: f["revoked"] == "true", By: rec.Sender,
+		At: rec.ReceivedAt, DocumentID: rec.ID}
+	if len(rec.Shipments) > 0 {
+		g.Shipment = rec.Shipments[0].Ref
+	}
+	if t, err := time.Parse(time.RFC3339Nano, f["until"]); err == nil {
+		g.Until = &t
+	}
+	g.Active = !g.Revoked && (g.Until == nil || now.Before(*g.Until))
+	return g
+}
+
+// activeGrant returns the party's grant on a shipment if one is in force.
+func (s *Service) activeGrant(ctx context.Context, ship, party string) (Grant, bool, error) {
+	items, err := s.Index.Page(ctx, listGrant(ship, party), "", 1, true)
+	if err != nil || len(items) == 0 {
+		return Grant{}, false, err
+	}
+	g := grantOf(items[0].Record, s.Now())
+	return g, g.Active, nil
+}
+
+// memberShipment resolves a ref to one shipment the caller is a member
+// of: not found when the caller cannot see it, forbidden when it only
+// reads it (operators and grantees do not manage grants).
+func (s *Service) memberShipment(ctx context.Context, caller Party, ref string) (*shipState, error) {
+	st, acc, err := s.oneShipment(ctx, caller, ref)
+	if err != nil {
+		return nil, err
+	}
+	if acc != accessMember {
+		return nil, Errorf(CodeForbidden, "only the members of shipment %s manage its grants", st.ref)
+	}
+	return st, nil
+}
+
+// GrantAccess lets a member give another party access to a shipment.
+func (s *Service) GrantAccess(ctx context.Context, caller Party, ref string, req GrantRequest) (Grant, error) {
+	st, err := s.memberShipment(ctx, caller, ref)
+	if err != nil {
+		return Grant{}, err
+	}
+	var problems []schemas.Problem
+	_, exists, err := s.party(ctx, req.Party)
+	switch {
+	case err != nil:
+		return Grant{}, fmt.Errorf("look up %s: %w", req.Party, err)
+	case !exists:
+		problems = append(problems, schemas.Problem{Pointer: "/party", Detail: fmt.Sprintf("no party %q", req.Party)})
+	case st.members[req.Party]:
+		problems = append(problems, schemas.Problem{Pointer: "/party", Detail: req.Party + " is a member of the shipment already"})
+	}
+	if req.Until != nil && !req.Until.After(s.Now()) {
+		problems = append(problems, schemas.Problem{Pointer: "/until", Detail: "must be in the future"})
+	}
+	if len(problems) > 0 {
+		return Grant{}, &Error{Code: CodeInvalid, Message: "the grant is not valid", Problems: problems}
+	}
+	return s.writeGrant(ctx, caller, st, Grant{Party: req.Party, Publish: req.Publish, Until: req.Until})
+}
+
+// RevokeGrant ends a party's grant on a shipment, at once on every
+// gateway (grants are read from the shared index on every request). The
+// party that granted it or the one bill's issuer may revoke it.
+func (s *Service) RevokeGrant(ctx context.Context, caller Party, ref, party string) error {
+	st, err := s.memberShipment(ctx, caller, ref)
+	if err != nil {
+		return err
+	}
+	g, ok, err := s.activeGrant(ctx, st.ref, party)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Errorf(CodeNotFound, "%s holds no grant on shipment %s", party, st.ref)
+	}
+	if caller.ID != g.By && caller.ID != st.bill.Sender {
+		return Errorf(CodeForbidden, "only %s, who granted it, or the one bill's issuer revokes this grant", g.By)
+	}
+	_, err = s.writeGrant(ctx, caller, st, Grant{Party: party, Publish: g.Publish, Revoked: true})
+	return err
+}
+
+// Grants lists the latest grant of each party on a shipment, for its members.
+func (s *Service) Grants(ctx context.Context, caller Party, ref string) ([]Grant, error) {
+	st, err := s.memberShipment(ctx, caller, ref)
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGraphDocs, false)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]int{}
+	out := []Grant{}
+	now := s.Now()
+	for _, it := range items {
+		g := grantOf(it.Record, now)
+		if i, ok := latest[g.Party]; ok {
+			out[i] = g
+			continue
+		}
+		latest[g.Party] = len(out)
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// writeGrant archives a grant (or revocation), indexes it and tells the grantee.
+func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g Grant) (Grant, error) {
+	now := s.Now().UTC().Truncate(time.Microsecond)
+	g.Shipment, g.By, g.At = st.ref, caller.ID, now
+	body, err := json.Marshal(struct {
+		Type string `json:"documentType"`
+		Grant
+	}{TypeGrant, g})
+	if err != nil {
+		return Grant{}, err
+	}
+	sum := sha256.Sum256(body)
+	rec := Record{
+		Receipt: Receipt{ID: DocumentID(caller.ID, "", sum[:]), Type: TypeGrant, SchemaVersion: 1, Sender: caller.ID,
+			SHA256: hex.EncodeToString(sum[:]), ReceivedAt: now, Recipients: []string{g.Party}},
+		Format: RecordFormat, Size: int64(len(body)),
+		Shipments: []Link{{Ref: st.ref, Doc: st.bill.ID, Opened: st.bill.ReceivedAt}},
+		Facts:     map[string]string{"party": g.Party, "publish": strconv.FormatBool(g.Publish)},
+	}
+	if g.Until != nil {
+		rec.Facts["until"] = g.Until.UTC().Format(time.RFC3339Nano)
+	}
+	if g.Revoked {
+		rec.Facts["revoked"] = "true"
+	}
+	rec.Signature = s.Signer.Sign(rec.Receipt)
+	if err := s.Archive.Put(ctx, rec, body); err != nil && !errors.Is(err, ErrExists) {
+		return Grant{}, fmt.Errorf("archive grant: %w", err)
+	}
+	if err := s.deliver(ctx, rec); err != nil {
+		return Grant{}, err
+	}
+	s.Logger.InfoContext(ctx, "shipment grant", "shipment", st.ref, "party", g.Party, "by", caller.ID, "revoked", g.Revoked, "publish", g.Publish)
+	return grantOf(rec, s.Now()), nil
+}
+
+// GrantOf returns a party's latest grant on a shipment, to the shipment's
+// members and to the grantee itself.
+func (s *Service) GrantOf(ctx context.Context, caller Party, ref, party string) (Grant, error) {
+	st, acc, err := s.oneShipment(ctx, caller, ref)
+	if err != nil {
+		return Grant{}, err
+	}
+	if acc != accessMember && caller.ID != party {
+		return Grant{}, Errorf(CodeForbidden, "only the members of shipment %s see its grants", st.ref)
+	}
+	items, err := s.Index.Page(ctx, listGrant(st.ref, party), "", 1, true)
+	if err != nil {
+		return Grant{}, err
+	}
+	if len(items) == 0 {
+		return Grant{}, Errorf(CodeNotFound, "%s holds no grant on shipment %s", party, st.ref)
+	}
+	return grantOf(items[0].Record, s.Now()), nil
+}

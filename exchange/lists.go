@@ -1,0 +1,75 @@
+package exchange
+
+import (
+	"time"
+)
+
+// The lists the index keeps. Each is ordered by Position; what a list
+// holds is decided here, from the record alone, so reindex files every
+// record exactly where Submit did.
+func listRef(ref string) string          { return "ref:" + ref }            // documents answering to a number
+func listDocs(ship string) string        { return "ship:" + ship + ":docs" } // a shipment's graph, events aside
+func listEvents(ship string) string      { return "ship:" + ship + ":events" }
+func listMoves(ship string) string       { return "ship:" + ship + ":moves" } // events the legs and status read
+func listGrants(ship string) string      { return "ship:" + ship + ":grants" }
+func listGrant(ship, party string) string { return "grant:" + ship + ":" + party }
+func listPartyShips(party string) string { return "party:" + party + ":ships" } // one bills of the shipments a party takes part in
+
+// listShips holds every one bill: the shipments an operator sees.
+const listShips = "ships"
+
+// entries returns the lists a record is filed in.
+func entries(rec Record) []Entry {
+	var es []Entry
+	add := func(list string, at time.Time, id string) {
+		es = append(es, Entry{List: list, Pos: Position(at, id)})
+	}
+	for _, r := range rec.Refs {
+		add(listRef(r), rec.ReceivedAt, rec.ID)
+	}
+	if rec.Type == TypeOneBill {
+		add(listShips, rec.ReceivedAt, rec.ID)
+	}
+	for _, l := range rec.Shipments {
+		switch rec.Type {
+		case TypeEvent:
+			at := eventTime(rec)
+			add(listEvents(l.Ref), at, rec.ID)
+			if milestone(rec) {
+				add(listMoves(l.Ref), at, rec.ID)
+			}
+		case TypeGrant:
+			party := rec.Facts["party"]
+			add(listGrants(l.Ref), rec.ReceivedAt, rec.ID)
+			add(listGrant(l.Ref, party), rec.ReceivedAt, rec.ID)
+			if rec.Facts["revoked"] == "" {
+				add(listPartyShips(party), l.Opened, l.Doc)
+			}
+		default:
+			add(listDocs(l.Ref), rec.ReceivedAt, rec.ID)
+		}
+		for _, m := range rec.Members {
+			add(listPartyShips(m), l.Opened, l.Doc)
+		}
+	}
+	return es
+}
+
+// eventTime is when an event happened (its eventDateTime), or when it
+// was received if that does not parse.
+func eventTime(rec Record) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, rec.Facts["eventDateTime"]); err == nil {
+		return t
+	}
+	return rec.ReceivedAt
+}
+
+// milestone reports whether an event is one the legs and the status are
+// computed from: transport events (departures, arrivals), gate-outs (the
+// delivery), and retractions (which hide an earlier event anywhere in the
+// timeline). They are few next to equipment events, so a view reads them
+// all without reading every event.
+func milestone(rec Record) bool {
+	f := rec.Facts
+	return f["eventType"] == "TRANSPORT" || f["eventCode"] == "GTOT" || f["retractedEventID"] != ""
+}

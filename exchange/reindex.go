@@ -1,0 +1,110 @@
+package exchange
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Reindex files every archived record in the index again, and with
+// requeue queues each again for its recipients, oldest first (a queue
+// that still knows a document skips it). The archive is the ledger: after
+// Redis lost its data this rebuilds shipments, grants and inboxes. step
+// is called once per record, for progress.
+func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, error) {
+	n := 0
+	var queued, old []Record
+	err := s.Archive.Walk(ctx, func(rec Record) error {
+		n++
+		step()
+		if rec.Format < RecordFormat {
+			old = append(old, rec) // upgraded below, once the bills they name are indexed
+			return nil
+		}
+		if err := s.Index.Add(ctx, rec, entries(rec)); err != nil {
+			return fmt.Errorf("index %s: %w", rec.ID, err)
+		}
+		if requeue && len(rec.Recipients) > 0 {
+			queued = append(queued, Record{Receipt: rec.Receipt}) // only what the inbox needs
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	byTime := func(a, b Record) int { return a.ReceivedAt.Compare(b.ReceivedAt) }
+	slices.SortStableFunc(old, byTime)
+	for _, rec := range old {
+		up, err := s.upgrade(ctx, rec)
+		if err != nil {
+			return n, fmt.Errorf("upgrade %s: %w", rec.ID, err)
+		}
+		if err := s.Index.Add(ctx, up, entries(up)); err != nil {
+			return n, fmt.Errorf("index %s: %w", rec.ID, err)
+		}
+		if requeue && len(rec.Recipients) > 0 {
+			queued = append(queued, Record{Receipt: rec.Receipt})
+		}
+	}
+	// The archive walks in no set order; inboxes deliver oldest first.
+	slices.SortStableFunc(queued, byTime)
+	for _, rec := range queued {
+		if err := s.Queue.Enqueue(ctx, MessageOf(rec), rec.Recipients...); err != nil {
+			return n, fmt.Errorf("queue %s: %w", rec.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// upgrade reads a record archived before shipments were linked (format
+// 0) as if it were written now: its shipments, members, numbers and plan
+// are worked out again from its bytes, against the bills indexed before
+// it. The archive itself is never rewritten.
+func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
+	rt, ok := routes[rec.Type]
+	if !ok {
+		return rec, nil
+	}
+	body, err := s.Archive.Body(ctx, rec.ID)
+	if err != nil {
+		return rec, err
+	}
+	doc, err := s.Validate(rec.Type, rec.SchemaVersion, body)
+	if err != nil {
+		return rec, err
+	}
+	f := doc.Fields
+	rec.Format, rec.Refs, rec.Members, rec.Shipments = RecordFormat, nil, nil, nil
+	for _, r := range valuesAll(f, rt.refs) {
+		rec.Refs = append(rec.Refs, NormalizeRef(r))
+	}
+	for _, m := range rt.members {
+		rec.Members = append(rec.Members, values(f, m.path)...)
+	}
+	for name, path := range rt.facts {
+		if v := first(f, path); v != "" {
+			if rec.Facts == nil {
+				rec.Facts = map[string]string{}
+			}
+			rec.Facts[name] = v
+		}
+	}
+	switch {
+	case rec.Type == TypeOneBill:
+		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
+		rec.Plan = planOf(f)
+	case rt.ship != nil:
+		for _, path := range rt.ship.paths {
+			for _, v := range values(f, path) {
+				if bill, err := s.findBill(ctx, v, rt.ship.prefixes); err == nil {
+					rec.Shipments = append(rec.Shipments, bill.Shipments...)
+				}
+			}
+		}
+	case rt.ref != nil && rt.ref.inheritShipments:
+		if decl, err := s.referenced(ctx, rt.ref.prefix+NormalizeRef(first(f, rt.ref.path))); err == nil {
+			rec.Shipments = decl.Shipments
+		}
+	}
+	return rec, nil
+}
