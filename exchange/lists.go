@@ -7,13 +7,13 @@ import (
 // The lists the index keeps. Each is ordered by Position; what a list
 // holds is decided here, from the record alone, so reindex files every
 // record exactly where Submit did.
-func listRef(ref string) string          { return "ref:" + ref }            // documents answering to a number
-func listDocs(ship string) string        { return "ship:" + ship + ":docs" } // a shipment's graph, events aside
-func listEvents(ship string) string      { return "ship:" + ship + ":events" }
-func listMoves(ship string) string       { return "ship:" + ship + ":moves" } // events the legs and status read
-func listGrants(ship string) string      { return "ship:" + ship + ":grants" }
+func listRef(ref string) string           { return "ref:" + ref }             // documents answering to a number
+func listDocs(ship string) string         { return "ship:" + ship + ":docs" } // a shipment's graph, events aside
+func listEvents(ship string) string       { return "ship:" + ship + ":events" }
+func listMoves(ship string) string        { return "ship:" + ship + ":moves" } // events the legs and status read
+func listGrants(ship string) string       { return "ship:" + ship + ":grants" }
 func listGrant(ship, party string) string { return "grant:" + ship + ":" + party }
-func listPartyShips(party string) string { return "party:" + party + ":ships" } // one bills of the shipments a party takes part in
+func listPartyShips(party string) string  { return "party:" + party + ":ships" } // one bills of the shipments a party takes part in
 
 // listShips holds every one bill: the shipments an operator sees.
 const listShips = "ships"

@@ -12,7 +12,9 @@ import (
 )
 
 // malformed is a refusal of a query or body the caller can fix.
-func malformed(format string, args ...any) error { return exchange.Errorf(exchange.CodeMalformed, format, args...) }
+func malformed(format string, args ...any) error {
+	return exchange.Errorf(exchange.CodeMalformed, format, args...)
+}
 
 // queryInt reads an optional whole-number query parameter.
 func queryInt(c *fiber.Ctx, name string) (int, error) {

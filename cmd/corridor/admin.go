@@ -178,4 +178,3 @@ acknowledged is lost.`,
 	cmd.Flags().BoolVar(&requeue, "requeue", false, "queue every document again for its recipients")
 	return cmd
 }
-

@@ -337,8 +337,8 @@ func trackCommand() *cobra.Command {
 	c := &client{}
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "track REF",
-		Short:   "Show a shipment by bill number or container number",
+		Use:   "track REF",
+		Short: "Show a shipment by bill number or container number",
 		Long: `Show a shipment you take part in (or were granted, or, as an operator,
 any shipment): its status and legs with planned and actual times, the
 documents of its graph, customs per declaration, the holder of its one bill,

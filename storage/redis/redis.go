@@ -227,9 +227,9 @@ func decode(entries []goredis.XMessage) []exchange.Message {
 
 // ---- index ----
 
-func (s *Store) docKey(id string) string   { return s.Prefix + ":doc:" + id }
-func (s *Store) listKey(l string) string  { return s.Prefix + ":list:" + l }
-func (s *Store) natKey(k string) string    { return s.Prefix + ":key:" + k }
+func (s *Store) docKey(id string) string { return s.Prefix + ":doc:" + id }
+func (s *Store) listKey(l string) string { return s.Prefix + ":list:" + l }
+func (s *Store) natKey(k string) string  { return s.Prefix + ":key:" + k }
 
 // Add indexes a record. Every command is idempotent, so the pipeline can be
 // run again after a failure. A list is a sorted set whose members all
