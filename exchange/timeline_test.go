@@ -627,4 +627,3 @@ func TestShipmentList(t *testing.T) {
 		t.Fatalf("operator reading a document: %v", err)
 	}
 }
-
