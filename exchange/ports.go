@@ -69,7 +69,8 @@ type Index interface {
 	// Page returns up to limit entries of a list with their records, in
 	// ascending order of position (descending when desc), starting after
 	// the position after ("" for the start). An entry whose record is
-	// not indexed is skipped. An unknown list is empty.
+	// not indexed is skipped, and a page is short only at the end of the
+	// list. An unknown list is empty.
 	Page(ctx context.Context, list, after string, limit int, desc bool) ([]Item, error)
 	// Lookup returns the id of the indexed document that holds a natural
 	// key, or ErrNotFound (also while the key is only claimed).

@@ -86,11 +86,21 @@ func (w *world) mustSubmit(t *testing.T, sender, typ string, body []byte) exchan
 // scenario replays the demo's document steps; it returns the receipts in order.
 func (w *world) scenario(t *testing.T) []exchange.Receipt {
 	t.Helper()
-	var steps []struct{ Sender, Type, File string }
+	var steps []struct {
+		Sender, Type, File string
+		Grant              *struct {
+			Shipment, Party string
+			Publish         bool
+		}
+	}
 	readJSON(t, filepath.Join(demoDir, "scenario.json"), &steps)
 	var out []exchange.Receipt
 	for _, st := range steps {
-		if st.File == "" {
+		if g := st.Grant; g != nil {
+			req := exchange.GrantRequest{Party: g.Party, Publish: g.Publish}
+			if _, err := w.svc.GrantAccess(context.Background(), w.party(t, st.Sender), g.Shipment, req); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		body, err := os.ReadFile(filepath.Join(demoDir, st.File))
@@ -292,7 +302,8 @@ func TestGrants(t *testing.T) {
 		t.Fatalf("grantee's event went to %v", rc.Recipients)
 	}
 	gs, err := w.svc.Grants(ctx, w.party(t, "cq-mto"), "CQNL2026000187")
-	if err != nil || len(gs) != 1 || !gs[0].Publish {
+	// The demo's own grant to sg-haulage, and this one.
+	if err != nil || len(gs) != 2 || gs[1].Party != "rogue-line" || !gs[1].Publish {
 		t.Fatalf("grants = %+v, %v", gs, err)
 	}
 	// Only the granter or the bill's issuer revokes; then nothing, at once.

@@ -38,7 +38,7 @@ var testParties = []exchange.Party{
 	{ID: "cq-autoparts", Name: "Shipper", Roles: []exchange.Role{exchange.RoleShipper, exchange.RoleDeclarant}, Country: "CN"},
 	{ID: "cq-customs", Name: "Customs", Roles: []exchange.Role{exchange.RoleCustoms}, Country: "CN"},
 	{ID: "sg-motors", Name: "Consignee", Roles: []exchange.Role{exchange.RoleConsignee}, Country: "SG"},
-	{ID: "outsider", Name: "Outsider", Roles: []exchange.Role{exchange.RoleCarrier}, Country: "SG"},
+	{ID: "outsider", Name: "Outsider", Roles: []exchange.Role{exchange.RoleCarrier, exchange.RoleDeclarant}, Country: "SG"},
 	{ID: "corridor-ops", Name: "Operations centre", Roles: []exchange.Role{exchange.RoleOperator}, Country: "CN"},
 }
 

@@ -57,12 +57,16 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 	}
 	steps := 0
 	n, err := svc.Reindex(ctx, true, func() { steps++ })
-	if err != nil || n != 15 || steps != 15 {
-		t.Fatalf("reindex = %d (%d steps), %v; want the 15 demo documents", n, steps, err)
+	if err != nil || n != 16 || steps != 16 {
+		t.Fatalf("reindex = %d (%d steps), %v; want the 15 demo documents and the demo's grant", n, steps, err)
 	}
 	after, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	haulier, _ := svc.Parties.Party(ctx, "sg-haulage")
+	if g, err := svc.GrantOf(ctx, haulier, "CQNL2026000187", "sg-haulage"); err != nil || !g.Active || !g.Publish {
+		t.Fatalf("the demo's grant after reindex: %+v, %v", g, err)
 	}
 	if !reflect.DeepEqual(after, before) || len(before.Shipment.Documents) != 8 {
 		t.Fatalf("rebuilt shipment differs:\nbefore %+v\nafter  %+v", before.Shipment, after.Shipment)

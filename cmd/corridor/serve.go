@@ -213,11 +213,17 @@ func loadSigner(file string) (*exchange.Signer, error) {
 	return exchange.NewSigner(seed)
 }
 
-// Demo corridor files (docs/contract.md, "The demo corridor").
+// Demo corridor files (docs/contract.md, "The demo corridor"). A step is
+// a document (type and file) or a grant of access to a shipment.
 type demoStep struct {
 	Sender string `json:"sender"`
 	Type   string `json:"type"`
 	File   string `json:"file"`
+	Grant  *struct {
+		Shipment string `json:"shipment"`
+		Party    string `json:"party"`
+		Publish  bool   `json:"publish"`
+	} `json:"grant"`
 }
 
 // loadDemo creates the demo parties with their public demo keys and
@@ -244,13 +250,22 @@ func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 		return err
 	}
 	for i, st := range steps {
-		body, err := os.ReadFile(filepath.Join(dir, st.File))
-		if err != nil {
-			return err
-		}
 		sender, err := svc.Parties.Party(ctx, st.Sender)
 		if err != nil {
 			return fmt.Errorf("step %d: sender %s: %w", i+1, st.Sender, err)
+		}
+		if g := st.Grant; g != nil {
+			if cur, err := svc.GrantOf(ctx, sender, g.Shipment, g.Party); err == nil && cur.Active {
+				continue // granted by an earlier start
+			}
+			if _, err := svc.GrantAccess(ctx, sender, g.Shipment, exchange.GrantRequest{Party: g.Party, Publish: g.Publish}); err != nil {
+				return fmt.Errorf("step %d (grant to %s): %w", i+1, g.Party, err)
+			}
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(dir, st.File))
+		if err != nil {
+			return err
 		}
 		if _, _, err := svc.Submit(ctx, sender, exchange.Submission{Type: st.Type, Body: body}); err != nil {
 			return fmt.Errorf("step %d (%s): %w", i+1, st.File, err)

@@ -262,25 +262,52 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	return rec, json.Unmarshal(raw, &rec)
 }
 
-// Page returns a page of a list with its records: one ZRANGE BYLEX, then
-// the records in one pipeline.
+// Page returns a page of a list with its records: a ZRANGE BYLEX, then
+// the records in one pipeline; again for what is missing if a listed
+// record is gone (so a page is short only at the end of the list).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
-	lo, hi := "-", "+"
-	if after != "" && desc {
-		hi = "(" + after
-	} else if after != "" {
-		lo = "(" + after
+	out := make([]exchange.Item, 0, min(limit, 1024))
+	for len(out) < limit {
+		want := limit - len(out)
+		lo, hi := "-", "+"
+		if after != "" && desc {
+			hi = "(" + after
+		} else if after != "" {
+			lo = "(" + after
+		}
+		args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(want)}
+		if desc {
+			args.Start, args.Stop, args.Rev = hi, lo, true
+		}
+		pos, err := s.cmd.ZRangeArgs(ctx, args).Result()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if len(pos) == 0 {
+			break
+		}
+		recs, err := s.docs(ctx, pos)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range pos {
+			if recs[i] != nil {
+				out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
+			}
+		}
+		after = pos[len(pos)-1]
+		if len(pos) < want {
+			break
+		}
 	}
-	args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(limit)}
-	if desc {
-		args.Start, args.Stop, args.Rev = hi, lo, true
-	}
-	pos, err := s.cmd.ZRangeArgs(ctx, args).Result()
-	if err != nil || len(pos) == 0 {
-		return nil, wrap(err)
-	}
+	return out, nil
+}
+
+// docs reads the records at positions in one pipeline; a record that is
+// gone (listed, then lost with Redis' data, until reindex restores it) is nil.
+func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, error) {
 	cmds := make([]*goredis.StringCmd, len(pos))
-	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, ps := range pos {
 			cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
 		}
@@ -289,17 +316,17 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, wrap(err)
 	}
-	out := make([]exchange.Item, 0, len(pos))
+	out := make([]*exchange.Record, len(pos))
 	for i, c := range cmds {
 		raw, err := c.Bytes()
 		if errors.Is(err, goredis.Nil) {
-			continue // listed, record gone: reindex restores it
+			continue
 		}
 		var rec exchange.Record
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return nil, fmt.Errorf("decode record: %w", err)
 		}
-		out = append(out, exchange.Item{Pos: pos[i], Record: rec})
+		out[i] = &rec
 	}
 	return out, nil
 }
