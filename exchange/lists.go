@@ -18,8 +18,9 @@ func listPartyShips(party string) string  { return "party:" + party + ":ships" }
 // listShips holds every one bill: the shipments an operator sees.
 const listShips = "ships"
 
-// entries returns the lists a record is filed in.
-func entries(rec Record) []Entry {
+// Entries returns the lists a record is filed in: what Submit and
+// Reindex hand to Index.Add (and seeding tools with them).
+func Entries(rec Record) []Entry {
 	var es []Entry
 	add := func(list string, at time.Time, id string) {
 		es = append(es, Entry{List: list, Pos: Position(at, id)})

@@ -21,7 +21,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, 
 			old = append(old, rec) // upgraded below, once the bills they name are indexed
 			return nil
 		}
-		if err := s.Index.Add(ctx, rec, entries(rec)); err != nil {
+		if err := s.Index.Add(ctx, rec, Entries(rec)); err != nil {
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
 		if requeue && len(rec.Recipients) > 0 {
@@ -39,7 +39,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, 
 		if err != nil {
 			return n, fmt.Errorf("upgrade %s: %w", rec.ID, err)
 		}
-		if err := s.Index.Add(ctx, up, entries(up)); err != nil {
+		if err := s.Index.Add(ctx, up, Entries(up)); err != nil {
 			return n, fmt.Errorf("index %s: %w", rec.ID, err)
 		}
 		if requeue && len(rec.Recipients) > 0 {

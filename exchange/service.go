@@ -177,7 +177,7 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 // deliver indexes a record and queues it for every recipient; each step is
 // idempotent, so it can be run again after a failure.
 func (s *Service) deliver(ctx context.Context, rec Record) error {
-	if err := s.Index.Add(ctx, rec, entries(rec)); err != nil {
+	if err := s.Index.Add(ctx, rec, Entries(rec)); err != nil {
 		return fmt.Errorf("index document: %w", err)
 	}
 	if len(rec.Recipients) == 0 {
