@@ -152,10 +152,18 @@ func (s *Service) Grants(ctx context.Context, caller Party, ref string) ([]Grant
 func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g Grant) (Grant, error) {
 	now := s.Now().UTC().Truncate(time.Microsecond)
 	g.Shipment, g.By, g.At = st.ref, caller.ID, now
+	// The archived document: what was granted, by whom, when; not the
+	// state computed on reading (active) nor its own id.
 	body, err := json.Marshal(struct {
-		Type string `json:"documentType"`
-		Grant
-	}{TypeGrant, g})
+		Type     string     `json:"documentType"`
+		Shipment string     `json:"shipment"`
+		Party    string     `json:"party"`
+		Publish  bool       `json:"publish"`
+		Until    *time.Time `json:"until,omitempty"`
+		Revoked  bool       `json:"revoked,omitempty"`
+		By       string     `json:"by"`
+		At       time.Time  `json:"at"`
+	}{TypeGrant, g.Shipment, g.Party, g.Publish, g.Until, g.Revoked, g.By, g.At})
 	if err != nil {
 		return Grant{}, err
 	}
