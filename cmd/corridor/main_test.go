@@ -322,3 +322,31 @@ func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+// A grant is revoked on one gateway and is gone at once on another: both
+// read grants from the shared index on every request, with no cache.
+func TestGrantRevocationAcrossGateways(t *testing.T) {
+	s3 := testenv.MinIO(t)
+	storage := storageFlags{Data: t.TempDir(), RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(), S3Endpoint: s3.Endpoint,
+		S3Bucket: "grants-" + testenv.Prefix(), S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey}
+	_, one, _ := gateway(t, storage)
+	_, two, _ := gateway(t, storage)
+	const view = "/v1/shipments/CQNL2026000187"
+	for _, base := range []string{one, two} {
+		if r := call(t, "GET", base+view, key("sg-haulage"), nil); r.status != 200 {
+			t.Fatalf("the demo's grantee on %s: %d %s", base, r.status, r.body)
+		}
+	}
+	if r := call(t, "DELETE", one+view+"/grants/sg-haulage", key("sg-motors"), nil); r.status != 204 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	if r := call(t, "GET", two+view, key("sg-haulage"), nil); r.status != 404 {
+		t.Fatalf("revoked grantee on the other gateway: %d", r.status)
+	}
+	if r := call(t, "POST", two+view+"/grants", key("sg-motors"), []byte(`{"party":"sg-haulage"}`)); r.status != 201 {
+		t.Fatalf("grant again: %d %s", r.status, r.body)
+	}
+	if r := call(t, "GET", one+view, key("sg-haulage"), nil); r.status != 200 {
+		t.Fatalf("granted again, on the first gateway: %d", r.status)
+	}
+}
