@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Limits bound what the pre-scan lets through to the schema validator.
@@ -50,74 +52,90 @@ func parse(body []byte) (any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &MalformedError{Detail: "the body is empty; send one JSON document"}
 	}
+	// jsontext refuses invalid UTF-8 too, but this says it plainly.
 	if !utf8.Valid(body) {
 		return nil, &MalformedError{Detail: "the body is not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	s := scanner{dec: dec}
-	v, err := s.value(nil, 0)
+	// A *bytes.Buffer lets the decoder read body in place, without a copy.
+	s := scanner{dec: jsontext.NewDecoder(bytes.NewBuffer(body))}
+	v, err := s.value(0)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := s.dec.ReadToken(); err != io.EOF {
 		return nil, &MalformedError{Detail: "the body holds data after the JSON document; send exactly one value"}
 	}
 	return v, nil
 }
 
-type scanner struct{ dec *json.Decoder }
+// scanner builds the value as jsontext reads it. jsontext itself refuses
+// duplicate names, invalid UTF-8, bad syntax and brackets out of place; the
+// scanner adds our limits.
+type scanner struct{ dec *jsontext.Decoder }
 
-func (s *scanner) value(path []string, depth int) (any, error) {
-	tok, err := s.dec.Token()
+func (s *scanner) next() (jsontext.Token, error) {
+	tok, err := s.dec.ReadToken()
 	if err != nil {
-		return nil, syntaxError(err)
-	}
-	return s.token(tok, path, depth)
-}
-
-func (s *scanner) token(tok json.Token, path []string, depth int) (any, error) {
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= MaxDepth {
-			return nil, &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("nesting deeper than %d levels", MaxDepth)}
-		}
-		if t == '{' {
-			return s.object(path, depth+1)
-		}
-		if t == '[' {
-			return s.array(path, depth+1)
-		}
-		return nil, &MalformedError{Pointer: Pointer(path...), Detail: "unexpected " + t.String()}
-	case json.Number:
-		return t, checkNumber(string(t), path)
-	case string:
-		if len(t) > MaxStringLength {
-			return nil, &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("string longer than %d bytes", MaxStringLength)}
-		}
+		return tok, s.syntaxError(err)
 	}
 	return tok, nil
 }
 
-func (s *scanner) object(path []string, depth int) (any, error) {
+func (s *scanner) value(depth int) (any, error) {
+	tok, err := s.next()
+	if err != nil {
+		return nil, err
+	}
+	return s.token(tok, depth)
+}
+
+// token turns tok into its value, reading the rest of it if it opens an
+// object or array. jsontext never hands a closing bracket here.
+func (s *scanner) token(tok jsontext.Token, depth int) (any, error) {
+	switch tok.Kind() {
+	case '{', '[':
+		if depth >= MaxDepth {
+			return nil, s.refuse(s.here(), "nesting deeper than %d levels", MaxDepth)
+		}
+		if tok.Kind() == '{' {
+			return s.object(depth + 1)
+		}
+		return s.array(depth + 1)
+	case '"':
+		str := tok.String()
+		if len(str) > MaxStringLength {
+			return nil, s.refuse(s.here(), "string longer than %d bytes", MaxStringLength)
+		}
+		return str, nil
+	case '0':
+		lit := tok.String()
+		if why := numberProblem(lit); why != "" {
+			return nil, s.refuse(s.here(), "the number %.20q %s", lit, why)
+		}
+		return json.Number(lit), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	}
+	return nil, nil
+}
+
+func (s *scanner) object(depth int) (any, error) {
 	obj := map[string]any{}
 	for {
-		tok, err := s.dec.Token()
+		tok, err := s.next()
 		if err != nil {
-			return nil, syntaxError(err)
+			return nil, err
 		}
-		if d, ok := tok.(json.Delim); ok && d == '}' {
+		if tok.Kind() == '}' {
 			return obj, nil
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, &MalformedError{Pointer: Pointer(path...), Detail: "object key is not a string"}
+		key := tok.String()
+		if len(key) > MaxStringLength {
+			return nil, s.refuse(s.parent(), "member name longer than %d bytes", MaxStringLength)
 		}
-		child := append(path[:len(path):len(path)], key)
-		if _, dup := obj[key]; dup {
-			return nil, &MalformedError{Pointer: Pointer(child...), Detail: fmt.Sprintf("the key %q appears twice in the same object", key)}
-		}
-		v, err := s.value(child, depth)
+		v, err := s.value(depth)
 		if err != nil {
 			return nil, err
 		}
@@ -125,17 +143,17 @@ func (s *scanner) object(path []string, depth int) (any, error) {
 	}
 }
 
-func (s *scanner) array(path []string, depth int) (any, error) {
+func (s *scanner) array(depth int) (any, error) {
 	arr := []any{}
-	for i := 0; ; i++ {
-		tok, err := s.dec.Token()
+	for {
+		tok, err := s.next()
 		if err != nil {
-			return nil, syntaxError(err)
+			return nil, err
 		}
-		if d, ok := tok.(json.Delim); ok && d == ']' {
+		if tok.Kind() == ']' {
 			return arr, nil
 		}
-		v, err := s.token(tok, append(path[:len(path):len(path)], strconv.Itoa(i)), depth)
+		v, err := s.token(tok, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -143,38 +161,57 @@ func (s *scanner) array(path []string, depth int) (any, error) {
 	}
 }
 
-func checkNumber(lit string, path []string) error {
-	bad := func(why string) error {
-		return &MalformedError{Pointer: Pointer(path...), Detail: fmt.Sprintf("the number %.20q %s", lit, why)}
+// here is the pointer to the value or name just read; it is built only
+// when something is refused, so the happy path never tracks a path.
+func (s *scanner) here() string { return string(s.dec.StackPointer()) }
+
+// parent is the pointer to the object or array that holds what was just
+// read: where a name too long to echo back is.
+func (s *scanner) parent() string { return string(s.dec.StackPointer().Parent()) }
+
+func (s *scanner) refuse(pointer, format string, args ...any) error {
+	return &MalformedError{Pointer: pointer, Detail: fmt.Sprintf(format, args...)}
+}
+
+func (s *scanner) syntaxError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &MalformedError{Detail: "the JSON document ends too early"}
 	}
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) {
+		return &MalformedError{Detail: "not valid JSON: " + err.Error()}
+	}
+	if se.Err == jsontext.ErrDuplicateName {
+		return &MalformedError{Pointer: string(se.JSONPointer), Detail: fmt.Sprintf("the key %q appears twice in the same object", se.JSONPointer.LastToken())}
+	}
+	detail := "not valid JSON"
+	if se.Err != nil {
+		detail += ": " + se.Err.Error()
+	}
+	return &MalformedError{Pointer: string(se.JSONPointer), Detail: fmt.Sprintf("%s (at byte %d)", detail, se.ByteOffset)}
+}
+
+// numberProblem says what is wrong with a number literal jsontext accepted,
+// or "": gojsonschema panics on huge exponents, and a float out of range
+// would pass every range check.
+func numberProblem(lit string) string {
 	if len(lit) > MaxNumberLength {
-		return bad(fmt.Sprintf("is longer than %d characters", MaxNumberLength))
+		return fmt.Sprintf("is longer than %d characters", MaxNumberLength)
 	}
 	if i := strings.IndexAny(lit, "eE"); i >= 0 {
 		exp, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
 		if err != nil || exp > MaxExponent || exp < -MaxExponent {
-			return bad("has an exponent out of range")
+			return "has an exponent out of range"
 		}
 	}
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return bad("is not a number")
+		return "is not a number"
 	}
 	if math.IsInf(f, 0) || err != nil {
-		return bad("is out of range")
+		return "is out of range"
 	}
-	return nil
-}
-
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return &MalformedError{Detail: fmt.Sprintf("not valid JSON at byte %d: %s", se.Offset, se.Error())}
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &MalformedError{Detail: "the JSON document ends too early"}
-	}
-	return &MalformedError{Detail: "not valid JSON: " + err.Error()}
+	return ""
 }
 
 // Pointer builds an RFC 6901 JSON pointer from reference tokens.

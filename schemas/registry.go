@@ -264,7 +264,7 @@ func Validate(typ string, version int, body []byte) (doc *Document, err error) {
 	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
-	problems, err := check(e, body, fields)
+	problems, err := check(e, fields)
 	if err != nil {
 		return nil, err
 	}
@@ -274,15 +274,18 @@ func Validate(typ string, version int, body []byte) (doc *Document, err error) {
 	return &Document{Type: e.typ, Version: e.version, Fields: fields}, nil
 }
 
-// check runs the schema and the rules; a panic in either fails this
-// document, never the process.
-func check(e *entry, body []byte, fields map[string]any) (problems []Problem, err error) {
+// check runs the schema and the rules on the decoded document; a panic in
+// either fails this document, never the process.
+func check(e *entry, fields map[string]any) (problems []Problem, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			problems, err = nil, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
 		}
 	}()
-	res, err := e.schema.Validate(gojsonschema.NewBytesLoader(body))
+	// The raw loader hands gojsonschema the value the pre-scan built (numbers
+	// as json.Number, as its own decoder makes them) instead of parsing the
+	// body again.
+	res, err := e.schema.Validate(gojsonschema.NewRawLoader(fields))
 	if err != nil {
 		return nil, &MalformedError{Detail: err.Error()}
 	}

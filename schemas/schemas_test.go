@@ -144,29 +144,46 @@ func TestProblemDetailsReadWell(t *testing.T) {
 	}
 }
 
+// Each body is refused as malformed, for the reason named.
 func TestPrescanRefusesHostileJSON(t *testing.T) {
 	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
-	cases := map[string]string{
-		"empty":             "",
-		"trailing data":     `{"a":1} {"b":2}`,
-		"trailing garbage":  `{"a":1}x`,
-		"duplicate key":     `{"a":1,"a":2}`,
-		"nested duplicate":  `{"x":{"a":1,"b":2,"a":3}}`,
-		"invalid UTF-8":     "{\"a\":\"\xff\xfe\"}",
-		"huge exponent":     `{"totalGrossWeight":1e2000000}`,
-		"long number":       `{"n":` + strings.Repeat("9", 100) + `}`,
-		"too deep":          `{"a":` + deep + `}`,
-		"not JSON":          `<xml/>`,
-		"unterminated":      `{"a":`,
-		"number overflow":   `{"n":1e309}`,
-		"negative overflow": `{"n":-1e400}`,
+	cases := map[string]struct{ body, why string }{
+		"empty":             {"", "the body is empty"},
+		"trailing data":     {`{"a":1} {"b":2}`, "data after the JSON document"},
+		"trailing garbage":  {`{"a":1}x`, "data after the JSON document"},
+		"duplicate key":     {`{"a":1,"a":2}`, `the key "a" appears twice`},
+		"nested duplicate":  {`{"x":{"a":1,"b":2,"a":3}}`, `the key "a" appears twice`},
+		"escaped duplicate": {`{"a":1,"\u0061":2}`, `the key "a" appears twice`},
+		"invalid UTF-8":     {"{\"a\":\"\xff\xfe\"}", "not valid UTF-8"},
+		"lone surrogate":    {`{"a":"\ud800"}`, "surrogate"},
+		"huge exponent":     {`{"totalGrossWeight":1e2000000}`, "exponent out of range"},
+		"long number":       {`{"n":` + strings.Repeat("9", 100) + `}`, "longer than 40 characters"},
+		"number overflow":   {`{"n":1e309}`, "exponent out of range"},
+		"negative overflow": {`{"n":-1e400}`, "exponent out of range"},
+		"too deep":          {`{"a":` + deep + `}`, "nesting deeper than 32 levels"},
+		"long string":       {`{"a":"` + strings.Repeat("s", schemas.MaxStringLength+1) + `"}`, "string longer than"},
+		"long key":          {`{"` + strings.Repeat("k", schemas.MaxStringLength+1) + `":1}`, "member name longer than"},
+		"not JSON":          {`<xml/>`, "not valid JSON"},
+		"unterminated":      {`{"a":`, "ends too early"},
+		"non-string key":    {`{1:2}`, "not valid JSON"},
+		"NaN":               {`{"n":NaN}`, "not valid JSON"},
+		"Infinity":          {`{"n":-Infinity}`, "not valid JSON"},
+		"leading zero":      {`{"n":012}`, "not valid JSON"},
+		"single quotes":     {`{'a':1}`, "not valid JSON"},
+		"trailing comma":    {`{"a":1,}`, "not valid JSON"},
 	}
-	for name, body := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := schemas.Validate("one-bill", 0, []byte(body))
+			_, err := schemas.Validate("one-bill", 0, []byte(c.body))
 			var mal *schemas.MalformedError
 			if !errors.As(err, &mal) {
 				t.Fatalf("Validate = %v, want a MalformedError", err)
+			}
+			if !strings.Contains(mal.Detail, c.why) {
+				t.Errorf("detail %q, want it to say %q", mal.Detail, c.why)
+			}
+			if len(mal.Pointer) > 200 {
+				t.Errorf("pointer of %d bytes echoes the body", len(mal.Pointer))
 			}
 		})
 	}
