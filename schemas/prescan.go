@@ -17,11 +17,28 @@ import (
 // Limits bound what the pre-scan lets through to the schema validator.
 // gojsonschema panics or burns CPU on some inputs (see docs/pitfalls.md), so
 // nothing reaches it that is not one small, well-formed JSON value.
+//
+// MaxMembers, MaxItems and MaxTokens bound the validator's work: it is
+// linear in the tokens it is given, but every problem it reports costs it
+// microseconds and kilobytes, and a hostile body can hold about one problem
+// per token. TestSchemasStayWithinLimits keeps the schemas inside them.
 const (
 	MaxDepth        = 32  // nesting of objects and arrays
 	MaxNumberLength = 40  // characters in one number literal
 	MaxExponent     = 308 // |decimal exponent| after normalisation
 	MaxStringLength = 64 << 10
+
+	// MaxMembers is three times the largest object a schema declares (21
+	// properties): every object is closed, so a member beyond those is
+	// already wrong.
+	MaxMembers = 64
+	// MaxItems is five times the largest maxItems a schema declares (2,000
+	// bills in a cargo manifest).
+	MaxItems = 10_000
+	// MaxTokens counts names, values and brackets. The largest document we
+	// expect, a manifest of 2,000 bills and 24,000 containers (the largest
+	// ships'), has about 46,000; the example one-bill has 172.
+	MaxTokens = 100_000
 )
 
 // MalformedError reports a body that is not one well-formed JSON value we
@@ -39,8 +56,8 @@ func (e *MalformedError) Error() string {
 }
 
 // Prescan checks the raw bytes strictly: valid UTF-8, exactly one JSON
-// value, no duplicate keys, bounded depth and sane numbers. It returns a
-// *MalformedError for anything it refuses.
+// value, no duplicate keys, bounded depth, members, items and tokens, and
+// sane numbers. It returns a *MalformedError for anything it refuses.
 func Prescan(body []byte) error {
 	_, err := parse(body)
 	return err
@@ -71,12 +88,19 @@ func parse(body []byte) (any, error) {
 // scanner builds the value as jsontext reads it. jsontext itself refuses
 // duplicate names, invalid UTF-8, bad syntax and brackets out of place; the
 // scanner adds our limits.
-type scanner struct{ dec *jsontext.Decoder }
+type scanner struct {
+	dec    *jsontext.Decoder
+	tokens int
+}
 
 func (s *scanner) next() (jsontext.Token, error) {
 	tok, err := s.dec.ReadToken()
 	if err != nil {
 		return tok, s.syntaxError(err)
+	}
+	s.tokens++
+	if s.tokens > MaxTokens {
+		return tok, s.refuse(s.here(), "the document has more than %d tokens (names, values and brackets); the limit is %d", MaxTokens, MaxTokens)
 	}
 	return tok, nil
 }
@@ -131,6 +155,9 @@ func (s *scanner) object(depth int) (any, error) {
 		if tok.Kind() == '}' {
 			return obj, nil
 		}
+		if len(obj) == MaxMembers {
+			return nil, s.refuse(s.parent(), "an object has more than %d members; the limit is %d", MaxMembers, MaxMembers)
+		}
 		key := tok.String()
 		if len(key) > MaxStringLength {
 			return nil, s.refuse(s.parent(), "member name longer than %d bytes", MaxStringLength)
@@ -153,6 +180,9 @@ func (s *scanner) array(depth int) (any, error) {
 		if tok.Kind() == ']' {
 			return arr, nil
 		}
+		if len(arr) == MaxItems {
+			return nil, s.refuse(s.parent(), "an array has more than %d items; the limit is %d", MaxItems, MaxItems)
+		}
 		v, err := s.token(tok, depth)
 		if err != nil {
 			return nil, err
@@ -166,7 +196,7 @@ func (s *scanner) array(depth int) (any, error) {
 func (s *scanner) here() string { return string(s.dec.StackPointer()) }
 
 // parent is the pointer to the object or array that holds what was just
-// read: where a name too long to echo back is.
+// read: the object with too many members, or a name too long to echo back.
 func (s *scanner) parent() string { return string(s.dec.StackPointer().Parent()) }
 
 func (s *scanner) refuse(pointer, format string, args ...any) error {
