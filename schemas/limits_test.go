@@ -111,6 +111,61 @@ func TestLimitsRefuseHostileBodies(t *testing.T) {
 	}
 }
 
+// A hostile body within the limits gets the first MaxProblems problems, in
+// document order, and the count of all of them.
+func TestProblemListIsCapped(t *testing.T) {
+	for _, name := range []string{"many-problems", "unknown-members"} {
+		t.Run(name, func(t *testing.T) {
+			h := hostileBody(t, name)
+			_, err := schemas.Validate(h.typ, 0, h.body())
+			var inv *schemas.InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("Validate = %v, want an InvalidError", err)
+			}
+			if len(inv.Problems) != schemas.MaxProblems || inv.Total < 10_000 {
+				t.Fatalf("%d problems of %d listed, want %d of more than 10,000", len(inv.Problems), inv.Total, schemas.MaxProblems)
+			}
+			if first := inv.Problems[0].Pointer; first != "/bills/0" && !strings.HasPrefix(first, "/bills/0/") {
+				t.Errorf("first problem at %s, want one in the first bill", first)
+			}
+			if name == "many-problems" {
+				// Document order compares indexes as numbers: 9 before 10.
+				for i, p := range inv.Problems {
+					if want := fmt.Sprintf("/bills/0/containerNumbers/%d", i); p.Pointer != want {
+						t.Fatalf("problem %d at %s, want %s", i, p.Pointer, want)
+					}
+				}
+			}
+			if !strings.Contains(inv.Error(), fmt.Sprintf("%d problems, the first 100 listed", inv.Total)) {
+				t.Errorf("Error() = %q", inv.Error())
+			}
+		})
+	}
+}
+
+func TestFewProblemsAreAllListed(t *testing.T) {
+	body := []byte(`{"documentType":"customs-response","status":"NOPE","extra":1}`)
+	_, err := schemas.Validate("customs-response", 0, body)
+	var inv *schemas.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("Validate = %v, want an InvalidError", err)
+	}
+	if inv.Total != len(inv.Problems) || inv.Total < 2 {
+		t.Errorf("%d problems listed, Total %d", len(inv.Problems), inv.Total)
+	}
+}
+
+func hostileBody(tb testing.TB, name string) hostile {
+	tb.Helper()
+	for _, h := range hostileBodies {
+		if h.name == name {
+			return h
+		}
+	}
+	tb.Fatalf("no hostile body %q", name)
+	return hostile{}
+}
+
 // The limits refuse nothing a corridor document needs: a manifest of as
 // many bills as its schema allows, with 24,000 containers (a full load of
 // the largest ships) among them.

@@ -35,13 +35,25 @@ type Problem struct {
 	Detail  string `json:"detail"`
 }
 
-// InvalidError lists every problem found in a well-formed document that
-// breaks its schema or a domain rule. It maps to HTTP 422.
-type InvalidError struct{ Problems []Problem }
+// MaxProblems is how many problems an InvalidError lists: a client fixes
+// the first ones and sends again, and a hostile body must not turn into
+// megabytes of problems.
+const MaxProblems = 100
+
+// InvalidError lists the problems found in a well-formed document that
+// breaks its schema or a domain rule, in document order: all of them, or
+// the first MaxProblems when there are more. It maps to HTTP 422.
+type InvalidError struct {
+	Problems []Problem
+	Total    int // problems found, listed or not ("100 of 12,345 shown")
+}
 
 func (e *InvalidError) Error() string {
-	if len(e.Problems) == 1 {
+	if len(e.Problems) == 1 && e.Total <= 1 {
 		return fmt.Sprintf("invalid document: %s: %s", e.Problems[0].Pointer, e.Problems[0].Detail)
+	}
+	if e.Total > len(e.Problems) {
+		return fmt.Sprintf("invalid document: %d problems, the first %d listed", e.Total, len(e.Problems))
 	}
 	return fmt.Sprintf("invalid document: %d problems", len(e.Problems))
 }
@@ -249,9 +261,9 @@ func Detect(body []byte) (string, error) {
 // Validate checks body as a document of type typ at version (0: newest):
 // first the strict pre-scan, then the schema, then the domain rules. It
 // returns the decoded document, or a *MalformedError (400), an
-// *InvalidError listing every problem (422), or ErrUnknownType or
+// *InvalidError listing the problems (422), or ErrUnknownType or
 // ErrUnknownVersion (404).
-func Validate(typ string, version int, body []byte) (doc *Document, err error) {
+func Validate(typ string, version int, body []byte) (*Document, error) {
 	e, err := lookup(typ, version)
 	if err != nil {
 		return nil, err
@@ -264,22 +276,23 @@ func Validate(typ string, version int, body []byte) (doc *Document, err error) {
 	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
-	problems, err := check(e, fields)
+	problems, total, err := check(e, fields)
 	if err != nil {
 		return nil, err
 	}
-	if len(problems) > 0 {
-		return nil, &InvalidError{Problems: problems}
+	if total > 0 {
+		return nil, &InvalidError{Problems: problems, Total: total}
 	}
 	return &Document{Type: e.typ, Version: e.version, Fields: fields}, nil
 }
 
-// check runs the schema and the rules on the decoded document; a panic in
-// either fails this document, never the process.
-func check(e *entry, fields map[string]any) (problems []Problem, err error) {
+// check runs the schema and the rules on the decoded document and returns
+// the first MaxProblems problems and how many there are; a panic in either
+// fails this document, never the process.
+func check(e *entry, fields map[string]any) (problems []Problem, total int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			problems, err = nil, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
+			problems, total, err = nil, 0, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
 		}
 	}()
 	// The raw loader hands gojsonschema the value the pre-scan built (numbers
@@ -287,10 +300,12 @@ func check(e *entry, fields map[string]any) (problems []Problem, err error) {
 	// body again.
 	res, err := e.schema.Validate(gojsonschema.NewRawLoader(fields))
 	if err != nil {
-		return nil, &MalformedError{Detail: err.Error()}
+		return nil, 0, &MalformedError{Detail: err.Error()}
 	}
-	var ps problemSet
-	for _, re := range res.Errors() {
+	errs := res.Errors()
+	// Sized up front: a hostile document has a hundred thousand problems.
+	ps := problemSet{list: make([]Problem, 0, len(errs)), seen: make(map[Problem]bool, len(errs))}
+	for _, re := range errs {
 		ps.addSchemaError(re)
 	}
 	if rule := rules[e.typ]; rule != nil {
@@ -300,5 +315,6 @@ func check(e *entry, fields map[string]any) (problems []Problem, err error) {
 			ps.add(p.Pointer, p.Detail)
 		}
 	}
-	return ps.sorted(), nil
+	problems, total = ps.first(MaxProblems)
+	return problems, total, nil
 }
