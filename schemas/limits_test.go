@@ -1,11 +1,15 @@
 package schemas_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/xeipuuv/gojsonschema"
 
 	"github.com/landsea/corridor/schemas"
 )
@@ -204,11 +208,36 @@ func containerNumber(tb testing.TB, n int) string {
 	return ""
 }
 
-// BenchmarkHostile measures what each hostile body costs. For the peak
-// memory, run one at a time under /usr/bin/time -v:
+func TestValidateContextStopsWhenDone(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	for _, c := range []struct {
+		name  string
+		ctx   context.Context
+		body  []byte
+		want  error
+		where string
+	}{
+		{"small", canceled, example(t, "cargo-manifest", 0), context.Canceled, "before the schema"},
+		{"large", canceled, manyProblems(schemas.MaxTokens / 2), context.Canceled, "pre-scan"},
+		{"expired", expired, example(t, "cargo-manifest", 0), context.DeadlineExceeded, "before the schema"},
+	} {
+		_, err := schemas.ValidateContext(c.ctx, "cargo-manifest", 0, c.body)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.where) {
+			t.Errorf("%s: ValidateContext = %v, want %v %s", c.name, err, c.want, c.where)
+		}
+	}
+}
+
+// BenchmarkHostile measures what each hostile body costs, and for those
+// within the limits what bare gojsonschema costs on the same bytes (the
+// floor, since nothing interrupts it). For the peak memory, run one at a time
+// under /usr/bin/time -v:
 //
 //	go test -c -o /tmp/schemas.test ./schemas
-//	/usr/bin/time -v /tmp/schemas.test -test.run '^$' -test.bench 'Hostile/wide-object' -test.benchtime 1x
+//	/usr/bin/time -v /tmp/schemas.test -test.run '^$' -test.bench 'Hostile/wide-object$' -test.benchtime 1x
 func BenchmarkHostile(b *testing.B) {
 	for _, h := range hostileBodies {
 		body := h.body()
@@ -217,6 +246,22 @@ func BenchmarkHostile(b *testing.B) {
 			for b.Loop() {
 				if _, err := schemas.Validate(h.typ, 0, body); err == nil {
 					b.Fatal("accepted")
+				}
+			}
+		})
+		if schemas.Prescan(body) != nil {
+			continue
+		}
+		raw, _ := schemas.Schema(h.typ, 0)
+		bare, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(h.name+"/gojsonschema", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if res, err := bare.Validate(gojsonschema.NewBytesLoader(body)); err != nil || res.Valid() {
+					b.Fatal("accepted", err)
 				}
 			}
 		})

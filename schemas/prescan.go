@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,13 +60,14 @@ func (e *MalformedError) Error() string {
 // value, no duplicate keys, bounded depth, members, items and tokens, and
 // sane numbers. It returns a *MalformedError for anything it refuses.
 func Prescan(body []byte) error {
-	_, err := parse(body)
+	_, err := parse(context.Background(), body)
 	return err
 }
 
 // parse is Prescan that also returns the value it read (objects as
 // map[string]any, numbers as json.Number), so the body is decoded once.
-func parse(body []byte) (any, error) {
+// It gives up with ctx's error once ctx is done.
+func parse(ctx context.Context, body []byte) (any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &MalformedError{Detail: "the body is empty; send one JSON document"}
 	}
@@ -74,7 +76,7 @@ func parse(body []byte) (any, error) {
 		return nil, &MalformedError{Detail: "the body is not valid UTF-8"}
 	}
 	// A *bytes.Buffer lets the decoder read body in place, without a copy.
-	s := scanner{dec: jsontext.NewDecoder(bytes.NewBuffer(body))}
+	s := scanner{ctx: ctx, dec: jsontext.NewDecoder(bytes.NewBuffer(body))}
 	v, err := s.value(0)
 	if err != nil {
 		return nil, err
@@ -89,9 +91,14 @@ func parse(body []byte) (any, error) {
 // duplicate names, invalid UTF-8, bad syntax and brackets out of place; the
 // scanner adds our limits.
 type scanner struct {
+	ctx    context.Context
 	dec    *jsontext.Decoder
 	tokens int
 }
+
+// ctxEvery is how many tokens pass between two looks at the context: a
+// look costs more than a token, and 4,096 tokens take under a millisecond.
+const ctxEvery = 4096
 
 func (s *scanner) next() (jsontext.Token, error) {
 	tok, err := s.dec.ReadToken()
@@ -101,6 +108,11 @@ func (s *scanner) next() (jsontext.Token, error) {
 	s.tokens++
 	if s.tokens > MaxTokens {
 		return tok, s.refuse(s.here(), "the document has more than %d tokens (names, values and brackets); the limit is %d", MaxTokens, MaxTokens)
+	}
+	if s.tokens%ctxEvery == 0 {
+		if err := s.ctx.Err(); err != nil {
+			return tok, fmt.Errorf("pre-scan: %w", err)
+		}
 	}
 	return tok, nil
 }

@@ -5,6 +5,7 @@
 package schemas
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xeipuuv/gojsonschema"
 )
@@ -231,7 +233,7 @@ func Example(typ string, version int) ([]byte, error) {
 // Detect tells a document's type from its content: its documentType field,
 // else the one type whose required top-level fields it alone has.
 func Detect(body []byte) (string, error) {
-	v, err := parse(body)
+	v, err := parse(context.Background(), body)
 	if err != nil {
 		return "", err
 	}
@@ -258,17 +260,35 @@ func Detect(body []byte) (string, error) {
 	return match[0], nil
 }
 
+// Budget is the deadline Validate gives itself: about four times the worst
+// body within the pre-scan's limits (0.27 s, BenchmarkHostile), so it fires
+// only on a starved machine, where giving up beats queueing more work.
+const Budget = time.Second
+
 // Validate checks body as a document of type typ at version (0: newest):
 // first the strict pre-scan, then the schema, then the domain rules. It
 // returns the decoded document, or a *MalformedError (400), an
 // *InvalidError listing the problems (422), or ErrUnknownType or
-// ErrUnknownVersion (404).
+// ErrUnknownVersion (404). It runs under a deadline of Budget, as
+// ValidateContext does.
 func Validate(typ string, version int, body []byte) (*Document, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), Budget)
+	defer cancel()
+	return ValidateContext(ctx, typ, version, body)
+}
+
+// ValidateContext is Validate that gives up with an error wrapping ctx's
+// (context.DeadlineExceeded or context.Canceled) once ctx is done. It looks
+// at ctx every 4,096 tokens of the pre-scan and before and after the schema.
+// gojsonschema takes no context, so a schema run that has started finishes:
+// an answer comes at most one schema run after the deadline, and the
+// pre-scan's limits bound that run (see MaxTokens).
+func ValidateContext(ctx context.Context, typ string, version int, body []byte) (*Document, error) {
 	e, err := lookup(typ, version)
 	if err != nil {
 		return nil, err
 	}
-	v, err := parse(body)
+	v, err := parse(ctx, body)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +296,7 @@ func Validate(typ string, version int, body []byte) (*Document, error) {
 	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
-	problems, total, err := check(e, fields)
+	problems, total, err := check(ctx, e, fields)
 	if err != nil {
 		return nil, err
 	}
@@ -289,18 +309,24 @@ func Validate(typ string, version int, body []byte) (*Document, error) {
 // check runs the schema and the rules on the decoded document and returns
 // the first MaxProblems problems and how many there are; a panic in either
 // fails this document, never the process.
-func check(e *entry, fields map[string]any) (problems []Problem, total int, err error) {
+func check(ctx context.Context, e *entry, fields map[string]any) (problems []Problem, total int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			problems, total, err = nil, 0, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("validate %s v%d: before the schema: %w", e.typ, e.version, err)
+	}
 	// The raw loader hands gojsonschema the value the pre-scan built (numbers
 	// as json.Number, as its own decoder makes them) instead of parsing the
 	// body again.
 	res, err := e.schema.Validate(gojsonschema.NewRawLoader(fields))
 	if err != nil {
 		return nil, 0, &MalformedError{Detail: err.Error()}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("validate %s v%d: after the schema: %w", e.typ, e.version, err)
 	}
 	errs := res.Errors()
 	// Sized up front: a hostile document has a hundred thousand problems.
