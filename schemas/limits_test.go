@@ -2,7 +2,6 @@ package schemas_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -252,11 +251,7 @@ func BenchmarkHostile(b *testing.B) {
 		if schemas.Prescan(body) != nil {
 			continue
 		}
-		raw, _ := schemas.Schema(h.typ, 0)
-		bare, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
-		if err != nil {
-			b.Fatal(err)
-		}
+		bare := bareSchema(b, h.typ)
 		b.Run(h.name+"/gojsonschema", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -272,35 +267,14 @@ func BenchmarkHostile(b *testing.B) {
 // fits in MaxMembers and every maxItems in MaxItems with room to spare.
 // (TestLimitsLetTheLargestManifestThrough checks MaxTokens.)
 func TestSchemasStayWithinLimits(t *testing.T) {
-	for _, ti := range schemas.Types() {
-		for _, v := range ti.Versions {
-			raw, _ := schemas.Schema(ti.Type, v)
-			var doc any
-			if err := json.Unmarshal(raw, &doc); err != nil {
-				t.Fatal(err)
-			}
-			var walk func(node any, path string)
-			walk = func(node any, path string) {
-				switch n := node.(type) {
-				case map[string]any:
-					if props, ok := n["properties"].(map[string]any); ok && len(props) > schemas.MaxMembers/2 {
-						t.Errorf("%s v%d: %s has %d properties; MaxMembers %d leaves too little room", ti.Type, v, path, len(props), schemas.MaxMembers)
-					}
-					if m, ok := n["maxItems"].(float64); ok && m > schemas.MaxItems/2 {
-						t.Errorf("%s v%d: %s allows %v items; MaxItems %d leaves too little room", ti.Type, v, path, m, schemas.MaxItems)
-					}
-					for k, c := range n {
-						walk(c, path+"/"+k)
-					}
-				case []any:
-					for _, c := range n {
-						walk(c, path)
-					}
-				}
-			}
-			walk(doc, "")
+	eachSchemaNode(t, func(schema, path string, n map[string]any) {
+		if props, ok := n["properties"].(map[string]any); ok && len(props) > schemas.MaxMembers/2 {
+			t.Errorf("%s: %s has %d properties; MaxMembers %d leaves too little room", schema, path, len(props), schemas.MaxMembers)
 		}
-	}
+		if m, ok := n["maxItems"].(float64); ok && m > schemas.MaxItems/2 {
+			t.Errorf("%s: %s allows %v items; MaxItems %d leaves too little room", schema, path, m, schemas.MaxItems)
+		}
+	})
 }
 
 // Each limit lets through exactly as much as it says.
