@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,7 +27,7 @@ func (ps *problemSet) add(pointer, detail string) {
 }
 
 func (ps *problemSet) pointers() map[string]bool {
-	m := map[string]bool{}
+	m := make(map[string]bool, len(ps.list))
 	for _, p := range ps.list {
 		m[p.Pointer] = true
 	}
@@ -40,17 +41,17 @@ func (ps *problemSet) addSchemaError(re gojsonschema.ResultError) {
 	if summaries[re.Type()] {
 		return
 	}
-	tokens := strings.Split(re.Context().String("\x00"), "\x00")[1:] // drop "(root)"
+	pointer := contextPointer(re.Context().String("\x00"))
 	d := re.Details()
 	detail := sentence(re.Description())
 	switch re.Type() {
 	case "required":
 		prop := fmt.Sprint(d["property"])
-		tokens = append(tokens, prop)
+		pointer += Pointer(prop)
 		detail = fmt.Sprintf("%s is required here", prop)
 	case "additional_property_not_allowed":
 		prop := fmt.Sprint(d["property"])
-		tokens = append(tokens, prop)
+		pointer += Pointer(prop)
 		detail = fmt.Sprintf("%s is not a field of this document; check its spelling", prop)
 	case "format":
 		if fn := formatChecks[fmt.Sprint(d["format"])]; fn != nil {
@@ -67,7 +68,20 @@ func (ps *problemSet) addSchemaError(re gojsonschema.ResultError) {
 	case "pattern":
 		detail = fmt.Sprintf("%v does not have the expected form (%v)", quoteValue(re.Value()), d["pattern"])
 	}
-	ps.add(Pointer(tokens...), detail)
+	ps.add(pointer, detail)
+}
+
+// contextPointer turns a gojsonschema context written with NUL between its
+// tokens ("(root)\x00bills\x000") into a pointer ("/bills/0").
+func contextPointer(ctx string) string {
+	_, rest, ok := strings.Cut(ctx, "\x00")
+	if !ok {
+		return ""
+	}
+	if !strings.ContainsAny(rest, "~/") {
+		return "/" + strings.ReplaceAll(rest, "\x00", "/")
+	}
+	return Pointer(strings.Split(rest, "\x00")...)
 }
 
 func quoteValue(v any) string {
@@ -84,31 +98,72 @@ func sentence(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// sorted returns the problems in document order: pointers compared token by
-// token, array indexes as numbers.
-func (ps *problemSet) sorted() []Problem {
-	out := slices.Clone(ps.list)
-	slices.SortStableFunc(out, func(a, b Problem) int {
-		if c := comparePointers(a.Pointer, b.Pointer); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Detail, b.Detail)
-	})
-	return out
-}
-
-func comparePointers(a, b string) int {
-	at, bt := strings.Split(a, "/"), strings.Split(b, "/")
-	for i := 0; i < len(at) && i < len(bt); i++ {
-		if at[i] == bt[i] {
+// first returns the first n problems in document order (pointers compared
+// token by token, array indexes as numbers) and how many there are. It
+// keeps only n in order as it goes: a hostile document has hundreds of
+// thousands of problems, and sorting them all would cost more than finding
+// them.
+func (ps *problemSet) first(n int) (first []Problem, total int) {
+	first = make([]Problem, 0, min(n, len(ps.list)))
+	for _, p := range ps.list {
+		if len(first) == n && compareProblems(p, first[n-1]) >= 0 {
 			continue
 		}
-		an, aerr := strconv.Atoi(at[i])
-		bn, berr := strconv.Atoi(bt[i])
-		if aerr == nil && berr == nil {
-			return an - bn
+		i, _ := slices.BinarySearchFunc(first, p, compareProblems)
+		if len(first) == n {
+			first = first[:n-1]
 		}
-		return strings.Compare(at[i], bt[i])
+		first = slices.Insert(first, i, p)
 	}
-	return len(at) - len(bt)
+	return first, len(ps.list)
+}
+
+func compareProblems(a, b Problem) int {
+	if c := comparePointers(a.Pointer, b.Pointer); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Detail, b.Detail)
+}
+
+// comparePointers orders two pointers token by token, without allocating:
+// it runs for every problem of a hostile document.
+func comparePointers(a, b string) int {
+	for a != "" && b != "" {
+		var at, bt string
+		at, a = cutToken(a)
+		bt, b = cutToken(b)
+		if at == bt {
+			continue
+		}
+		if an, ok := arrayIndex(at); ok {
+			if bn, ok := arrayIndex(bt); ok {
+				return cmp.Compare(an, bn)
+			}
+		}
+		return strings.Compare(at, bt)
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// cutToken splits "/tok/rest" into "tok" and "/rest".
+func cutToken(p string) (tok, rest string) {
+	p = p[1:]
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
+}
+
+func arrayIndex(tok string) (int, bool) {
+	if tok == "" || len(tok) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(tok) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }

@@ -5,6 +5,7 @@
 package schemas
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xeipuuv/gojsonschema"
 )
@@ -35,13 +37,25 @@ type Problem struct {
 	Detail  string `json:"detail"`
 }
 
-// InvalidError lists every problem found in a well-formed document that
-// breaks its schema or a domain rule. It maps to HTTP 422.
-type InvalidError struct{ Problems []Problem }
+// MaxProblems is how many problems an InvalidError lists: a client fixes
+// the first ones and sends again, and a hostile body must not turn into
+// megabytes of problems.
+const MaxProblems = 100
+
+// InvalidError lists the problems found in a well-formed document that
+// breaks its schema or a domain rule, in document order: all of them, or
+// the first MaxProblems when there are more. It maps to HTTP 422.
+type InvalidError struct {
+	Problems []Problem
+	Total    int // problems found, listed or not ("100 of 12,345 shown")
+}
 
 func (e *InvalidError) Error() string {
-	if len(e.Problems) == 1 {
+	if len(e.Problems) == 1 && e.Total <= 1 {
 		return fmt.Sprintf("invalid document: %s: %s", e.Problems[0].Pointer, e.Problems[0].Detail)
+	}
+	if e.Total > len(e.Problems) {
+		return fmt.Sprintf("invalid document: %d problems, the first %d listed", e.Total, len(e.Problems))
 	}
 	return fmt.Sprintf("invalid document: %d problems", len(e.Problems))
 }
@@ -219,7 +233,7 @@ func Example(typ string, version int) ([]byte, error) {
 // Detect tells a document's type from its content: its documentType field,
 // else the one type whose required top-level fields it alone has.
 func Detect(body []byte) (string, error) {
-	v, err := parse(body)
+	v, err := parse(context.Background(), body)
 	if err != nil {
 		return "", err
 	}
@@ -246,17 +260,36 @@ func Detect(body []byte) (string, error) {
 	return match[0], nil
 }
 
+// Budget is the deadline Validate gives itself: about four times the worst
+// body within the pre-scan's limits (0.27 s, BenchmarkHostile), so it fires
+// only on a starved machine, where giving up beats queueing more work.
+const Budget = time.Second
+
 // Validate checks body as a document of type typ at version (0: newest):
 // first the strict pre-scan, then the schema, then the domain rules. It
 // returns the decoded document, or a *MalformedError (400), an
-// *InvalidError listing every problem (422), or ErrUnknownType or
-// ErrUnknownVersion (404).
-func Validate(typ string, version int, body []byte) (doc *Document, err error) {
+// *InvalidError listing the problems (422), or ErrUnknownType or
+// ErrUnknownVersion (404). It runs under a deadline of Budget, as
+// ValidateContext does.
+func Validate(typ string, version int, body []byte) (*Document, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), Budget)
+	defer cancel()
+	return ValidateContext(ctx, typ, version, body)
+}
+
+// ValidateContext is Validate that gives up with an error wrapping ctx's
+// (context.DeadlineExceeded or context.Canceled) once ctx is done. It looks
+// at ctx every 4,096 tokens of the pre-scan and before the schema.
+// gojsonschema takes no context, so once the schema runs, it and the rules
+// finish (giving up then would throw away the costly part): an answer comes
+// at most one schema run after the deadline, and the pre-scan's limits bound
+// that run (see MaxTokens).
+func ValidateContext(ctx context.Context, typ string, version int, body []byte) (*Document, error) {
 	e, err := lookup(typ, version)
 	if err != nil {
 		return nil, err
 	}
-	v, err := parse(body)
+	v, err := parse(ctx, body)
 	if err != nil {
 		return nil, err
 	}
@@ -264,30 +297,39 @@ func Validate(typ string, version int, body []byte) (doc *Document, err error) {
 	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
-	problems, err := check(e, body, fields)
+	problems, total, err := check(ctx, e, fields)
 	if err != nil {
 		return nil, err
 	}
-	if len(problems) > 0 {
-		return nil, &InvalidError{Problems: problems}
+	if total > 0 {
+		return nil, &InvalidError{Problems: problems, Total: total}
 	}
 	return &Document{Type: e.typ, Version: e.version, Fields: fields}, nil
 }
 
-// check runs the schema and the rules; a panic in either fails this
-// document, never the process.
-func check(e *entry, body []byte, fields map[string]any) (problems []Problem, err error) {
+// check runs the schema and the rules on the decoded document and returns
+// the first MaxProblems problems and how many there are; a panic in either
+// fails this document, never the process.
+func check(ctx context.Context, e *entry, fields map[string]any) (problems []Problem, total int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			problems, err = nil, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
+			problems, total, err = nil, 0, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
 		}
 	}()
-	res, err := e.schema.Validate(gojsonschema.NewBytesLoader(body))
-	if err != nil {
-		return nil, &MalformedError{Detail: err.Error()}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("validate %s v%d: before the schema: %w", e.typ, e.version, err)
 	}
-	var ps problemSet
-	for _, re := range res.Errors() {
+	// The raw loader hands gojsonschema the value the pre-scan built (numbers
+	// as json.Number, as its own decoder makes them) instead of parsing the
+	// body again.
+	res, err := e.schema.Validate(gojsonschema.NewRawLoader(fields))
+	if err != nil {
+		return nil, 0, &MalformedError{Detail: err.Error()}
+	}
+	errs := res.Errors()
+	// Sized up front: a hostile document has a hundred thousand problems.
+	ps := problemSet{list: make([]Problem, 0, len(errs)), seen: make(map[Problem]bool, len(errs))}
+	for _, re := range errs {
 		ps.addSchemaError(re)
 	}
 	if rule := rules[e.typ]; rule != nil {
@@ -297,5 +339,6 @@ func check(e *entry, body []byte, fields map[string]any) (problems []Problem, er
 			ps.add(p.Pointer, p.Detail)
 		}
 	}
-	return ps.sorted(), nil
+	problems, total = ps.first(MaxProblems)
+	return problems, total, nil
 }

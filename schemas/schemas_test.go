@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,29 +145,46 @@ func TestProblemDetailsReadWell(t *testing.T) {
 	}
 }
 
+// Each body is refused as malformed, for the reason named.
 func TestPrescanRefusesHostileJSON(t *testing.T) {
 	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
-	cases := map[string]string{
-		"empty":             "",
-		"trailing data":     `{"a":1} {"b":2}`,
-		"trailing garbage":  `{"a":1}x`,
-		"duplicate key":     `{"a":1,"a":2}`,
-		"nested duplicate":  `{"x":{"a":1,"b":2,"a":3}}`,
-		"invalid UTF-8":     "{\"a\":\"\xff\xfe\"}",
-		"huge exponent":     `{"totalGrossWeight":1e2000000}`,
-		"long number":       `{"n":` + strings.Repeat("9", 100) + `}`,
-		"too deep":          `{"a":` + deep + `}`,
-		"not JSON":          `<xml/>`,
-		"unterminated":      `{"a":`,
-		"number overflow":   `{"n":1e309}`,
-		"negative overflow": `{"n":-1e400}`,
+	cases := map[string]struct{ body, why string }{
+		"empty":             {"", "the body is empty"},
+		"trailing data":     {`{"a":1} {"b":2}`, "data after the JSON document"},
+		"trailing garbage":  {`{"a":1}x`, "data after the JSON document"},
+		"duplicate key":     {`{"a":1,"a":2}`, `the key "a" appears twice`},
+		"nested duplicate":  {`{"x":{"a":1,"b":2,"a":3}}`, `the key "a" appears twice`},
+		"escaped duplicate": {`{"a":1,"\u0061":2}`, `the key "a" appears twice`},
+		"invalid UTF-8":     {"{\"a\":\"\xff\xfe\"}", "not valid UTF-8"},
+		"lone surrogate":    {`{"a":"\ud800"}`, "surrogate"},
+		"huge exponent":     {`{"totalGrossWeight":1e2000000}`, "exponent out of range"},
+		"long number":       {`{"n":` + strings.Repeat("9", 100) + `}`, "longer than 40 characters"},
+		"number overflow":   {`{"n":1e309}`, "exponent out of range"},
+		"negative overflow": {`{"n":-1e400}`, "exponent out of range"},
+		"too deep":          {`{"a":` + deep + `}`, "nesting deeper than 32 levels"},
+		"long string":       {`{"a":"` + strings.Repeat("s", schemas.MaxStringLength+1) + `"}`, "string longer than"},
+		"long key":          {`{"` + strings.Repeat("k", schemas.MaxStringLength+1) + `":1}`, "member name longer than"},
+		"not JSON":          {`<xml/>`, "not valid JSON"},
+		"unterminated":      {`{"a":`, "ends too early"},
+		"non-string key":    {`{1:2}`, "not valid JSON"},
+		"NaN":               {`{"n":NaN}`, "not valid JSON"},
+		"Infinity":          {`{"n":-Infinity}`, "not valid JSON"},
+		"leading zero":      {`{"n":012}`, "not valid JSON"},
+		"single quotes":     {`{'a':1}`, "not valid JSON"},
+		"trailing comma":    {`{"a":1,}`, "not valid JSON"},
 	}
-	for name, body := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := schemas.Validate("one-bill", 0, []byte(body))
+			_, err := schemas.Validate("one-bill", 0, []byte(c.body))
 			var mal *schemas.MalformedError
 			if !errors.As(err, &mal) {
 				t.Fatalf("Validate = %v, want a MalformedError", err)
+			}
+			if !strings.Contains(mal.Detail, c.why) {
+				t.Errorf("detail %q, want it to say %q", mal.Detail, c.why)
+			}
+			if len(mal.Pointer) > 200 {
+				t.Errorf("pointer of %d bytes echoes the body", len(mal.Pointer))
 			}
 		})
 	}
@@ -335,17 +353,25 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
+// bareSchema compiles the newest schema of typ for gojsonschema alone, to
+// show what our checks add to it.
+func bareSchema(tb testing.TB, typ string) *gojsonschema.Schema {
+	tb.Helper()
+	raw, _ := schemas.Schema(typ, 0)
+	bare, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bare
+}
+
 // BenchmarkValidate measures the whole check per type (pre-scan, schema,
 // domain rules) beside the bare gojsonschema validation of the same
 // document, so the cost of our checks shows.
 func BenchmarkValidate(b *testing.B) {
 	for _, ti := range schemas.Types() {
 		body := example(b, ti.Type, ti.Newest)
-		raw, _ := schemas.Schema(ti.Type, ti.Newest)
-		bare, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
-		if err != nil {
-			b.Fatal(err)
-		}
+		bare := bareSchema(b, ti.Type)
 		b.Run(ti.Type+"/corridor", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -368,41 +394,50 @@ func BenchmarkValidate(b *testing.B) {
 
 // Every field is described, and every object is closed, so a typo in a
 // field name is refused instead of passing silently. (The if/then
-// conditions only narrow fields declared elsewhere.)
+// conditions under allOf only narrow fields declared elsewhere.)
 func TestSchemasDescribeFieldsAndCloseObjects(t *testing.T) {
+	eachSchemaNode(t, func(schema, path string, n map[string]any) {
+		if path == "" && (n["title"] == nil || n["description"] == nil || n["$schema"] != "http://json-schema.org/draft-07/schema#") {
+			t.Errorf("%s: title, description or draft-07 $schema missing", schema)
+		}
+		props, ok := n["properties"].(map[string]any)
+		if !ok || strings.Contains(path, "/allOf") {
+			return
+		}
+		if n["additionalProperties"] != false {
+			t.Errorf("%s: object at %s is open", schema, path)
+		}
+		for name, p := range props {
+			if d, _ := p.(map[string]any)["description"].(string); d == "" {
+				t.Errorf("%s: %s/properties/%s has no description", schema, path, name)
+			}
+		}
+	})
+}
+
+// eachSchemaNode calls visit for every object in every served schema, with
+// the schema's name ("one-bill v1") and the object's path in it.
+func eachSchemaNode(t *testing.T, visit func(schema, path string, node map[string]any)) {
+	t.Helper()
 	for _, ti := range schemas.Types() {
 		for _, v := range ti.Versions {
 			raw, _ := schemas.Schema(ti.Type, v)
-			var doc map[string]any
+			var doc any
 			if err := json.Unmarshal(raw, &doc); err != nil {
 				t.Fatal(err)
 			}
-			if doc["title"] == nil || doc["description"] == nil || doc["$schema"] != "http://json-schema.org/draft-07/schema#" {
-				t.Errorf("%s v%d: title, description or draft-07 $schema missing", ti.Type, v)
-			}
+			schema := fmt.Sprintf("%s v%d", ti.Type, v)
 			var walk func(node any, path string)
 			walk = func(node any, path string) {
 				switch n := node.(type) {
 				case map[string]any:
-					if props, ok := n["properties"].(map[string]any); ok {
-						if n["additionalProperties"] != false {
-							t.Errorf("%s v%d: object at %s is open", ti.Type, v, path)
-						}
-						for name, p := range props {
-							if d, _ := p.(map[string]any)["description"].(string); d == "" {
-								t.Errorf("%s v%d: %s/%s has no description", ti.Type, v, path, name)
-							}
-							walk(p, path+"/"+name)
-						}
-					}
+					visit(schema, path, n)
 					for k, c := range n {
-						if k != "properties" && k != "allOf" {
-							walk(c, path+"/"+k)
-						}
+						walk(c, path+"/"+k)
 					}
 				case []any:
-					for _, c := range n {
-						walk(c, path)
+					for i, c := range n {
+						walk(c, path+"/"+strconv.Itoa(i))
 					}
 				}
 			}
