@@ -71,7 +71,11 @@ func validationError(err error) error {
 		}
 		return e
 	case errors.As(err, &inv):
-		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("the document breaks %d rule(s); see errors", len(inv.Problems)), Problems: inv.Problems}
+		msg := fmt.Sprintf("the document breaks %d rule(s); see errors", len(inv.Problems))
+		if inv.Total > len(inv.Problems) {
+			msg = fmt.Sprintf("the document breaks %d rules; errors lists the first %d", inv.Total, len(inv.Problems))
+		}
+		return &Error{Code: CodeInvalid, Message: msg, Problems: inv.Problems}
 	case errors.Is(err, schemas.ErrUnknownType), errors.Is(err, schemas.ErrUnknownVersion):
 		return &Error{Code: CodeNotFound, Message: err.Error()}
 	}

@@ -69,7 +69,7 @@ func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
 	if err != nil {
 		return rec, err
 	}
-	doc, err := s.Validate(rec.Type, rec.SchemaVersion, body)
+	doc, err := s.Validate(ctx, rec.Type, rec.SchemaVersion, body)
 	if err != nil {
 		return rec, err
 	}

@@ -88,8 +88,11 @@ type Submission struct {
 var idemKeyRE = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 
 // Validate checks a document without storing or sending anything.
-func (s *Service) Validate(typ string, version int, body []byte) (*schemas.Document, error) {
-	doc, err := schemas.Validate(typ, version, body)
+// Validation runs under the schemas' time budget and ctx, whichever ends first.
+func (s *Service) Validate(ctx context.Context, typ string, version int, body []byte) (*schemas.Document, error) {
+	ctx, cancel := context.WithTimeout(ctx, schemas.Budget)
+	defer cancel()
+	doc, err := schemas.ValidateContext(ctx, typ, version, body)
 	if err != nil {
 		return nil, validationError(err)
 	}
@@ -111,7 +114,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	if !caller.Has(rt.roles...) {
 		return Receipt{}, false, Errorf(CodeForbidden, "a %s is submitted by a party with role %s", sub.Type, joinRoles(rt.roles))
 	}
-	doc, err := s.Validate(sub.Type, sub.Version, sub.Body)
+	doc, err := s.Validate(ctx, sub.Type, sub.Version, sub.Body)
 	if err != nil {
 		return Receipt{}, false, err
 	}

@@ -100,7 +100,9 @@ func (s *Server) validate(c *fiber.Ctx) error {
 	if !ok {
 		return nil
 	}
-	doc, err := s.svc.Validate(sub.Type, sub.Version, sub.Body)
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	doc, err := s.svc.Validate(ctx, sub.Type, sub.Version, sub.Body)
 	if err != nil {
 		return s.fail(c, err)
 	}
