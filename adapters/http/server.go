@@ -113,6 +113,12 @@ func New(svc *exchange.Service, cfg Config) *Server {
 		ErrorHandler:          s.errorHandler,
 		// Prefork stays off: children would re-run main with state of their own.
 	})
+	// fasthttp's parse errors carry the raw request (Authorization and
+	// cookies included) in their text: keep it out of the error, and answer
+	// every such error with a fixed body of our own (parseError).
+	srv := s.app.Server()
+	srv.SecureErrorLogMessage = true
+	srv.ErrorHandler = s.parseError
 	s.routes()
 	return s
 }
@@ -120,8 +126,10 @@ func New(svc *exchange.Service, cfg Config) *Server {
 // App returns the Fiber app, for in-process tests.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown. Every connection is read through a
+// guard that refuses ambiguous request heads before fasthttp parses them
+// (see guard.go).
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(headGuard{ln}) }
 
 // Shutdown stops accepting and waits for requests in flight, up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
