@@ -172,6 +172,21 @@ func TestSubmit400(t *testing.T) {
 	}
 }
 
+// Every number read from a query is checked for range, NaN and the
+// infinities included (NaN passes every < and > check).
+func TestInboxQuery400(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	for _, q := range []string{"wait=NaN", "wait=nan", "wait=Inf", "wait=+Inf", "wait=-Inf", "wait=infinity", "wait=-1",
+		"wait=31", "wait=1e400", "limit=NaN", "limit=1e1", "limit=101", "limit=-1", "wait=0x1p-2&limit=0"} {
+		if r := e.do(t, "GET", "/v1/inbox?"+q, "cq-mto", nil); r.status != 400 {
+			t.Errorf("%s: %d %s", q, r.status, r.body)
+		}
+	}
+	if r := e.do(t, "GET", "/v1/inbox?wait=0.001&limit=100", "cq-mto", nil); r.status != 200 {
+		t.Errorf("a valid query: %d %s", r.status, r.body)
+	}
+}
+
 func TestSubmit401(t *testing.T) {
 	e := newEnv(t, httpapi.Config{}, nil, nil)
 	r := e.do(t, "POST", "/v1/documents/one-bill", "", example(t, "one-bill"))
