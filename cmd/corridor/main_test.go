@@ -298,3 +298,26 @@ func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+// A demo key revoked through the admin API stays revoked when the gateway
+// starts again with --demo; the other demo keys keep working.
+func TestRevokedDemoKeyStaysRevokedAfterRestart(t *testing.T) {
+	storage := storageFlags{Data: t.TempDir()}
+	_, base, stop := gateway(t, storage)
+	if r := call(t, "GET", base+"/v1/inbox", key("sg-motors"), nil); r.status != 200 {
+		t.Fatalf("demo key before the revocation: %d %s", r.status, r.body)
+	}
+	if r := call(t, "DELETE", base+"/v1/admin/keys/demo-sg-motors", "test-admin-key-0123456789", nil); r.status != 204 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ = gateway(t, storage)
+	if r := call(t, "GET", base+"/v1/inbox", key("sg-motors"), nil); r.status != 401 {
+		t.Fatalf("revoked demo key after a restart: %d %s", r.status, r.body)
+	}
+	if r := call(t, "GET", base+"/v1/inbox", key("cq-customs"), nil); r.status != 200 {
+		t.Fatalf("another demo key after a restart: %d %s", r.status, r.body)
+	}
+}

@@ -221,7 +221,8 @@ type demoStep struct {
 }
 
 // loadDemo creates the demo parties with their public demo keys and
-// replays the scenario; run again, it changes nothing.
+// replays the scenario; run again, it changes nothing (a revoked demo key
+// stays revoked).
 func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 	var parties []exchange.Party
 	if err := readJSON(filepath.Join(dir, "parties.json"), &parties); err != nil {
@@ -234,6 +235,13 @@ func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 		_, k, err := exchange.DemoKey(p.ID, time.Now())
 		if err != nil {
 			return err
+		}
+		// A demo key that exists stays as it is: writing it again would
+		// bring back a key revoked through the admin API or the CLI.
+		if _, err := svc.Parties.Key(ctx, k.ID); err == nil {
+			continue
+		} else if !errors.Is(err, exchange.ErrNotFound) {
+			return fmt.Errorf("demo key of %s: %w", p.ID, err)
 		}
 		if err := svc.Parties.PutKey(ctx, k); err != nil {
 			return err
