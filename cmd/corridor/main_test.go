@@ -321,3 +321,12 @@ func TestRevokedDemoKeyStaysRevokedAfterRestart(t *testing.T) {
 		t.Fatalf("another demo key after a restart: %d %s", r.status, r.body)
 	}
 }
+
+func TestTrustedProxiesMustParse(t *testing.T) {
+	g := &Gateway{Storage: storageFlags{Data: t.TempDir()}, Listen: "127.0.0.1:0", TrustedProxies: []string{"10.0.0.0/8", "proxy.example"},
+		LogTo: io.Discard}
+	if err := g.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "proxy.example") {
+		g.Close()
+		t.Fatalf("Open with a trusted proxy that is no address = %v; want an error naming it", err)
+	}
+}
