@@ -56,7 +56,9 @@ func (s *Server) problem(c *fiber.Ctx, status int, code, title, detail string, e
 // are logged, and their detail is not shown.
 func (s *Server) fail(c *fiber.Ctx, err error) error {
 	code := exchange.ErrorCode(err)
-	if errors.Is(err, context.DeadlineExceeded) {
+	// A backend call cut short by the request's deadline (or by the
+	// request ending) did not fail: the backend did not answer in time.
+	if code == "" && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		code = exchange.CodeUnavailable
 	}
 	st, ok := statuses[code]
