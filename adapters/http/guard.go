@@ -170,11 +170,8 @@ func (c *guardConn) scan() {
 			c.ok += 2
 			c.state = inChunkSize
 		case inChunkSize:
-			line, n := nextLine(rest)
+			line, n := c.framingLine(rest, errBadChunk)
 			if n == 0 {
-				if len(rest) > 1024 {
-					c.err = errBadChunk
-				}
 				return
 			}
 			size, ok := chunkSize(line)
@@ -188,11 +185,8 @@ func (c *guardConn) scan() {
 				c.state = inTrailer
 			}
 		case inTrailer:
-			line, n := nextLine(rest)
+			line, n := c.framingLine(rest, errTrailer)
 			if n == 0 {
-				if len(rest) > 1024 {
-					c.err = errTrailer
-				}
 				return
 			}
 			if len(line) != 0 {
@@ -203,6 +197,16 @@ func (c *guardConn) scan() {
 			c.state = inHead
 		}
 	}
+}
+
+// framingLine is nextLine for the lines of chunked framing, which are
+// short: one that runs on past 1 KiB is refused with tooLong.
+func (c *guardConn) framingLine(b []byte, tooLong error) ([]byte, int) {
+	line, n := nextLine(b)
+	if n == 0 && len(b) > 1024 {
+		c.err = tooLong
+	}
+	return line, n
 }
 
 // nextLine returns the first line of b without its LF or CRLF, and the
@@ -249,16 +253,25 @@ func chunkSize(line []byte) (int64, bool) {
 // its body. It returns 0 while the head is incomplete.
 func (c *guardConn) head(b []byte) (int, error) {
 	n := 0
-	// fasthttp skips empty lines before a request line; so does the guard.
-	for {
+	// headLine returns the next line of the head; ok is false while it is
+	// incomplete, or with err when the head is over maxHead.
+	headLine := func() (line []byte, ok bool, err error) {
 		line, m := nextLine(b[n:])
-		if m == 0 {
-			if len(b) > maxHead {
-				return 0, errHeadTooLarge
-			}
-			return 0, nil
+		switch {
+		case m == 0 && len(b) > maxHead, n+m > maxHead:
+			return nil, false, errHeadTooLarge
+		case m == 0:
+			return nil, false, nil
 		}
 		n += m
+		return line, true, nil
+	}
+	// fasthttp skips empty lines before a request line; so does the guard.
+	for {
+		line, ok, err := headLine()
+		if !ok {
+			return 0, err
+		}
 		if len(line) > 0 {
 			break // the request line; fasthttp checks it
 		}
@@ -267,16 +280,9 @@ func (c *guardConn) head(b []byte) (int, error) {
 	var length int64
 	chunked := false
 	for {
-		line, m := nextLine(b[n:])
-		if m == 0 {
-			if len(b) > maxHead {
-				return 0, errHeadTooLarge
-			}
-			return 0, nil
-		}
-		n += m
-		if n > maxHead {
-			return 0, errHeadTooLarge
+		line, ok, err := headLine()
+		if !ok {
+			return 0, err
 		}
 		if len(line) == 0 {
 			break

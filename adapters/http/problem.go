@@ -96,28 +96,26 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 
 const problemType = "urn:corridor:problem:"
 
+// refusals are the codes and details of HTTP-level refusals, fixed per
+// status.
+var refusals = map[int]struct{ code, detail string }{
+	fiber.StatusBadRequest:                  {"malformed", "the request is not well-formed HTTP/1.1"},
+	fiber.StatusNotFound:                    {"not-found", "no such endpoint; see /openapi.json"},
+	fiber.StatusMethodNotAllowed:            {"method-not-allowed", "this endpoint does not take that method; see /openapi.json"},
+	fiber.StatusRequestTimeout:              {"timeout", "the request was not received in time"},
+	fiber.StatusRequestEntityTooLarge:       {"too-large", "the body is larger than the limit of this gateway"},
+	fiber.StatusUnsupportedMediaType:        {"unsupported-media-type", "send the document as Content-Type: application/json"},
+	fiber.StatusTooManyRequests:             {"too-many-requests", "slow down"},
+	fiber.StatusRequestHeaderFieldsTooLarge: {"headers-too-large", "the request head is larger than the limit of this gateway"},
+}
+
 // fixedProblem is the problem for an HTTP-level refusal, its text fixed.
 func fixedProblem(status int) Problem {
-	code, detail := "http-"+strconv.Itoa(status), "the request was refused"
-	switch status {
-	case fiber.StatusBadRequest:
-		code, detail = "malformed", "the request is not well-formed HTTP/1.1"
-	case fiber.StatusNotFound:
-		code, detail = "not-found", "no such endpoint; see /openapi.json"
-	case fiber.StatusMethodNotAllowed:
-		code, detail = "method-not-allowed", "this endpoint does not take that method; see /openapi.json"
-	case fiber.StatusRequestTimeout:
-		code, detail = "timeout", "the request was not received in time"
-	case fiber.StatusRequestEntityTooLarge:
-		code, detail = "too-large", "the body is larger than the limit of this gateway"
-	case fiber.StatusUnsupportedMediaType:
-		code, detail = "unsupported-media-type", "send the document as Content-Type: application/json"
-	case fiber.StatusTooManyRequests:
-		code, detail = "too-many-requests", "slow down"
-	case fiber.StatusRequestHeaderFieldsTooLarge:
-		code, detail = "headers-too-large", "the request head is larger than the limit of this gateway"
+	r, ok := refusals[status]
+	if !ok {
+		r.code, r.detail = "http-"+strconv.Itoa(status), "the request was refused"
 	}
-	return Problem{Type: problemType + code, Title: utils.StatusMessage(status), Status: status, Detail: detail}
+	return Problem{Type: problemType + r.code, Title: utils.StatusMessage(status), Status: status, Detail: r.detail}
 }
 
 // parseError answers a request that fasthttp could not read (or that the

@@ -2,12 +2,14 @@ package testenv
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // OwnMinIO is a MinIO server of one test's own, for tests that stop it
@@ -19,8 +21,8 @@ type OwnMinIO struct {
 
 // StartMinIO runs the MinIO binary that scripts/test.sh builds into
 // $HOME/.cache/corridor/bin on a free loopback port, with its data in a
-// temporary folder; it is killed when the test ends. The server may still
-// be starting when this returns: callers retry their first call.
+// temporary folder, and returns once it answers; it is killed when the
+// test ends.
 func StartMinIO(t testing.TB) *OwnMinIO {
 	t.Helper()
 	cache := os.Getenv("CORRIDOR_CACHE")
@@ -49,7 +51,20 @@ func StartMinIO(t testing.TB) *OwnMinIO {
 		_ = m.cmd.Process.Kill() // SIGKILL ends a stopped process too
 		_ = m.cmd.Wait()
 	})
-	return m
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get("http://" + m.Endpoint + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MinIO did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // the server is starting: poll until it answers
+	}
 }
 
 // Pause stops the server with SIGSTOP: connections stay open and nothing

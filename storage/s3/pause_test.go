@@ -11,33 +11,16 @@ import (
 	"github.com/landsea/corridor/storage/s3"
 )
 
-// openOwn opens a store on a MinIO of the test's own, polling while the
-// server starts.
-func openOwn(t *testing.T) (*s3.Store, *testenv.OwnMinIO) {
-	t.Helper()
-	m := testenv.StartMinIO(t)
-	s := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.Open(ctx)
-		cancel()
-		if err == nil {
-			return s, m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MinIO did not come up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond) // the server is starting: poll until it answers
-	}
-}
-
 // A MinIO that hangs (SIGSTOP: connections open, no answer) is a backend
 // down: every call ends with ErrUnavailable when its context does, never
 // with an error the gateway would answer with 500.
 func TestPausedMinIOIsUnavailable(t *testing.T) {
-	s, m := openOwn(t)
+	m := testenv.StartMinIO(t)
+	s := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
 	ctx := context.Background()
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rec := exchange.Record{Receipt: exchange.Receipt{ID: "paused-1", Type: "one-bill", Sender: "a", SHA256: "00", ReceivedAt: time.Now()}}
 	if err := s.Put(ctx, rec, []byte(`{}`)); err != nil {
 		t.Fatal(err)
