@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"mime"
 	"strconv"
 	"strings"
@@ -161,7 +162,10 @@ func (s *Server) inbox(c *fiber.Ctx) error {
 	limit, err1 := strconv.Atoi(c.Query("limit", "10"))
 	wait, err2 := strconv.ParseFloat(c.Query("wait", "0"), 64)
 	maxWait := s.cfg.MaxWait.Seconds()
-	if err1 != nil || limit < 1 || limit > 100 || err2 != nil || wait < 0 || wait > maxWait {
+	// NaN fails every comparison, so it would pass the range check below
+	// (and become a wait of math.MinInt64 nanoseconds); the infinities
+	// fall outside the range.
+	if err1 != nil || limit < 1 || limit > 100 || err2 != nil || math.IsNaN(wait) || wait < 0 || wait > maxWait {
 		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad query",
 			"limit is 1 to 100 and wait 0 to "+strconv.FormatFloat(maxWait, 'f', -1, 64)+" seconds", []schemas.Problem{})
 	}

@@ -173,6 +173,21 @@ func TestSubmit400(t *testing.T) {
 	}
 }
 
+// Every number read from a query is checked for range, NaN and the
+// infinities included (NaN passes every < and > check).
+func TestInboxQuery400(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	for _, q := range []string{"wait=NaN", "wait=nan", "wait=Inf", "wait=+Inf", "wait=-Inf", "wait=infinity", "wait=-1",
+		"wait=31", "wait=1e400", "limit=NaN", "limit=1e1", "limit=101", "limit=-1", "wait=0x1p-2&limit=0"} {
+		if r := e.do(t, "GET", "/v1/inbox?"+q, "cq-mto", nil); r.status != 400 {
+			t.Errorf("%s: %d %s", q, r.status, r.body)
+		}
+	}
+	if r := e.do(t, "GET", "/v1/inbox?wait=0.001&limit=100", "cq-mto", nil); r.status != 200 {
+		t.Errorf("a valid query: %d %s", r.status, r.body)
+	}
+}
+
 func TestSubmit401(t *testing.T) {
 	e := newEnv(t, httpapi.Config{}, nil, nil)
 	r := e.do(t, "POST", "/v1/documents/one-bill", "", example(t, "one-bill"))
@@ -333,21 +348,91 @@ func TestRateLimit429(t *testing.T) {
 	}
 }
 
+// Failed authentications are counted per key id and client address:
+// forty wrong secrets for one key from one address slow that pair only.
+// Another party at that address, and the key's holder at another address,
+// go on; a key with no id counts against its address alone.
 func TestAuthFailures429(t *testing.T) {
-	e := newEnv(t, httpapi.Config{AuthFailures: 3}, nil, nil)
-	e.keys["forger"] = "cor.0123456789abcdef.nope"
-	for i := range 3 {
-		if r := e.do(t, "GET", "/v1/inbox", "forger", nil); r.status != 401 {
-			t.Fatalf("failure %d: %d", i, r.status)
-		}
+	proxy, _ := httpapi.ParseTrustedProxies([]string{testPeer})
+	e := newEnv(t, httpapi.Config{AuthFailures: 30, TrustedProxies: proxy}, nil, nil)
+	id, _, _ := exchange.ParseKey(e.keys["cq-mto"])
+	e.keys["guesser"] = "cor." + id + ".wrong-secret"
+	e.keys["garbage"] = "not-a-corridor-key"
+	const attacker, holder = "203.0.113.7", "198.51.100.20"
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	statuses := map[int]int{}
+	for range 40 {
+		statuses[e.do(t, "GET", "/v1/inbox", "guesser", nil, from(attacker)...).status]++
 	}
-	r := e.do(t, "GET", "/v1/inbox", "forger", nil)
+	if statuses[401] != 30 || statuses[429] != 10 {
+		t.Fatalf("forty wrong secrets: %v; want 30 x 401, then 429", statuses)
+	}
+	r := e.do(t, "GET", "/v1/inbox", "cq-mto", nil, from(attacker)...)
 	if r.status != 429 || r.header.Get("Retry-After") == "" {
-		t.Fatalf("after 3 failures: %d", r.status)
+		t.Fatalf("the guessed key from the guessing address: %d, Retry-After %q; want 429", r.status, r.header.Get("Retry-After"))
 	}
-	// Even a right key from that address waits: the address is blocked, not the key.
-	if r := e.do(t, "GET", "/v1/inbox", "cq-mto", nil); r.status != 429 {
-		t.Fatalf("right key from a blocked address: %d", r.status)
+	if r := e.do(t, "GET", "/v1/inbox", "cq-mto", nil, from(holder)...); r.status != 200 {
+		t.Fatalf("the key's holder from another address: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/v1/inbox", "cq-rail", nil, from(attacker)...); r.status != 200 {
+		t.Fatalf("another party from the guessing address: %d %s", r.status, r.body)
+	}
+	for range 40 {
+		e.do(t, "GET", "/v1/inbox", "garbage", nil, from(attacker)...)
+	}
+	if r := e.do(t, "GET", "/v1/inbox", "garbage", nil, from(attacker)...); r.status != 429 {
+		t.Fatalf("keys with no id, after forty: %d; want 429 for the address", r.status)
+	}
+	if r := e.do(t, "GET", "/v1/inbox", "cq-rail", nil, from(attacker)...); r.status != 200 {
+		t.Fatalf("a right key from an address that sent garbage: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/v1/inbox", "garbage", nil, from(holder)...); r.status != 401 {
+		t.Fatalf("a key with no id from another address: %d", r.status)
+	}
+}
+
+// testPeer is the peer address of every app.Test request.
+const testPeer = "0.0.0.0/32"
+
+// X-Forwarded-For names the client only when the direct peer is a trusted
+// proxy, and then it is read from the right: the leftmost entries are
+// whatever the client wrote.
+func TestForwardedForTrust(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		trusted []string
+		xff     [2]string // of the guesses, and of the later request
+		want    int       // the status of the later request
+	}{
+		{"no trusted proxies: ignored", nil, [2]string{"203.0.113.7", "198.51.100.20"}, 429},
+		{"peer not trusted: ignored", []string{"10.0.0.0/8"}, [2]string{"203.0.113.7", "198.51.100.20"}, 429},
+		{"trusted peer: another client", []string{testPeer}, [2]string{"203.0.113.7", "198.51.100.20"}, 401},
+		{"trusted peer: the same client", []string{testPeer}, [2]string{"203.0.113.7", "203.0.113.7"}, 429},
+		{"a spoofed left entry makes no new client", []string{testPeer}, [2]string{"203.0.113.7", "192.0.2.99, 203.0.113.7"}, 429},
+		{"trusted hops on the right are skipped", []string{testPeer, "10.1.2.3"},
+			[2]string{"203.0.113.7, 10.1.2.3", "198.51.100.20, 10.1.2.3"}, 401},
+		{"the client left of the trusted hops", []string{testPeer, "10.1.2.0/24"},
+			[2]string{"203.0.113.7, 10.1.2.3", "192.0.2.99, 203.0.113.7, 10.1.2.4"}, 429},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			trusted, err := httpapi.ParseTrustedProxies(c.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, httpapi.Config{AuthFailures: 3, TrustedProxies: trusted}, nil, nil)
+			e.keys["guesser"] = "cor.0123456789abcdef.nope"
+			for range 3 {
+				if r := e.do(t, "GET", "/v1/inbox", "guesser", nil, "X-Forwarded-For", c.xff[0]); r.status != 401 {
+					t.Fatalf("guess: %d", r.status)
+				}
+			}
+			if r := e.do(t, "GET", "/v1/inbox", "guesser", nil, "X-Forwarded-For", c.xff[1]); r.status != c.want {
+				t.Fatalf("%d, want %d", r.status, c.want)
+			}
+		})
+	}
+	if _, err := httpapi.ParseTrustedProxies([]string{"10.0.0.0/33"}); err == nil {
+		t.Fatal("a bad prefix was accepted")
 	}
 }
 

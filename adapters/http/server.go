@@ -10,9 +10,9 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/time/rate"
 
 	"github.com/landsea/corridor/exchange"
 )
@@ -43,9 +42,14 @@ type Config struct {
 	// RateLimit is the requests a party may make per RateWindow.
 	RateLimit  int
 	RateWindow time.Duration
-	// AuthFailures is how many failed authentications an address may make
-	// per minute before it gets 429.
+	// AuthFailures is how many failed authentications one key id may have
+	// from one address (or a key with no id from one address) per minute
+	// before that pair gets 429.
 	AuthFailures int
+	// AuthLimiter counts the failures; nil: in this process only.
+	AuthLimiter AuthLimiter
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 	// Version is reported by /healthz.
 	Version string
 	Logger  *slog.Logger
@@ -59,9 +63,7 @@ type Server struct {
 	log      *slog.Logger
 	adminSum [32]byte
 	metrics  *metrics
-
-	failMu   sync.Mutex
-	failures map[string]*rate.Limiter // by client address
+	failures AuthLimiter
 }
 
 const partyKey = "corridor.party"
@@ -98,8 +100,11 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AuthLimiter == nil {
+		cfg.AuthLimiter = NewMemoryAuthLimiter(cfg.AuthFailures)
+	}
 	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey)),
-		failures: map[string]*rate.Limiter{}}
+		failures: cfg.AuthLimiter}
 	s.metrics = newMetrics()
 	s.app = fiber.New(fiber.Config{
 		AppName:               "corridor",
@@ -113,6 +118,12 @@ func New(svc *exchange.Service, cfg Config) *Server {
 		ErrorHandler:          s.errorHandler,
 		// Prefork stays off: children would re-run main with state of their own.
 	})
+	// fasthttp's parse errors carry the raw request (Authorization and
+	// cookies included) in their text: keep it out of the error, and answer
+	// every such error with a fixed body of our own (parseError).
+	srv := s.app.Server()
+	srv.SecureErrorLogMessage = true
+	srv.ErrorHandler = s.parseError
 	s.routes()
 	return s
 }
@@ -120,8 +131,10 @@ func New(svc *exchange.Service, cfg Config) *Server {
 // App returns the Fiber app, for in-process tests.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown. Every connection is read through a
+// guard that refuses ambiguous request heads before fasthttp parses them
+// (see guard.go).
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(headGuard{ln}) }
 
 // Shutdown stops accepting and waits for requests in flight, up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
@@ -189,33 +202,36 @@ func (s *Server) recover(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// blocked answers 429 to an address that sent too many wrong keys.
-func (s *Server) blocked(c *fiber.Ctx, ip string) bool {
-	if s.failureLimiter(ip).Tokens() >= 1 {
+// blocked answers 429 to a bucket (key id and address) that had too many
+// failed authentications.
+func (s *Server) blocked(c *fiber.Ctx, bucket string) bool {
+	if !s.failures.Blocked(c.UserContext(), bucket) {
 		return false
 	}
 	c.Set(fiber.HeaderRetryAfter, "60")
 	_ = s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many failed authentications",
-		"this address sent too many wrong keys; wait a minute", nil)
+		"too many wrong secrets for this key from this address; wait a minute", nil)
 	return true
 }
 
 // authenticate finds the caller's party from its bearer key.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	ip := utils.CopyString(c.IP())
-	if s.blocked(c, ip) {
+	key, ok := bearer(c)
+	bucket := authBucket(key, s.clientIP(c), false)
+	if s.blocked(c, bucket) {
 		return nil
 	}
-	key, ok := bearer(c)
 	if !ok {
-		s.failureLimiter(ip).Allow()
+		s.failures.Failed(c.UserContext(), bucket)
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor"`)
 		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "send your API key as Authorization: Bearer <key>", nil)
 	}
-	p, err := s.svc.Authenticate(c.UserContext(), key)
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	p, err := s.svc.Authenticate(ctx, key)
 	if err != nil {
 		if exchange.ErrorCode(err) == exchange.CodeUnauthorized {
-			s.failureLimiter(ip).Allow()
+			s.failures.Failed(c.UserContext(), bucket)
 		}
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
 		return s.fail(c, err)
@@ -226,36 +242,18 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 
 // authenticateAdmin lets through only the admin key (CORRIDOR_ADMIN_KEY).
 func (s *Server) authenticateAdmin(c *fiber.Ctx) error {
-	ip := utils.CopyString(c.IP())
-	if s.blocked(c, ip) {
+	bucket := authBucket("", s.clientIP(c), true)
+	if s.blocked(c, bucket) {
 		return nil
 	}
 	key, ok := bearer(c)
 	sum := sha256.Sum256([]byte(key))
 	if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
-		s.failureLimiter(ip).Allow()
+		s.failures.Failed(c.UserContext(), bucket)
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
 		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
 	}
 	return c.Next()
-}
-
-// failureLimiter returns the token bucket of failed authentications of an
-// address: a wrong key costs a token, and an address without tokens is
-// refused before any key look-up reaches the storage.
-func (s *Server) failureLimiter(ip string) *rate.Limiter {
-	s.failMu.Lock()
-	defer s.failMu.Unlock()
-	l, ok := s.failures[ip]
-	if !ok {
-		if len(s.failures) > 100000 {
-			clear(s.failures)
-		}
-		n := s.cfg.AuthFailures
-		l = rate.NewLimiter(rate.Limit(float64(n)/60), n)
-		s.failures[ip] = l
-	}
-	return l
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {
@@ -293,7 +291,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 	attrs := []any{"method", method, "path", utils.CopyString(c.Path()), "status", status, "ms", elapsed.Milliseconds(),
-		"ip", utils.CopyString(c.IP()), "request_id", utils.CopyString(c.GetRespHeader(fiber.HeaderXRequestID))}
+		"ip", s.clientIP(c), "request_id", utils.CopyString(c.GetRespHeader(fiber.HeaderXRequestID))}
 	if p := caller(c); p.ID != "" {
 		attrs = append(attrs, "party", p.ID)
 	}

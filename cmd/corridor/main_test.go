@@ -350,3 +350,35 @@ func TestGrantRevocationAcrossGateways(t *testing.T) {
 		t.Fatalf("granted again, on the first gateway: %d", r.status)
 	}
 }
+
+// A demo key revoked through the admin API stays revoked when the gateway
+// starts again with --demo; the other demo keys keep working.
+func TestRevokedDemoKeyStaysRevokedAfterRestart(t *testing.T) {
+	storage := storageFlags{Data: t.TempDir()}
+	_, base, stop := gateway(t, storage)
+	if r := call(t, "GET", base+"/v1/inbox", key("sg-motors"), nil); r.status != 200 {
+		t.Fatalf("demo key before the revocation: %d %s", r.status, r.body)
+	}
+	if r := call(t, "DELETE", base+"/v1/admin/keys/demo-sg-motors", "test-admin-key-0123456789", nil); r.status != 204 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ = gateway(t, storage)
+	if r := call(t, "GET", base+"/v1/inbox", key("sg-motors"), nil); r.status != 401 {
+		t.Fatalf("revoked demo key after a restart: %d %s", r.status, r.body)
+	}
+	if r := call(t, "GET", base+"/v1/inbox", key("cq-customs"), nil); r.status != 200 {
+		t.Fatalf("another demo key after a restart: %d %s", r.status, r.body)
+	}
+}
+
+func TestTrustedProxiesMustParse(t *testing.T) {
+	g := &Gateway{Storage: storageFlags{Data: t.TempDir()}, Listen: "127.0.0.1:0", TrustedProxies: []string{"10.0.0.0/8", "proxy.example"},
+		LogTo: io.Discard}
+	if err := g.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "proxy.example") {
+		g.Close()
+		t.Fatalf("Open with a trusted proxy that is no address = %v; want an error naming it", err)
+	}
+}

@@ -33,9 +33,12 @@ type Gateway struct {
 	BodyLimit  int
 	RateLimit  int
 	MaxWait    time.Duration
-	LogFormat  string
-	Out        io.Writer // where the start-up banner goes (nil: nowhere)
-	LogTo      io.Writer // where logs go (nil: stderr)
+	// TrustedProxies (CIDR prefixes or addresses) may name the client in
+	// X-Forwarded-For; from any other peer the header is ignored.
+	TrustedProxies []string
+	LogFormat      string
+	Out            io.Writer // where the start-up banner goes (nil: nowhere)
+	LogTo          io.Writer // where logs go (nil: stderr)
 
 	log      *slog.Logger
 	backends *backends
@@ -84,6 +87,8 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.IntVar(&g.BodyLimit, "body-limit", 4<<20, "largest document accepted, in bytes")
 	fs.IntVar(&g.RateLimit, "rate-limit", 1200, "requests per minute per party")
 	fs.DurationVar(&g.MaxWait, "max-wait", 30*time.Second, "longest inbox long poll")
+	fs.StringSliceVar(&g.TrustedProxies, "trusted-proxies", nil,
+		"load balancers or proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client")
 	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
@@ -101,6 +106,10 @@ func (g *Gateway) Open(ctx context.Context) error {
 	g.log = slog.New(h)
 	if g.AdminKey != "" && len(g.AdminKey) < 16 {
 		return errors.New("CORRIDOR_ADMIN_KEY must be at least 16 characters (e.g. openssl rand -hex 32)")
+	}
+	proxies, err := httpapi.ParseTrustedProxies(g.TrustedProxies)
+	if err != nil {
+		return err
 	}
 	b, err := g.Storage.open(ctx)
 	if err != nil {
@@ -122,7 +131,7 @@ func (g *Gateway) Open(ctx context.Context) error {
 		}
 	}
 	g.server = httpapi.New(g.svc, httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit,
-		MaxWait: g.MaxWait, Version: buildVersion(), Logger: g.log})
+		MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log})
 	g.ln, err = net.Listen("tcp", g.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -227,7 +236,8 @@ type demoStep struct {
 }
 
 // loadDemo creates the demo parties with their public demo keys and
-// replays the scenario; run again, it changes nothing.
+// replays the scenario; run again, it changes nothing (a revoked demo key
+// stays revoked).
 func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 	var parties []exchange.Party
 	if err := readJSON(filepath.Join(dir, "parties.json"), &parties); err != nil {
@@ -240,6 +250,13 @@ func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 		_, k, err := exchange.DemoKey(p.ID, time.Now())
 		if err != nil {
 			return err
+		}
+		// A demo key that exists stays as it is: writing it again would
+		// bring back a key revoked through the admin API or the CLI.
+		if _, err := svc.Parties.Key(ctx, k.ID); err == nil {
+			continue
+		} else if !errors.Is(err, exchange.ErrNotFound) {
+			return fmt.Errorf("demo key of %s: %w", p.ID, err)
 		}
 		if err := svc.Parties.PutKey(ctx, k); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -80,19 +81,32 @@ func (s *Store) Ping(ctx context.Context) error {
 	return wrap(err)
 }
 
-// wrap translates minio-go errors into exchange's.
+// wrap translates minio-go errors into exchange's. A call cut short by its
+// context is a backend that did not answer in time (a hung MinIO holds
+// connections open and says nothing): ErrUnavailable, with the context's
+// error kept in the chain for callers that stop on cancellation.
 func wrap(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return err
+	if err == nil {
+		return nil
 	}
-	resp := minio.ToErrorResponse(err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("s3: %w: %w", err, exchange.ErrUnavailable)
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		return fmt.Errorf("s3: %w: %w", err, exchange.ErrUnavailable)
+	}
+	// minio-go's ToErrorResponse reads only an unwrapped ErrorResponse.
+	var resp minio.ErrorResponse
+	errors.As(err, &resp)
 	switch {
 	case resp.Code == "NoSuchKey" || resp.StatusCode == http.StatusNotFound:
 		return exchange.ErrNotFound
 	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
 		return exchange.ErrExists
-	case resp.StatusCode == 0 || resp.StatusCode >= 500:
-		return fmt.Errorf("s3: %v: %w", err, exchange.ErrUnavailable)
+	case resp.StatusCode == 0 || resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout ||
+		resp.StatusCode == http.StatusTooManyRequests || resp.Code == "RequestTimeout" || resp.Code == "SlowDown":
+		return fmt.Errorf("s3: %w: %w", err, exchange.ErrUnavailable)
 	}
 	return fmt.Errorf("s3: %w", err)
 }
