@@ -80,8 +80,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // anything else (connection refused, time-outs, closed pool) means Redis
 // cannot be reached.
 func wrap(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return err
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// Cut short by the request's context: the caller may retry, as
+		// after a time-out (storage/s3 says the same).
+		return fmt.Errorf("redis: %w: %w", err, exchange.ErrUnavailable)
 	}
 	if errors.Is(err, goredis.Nil) {
 		return exchange.ErrNotFound
