@@ -100,6 +100,8 @@ type Plan struct {
 	PlaceOfDelivery string    `json:"placeOfDelivery"`
 	Legs            []LegPlan `json:"legs"`
 	Containers      []string  `json:"containers,omitempty"`
+	Consignee       string    `json:"consignee,omitempty"`
+	ToOrder         bool      `json:"isToOrder,omitempty"`
 }
 
 // LegPlan is one leg of a one bill as planned.
@@ -126,6 +128,9 @@ const (
 	// of access to a shipment, archived like a document and delivered to
 	// the grantee.
 	TypeGrant = "shipment-grant"
+	// TypeTitle is made by the gateway: an entry of a one bill's title
+	// chain, delivered to every member of its shipment.
+	TypeTitle = "title-change"
 )
 
 // ShipmentRefs returns the one bill numbers of the record's shipments.

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -13,6 +14,7 @@ func listEvents(ship string) string       { return "ship:" + ship + ":events" }
 func listMoves(ship string) string        { return "ship:" + ship + ":moves" } // events the legs and status read
 func listGrants(ship string) string       { return "ship:" + ship + ":grants" }
 func listGrant(ship, party string) string { return "grant:" + ship + ":" + party }
+func listTitle(ship string) string        { return "title:" + ship }             // the chain's entries, by seq
 func listPartyShips(party string) string  { return "party:" + party + ":ships" } // one bills of the shipments a party takes part in
 
 // listShips holds every one bill: the shipments an operator sees.
@@ -39,6 +41,9 @@ func Entries(rec Record) []Entry {
 			if milestone(rec) {
 				add(listMoves(l.Ref), at, rec.ID)
 			}
+		case TypeTitle:
+			seq, _ := strconv.Atoi(rec.Facts["seq"])
+			add(listTitle(l.Ref), time.UnixMicro(int64(seq)), rec.ID)
 		case TypeGrant:
 			party := rec.Facts["party"]
 			add(listGrants(l.Ref), rec.ReceivedAt, rec.ID)

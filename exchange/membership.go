@@ -24,10 +24,13 @@ const maxGraphDocs = 1000
 // shipState is what the gateway knows of one shipment to decide who may
 // see it and post to it: its one bill and the documents of its graph.
 type shipState struct {
-	ref     string
-	bill    Record
-	docs    []Record // oldest first, events aside
-	members map[string]bool
+	ref       string
+	bill      Record   // the one bill
+	original  Record   // the one bill as first submitted (its title's issue)
+	docs      []Record // oldest first, events aside
+	titleRecs []Record // the title chain's entries after the issue, in order
+	title     titleState
+	members   map[string]bool
 }
 
 // loadShipment reads a shipment by its one bill's number, or ErrNotFound.
@@ -49,6 +52,28 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 	}
 	if st.bill.ID == "" {
 		return nil, ErrNotFound
+	}
+	st.original = st.bill
+	titles, err := s.Index.Page(ctx, listTitle(ref), "", maxChain, false)
+	if err != nil {
+		return nil, fmt.Errorf("read title of %s: %w", ref, err)
+	}
+	for i, it := range titles {
+		if entryOf(it.Record).Seq != i+1 {
+			break // a gap: the entries after it are indexed again when the next append finds them
+		}
+		st.titleRecs = append(st.titleRecs, it.Record)
+		for _, m := range it.Record.Members {
+			st.members[m] = true
+		}
+	}
+	chain := []TitleEntry{{Action: ActionIssue, Actor: st.original.Sender, Recipient: st.original.Facts["holder"],
+		DocumentID: st.original.ID, DocumentSHA256: st.original.SHA256}}
+	for _, r := range st.titleRecs {
+		chain = append(chain, entryOf(r))
+	}
+	if st.title, err = replayTitle(chain); err != nil {
+		return nil, fmt.Errorf("title of %s: %w", ref, err)
 	}
 	return st, nil
 }

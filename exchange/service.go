@@ -282,7 +282,8 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 func planOf(f map[string]any) *Plan {
 	p := &Plan{PlaceOfReceipt: first(f, "placeOfReceipt/UNLocationCode"), PortOfLoading: first(f, "portOfLoading/UNLocationCode"),
 		PortOfDischarge: first(f, "portOfDischarge/UNLocationCode"), PlaceOfDelivery: first(f, "placeOfDelivery/UNLocationCode"),
-		Containers: values(f, "containers/*/containerNumber"), Legs: []LegPlan{}}
+		Containers: values(f, "containers/*/containerNumber"), Legs: []LegPlan{}, Consignee: first(f, "consignee")}
+	p.ToOrder, _ = f["isToOrder"].(bool)
 	legs, _ := f["legs"].([]any)
 	for _, l := range legs {
 		vehicle := first(l, "trainNumber")

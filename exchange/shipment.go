@@ -15,17 +15,22 @@ import (
 // with each answer, the holder, and a page of its events. Lists are in
 // time order.
 type Shipment struct {
-	Ref        string        `json:"ref"`
-	Status     string        `json:"status"`
-	Access     string        `json:"access"` // member, publish (a grant that may post) or read
-	OpenedAt   time.Time     `json:"openedAt"`
-	Route      Route         `json:"route"`
-	Holder     string        `json:"holder,omitempty"`
-	Legs       []Leg         `json:"legs"`
-	CurrentLeg *int          `json:"currentLeg,omitempty"`
-	Documents  []ShipmentDoc `json:"documents"`
-	Customs    []Customs     `json:"customs"`
-	Events     []Event       `json:"events"`
+	Ref      string    `json:"ref"`
+	Status   string    `json:"status"`
+	Access   string    `json:"access"` // member, publish (a grant that may post) or read
+	OpenedAt time.Time `json:"openedAt"`
+	Route    Route     `json:"route"`
+	Holder   string    `json:"holder,omitempty"`
+	// TitleStatus is the one bill's title: ISSUED, PLEDGED,
+	// SURRENDERED_FOR_AMENDMENT or SURRENDERED; TitlePending the action
+	// waiting for its recipient, if any.
+	TitleStatus  string        `json:"titleStatus"`
+	TitlePending *TitleEntry   `json:"titlePending,omitempty"`
+	Legs         []Leg         `json:"legs"`
+	CurrentLeg   *int          `json:"currentLeg,omitempty"`
+	Documents    []ShipmentDoc `json:"documents"`
+	Customs      []Customs     `json:"customs"`
+	Events       []Event       `json:"events"`
 	// Next is the cursor of the next page of events; absent on the last.
 	Next string `json:"next,omitempty"`
 }
@@ -115,13 +120,14 @@ type CustomsStatus struct {
 
 // Summary is a shipment in one line, for lists.
 type Summary struct {
-	Ref        string    `json:"ref"`
-	OpenedAt   time.Time `json:"openedAt"`
-	Route      Route     `json:"route"`
-	Status     string    `json:"status"`
-	CurrentLeg *Leg      `json:"currentLeg,omitempty"`
-	LastEvent  *Event    `json:"lastEvent,omitempty"`
-	Holder     string    `json:"holder,omitempty"`
+	Ref         string    `json:"ref"`
+	OpenedAt    time.Time `json:"openedAt"`
+	Route       Route     `json:"route"`
+	Status      string    `json:"status"`
+	CurrentLeg  *Leg      `json:"currentLeg,omitempty"`
+	LastEvent   *Event    `json:"lastEvent,omitempty"`
+	Holder      string    `json:"holder,omitempty"`
+	TitleStatus string    `json:"titleStatus"`
 }
 
 // Paging of events and shipment lists.
@@ -420,7 +426,8 @@ func (s *Service) view(ctx context.Context, caller Party, v visible, after strin
 		return Shipment{}, fmt.Errorf("read events: %w", err)
 	}
 	sh := Shipment{Ref: st.ref, Status: p.status, Access: v.acc.String(), OpenedAt: st.bill.ReceivedAt,
-		Route: routeOf(st.bill.Plan), Holder: st.bill.Facts["holder"], Legs: p.legs, CurrentLeg: p.current,
+		Route: routeOf(st.bill.Plan), Holder: st.title.holder, TitleStatus: st.title.status, TitlePending: st.title.pending,
+		Legs: p.legs, CurrentLeg: p.current,
 		Documents: []ShipmentDoc{}, Events: []Event{}, Customs: customsOf(st.docs)}
 	if len(page) > q.Limit {
 		page = page[:q.Limit]
@@ -483,7 +490,8 @@ func (s *Service) summary(ctx context.Context, st *shipState) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Ref: st.ref, OpenedAt: st.bill.ReceivedAt, Route: routeOf(st.bill.Plan), Status: p.status, Holder: st.bill.Facts["holder"]}
+	sum := Summary{Ref: st.ref, OpenedAt: st.bill.ReceivedAt, Route: routeOf(st.bill.Plan), Status: p.status, Holder: st.title.holder,
+		TitleStatus: st.title.status}
 	if p.current != nil {
 		sum.CurrentLeg = &p.legs[*p.current]
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ const demoDir = "../deploy/demo"
 type world struct {
 	svc   *exchange.Service
 	store *local.Store
+	mu    sync.Mutex // guards now: concurrent submits read the clock
 	now   time.Time
 }
 
@@ -34,7 +36,12 @@ func newWorld(t *testing.T) *world {
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	w := &world{svc: exchange.NewService(store, store, store, store, signer, nil), store: store,
 		now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
-	w.svc.Now = func() time.Time { w.now = w.now.Add(time.Millisecond); return w.now }
+	w.svc.Now = func() time.Time {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.now = w.now.Add(time.Millisecond)
+		return w.now
+	}
 	var parties []exchange.Party
 	readJSON(t, filepath.Join(demoDir, "parties.json"), &parties)
 	parties = append(parties,
@@ -92,10 +99,23 @@ func (w *world) scenario(t *testing.T) []exchange.Receipt {
 			Shipment, Party string
 			Publish         bool
 		}
+		Title *struct{ Ref, Action, To string }
 	}
 	readJSON(t, filepath.Join(demoDir, "scenario.json"), &steps)
 	var out []exchange.Receipt
 	for _, st := range steps {
+		if ti := st.Title; ti != nil {
+			var err error
+			if ti.Action == exchange.ActionAccept || ti.Action == exchange.ActionReject {
+				_, err = w.svc.AnswerTitle(context.Background(), w.party(t, st.Sender), ti.Ref, ti.Action == exchange.ActionAccept, "")
+			} else {
+				_, err = w.svc.RequestTitle(context.Background(), w.party(t, st.Sender), ti.Ref, exchange.TitleRequest{Action: ti.Action, To: ti.To})
+			}
+			if err != nil {
+				t.Fatalf("title %s by %s: %v", ti.Action, st.Sender, err)
+			}
+			continue
+		}
 		if g := st.Grant; g != nil {
 			req := exchange.GrantRequest{Party: g.Party, Publish: g.Publish}
 			if _, err := w.svc.GrantAccess(context.Background(), w.party(t, st.Sender), g.Shipment, req); err != nil {
@@ -630,7 +650,7 @@ func TestShipmentList(t *testing.T) {
 	if len(list.Shipments) != 1 || list.Shipments[0].Ref != "CQNL2026000187" {
 		t.Fatalf("to before the newest: %+v", list)
 	}
-	if s := list.Shipments[0]; s.LastEvent == nil || s.LastEvent.EventCode != "ARRI" || s.Holder != "cq-autoparts" {
+	if s := list.Shipments[0]; s.LastEvent == nil || s.LastEvent.EventCode != "ARRI" || s.Holder != "cq-mto" || s.TitleStatus != exchange.TitleSurrendered {
 		t.Fatalf("summary: %+v", s)
 	}
 	// Operators never read documents.

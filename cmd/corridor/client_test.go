@@ -57,7 +57,7 @@ func TestClientCommands(t *testing.T) {
 	}
 
 	out, err = runCLI(t, "track", "--server", base, "--key", key("sg-motors"), "CSQU3054383")
-	if err != nil || !strings.Contains(out, "EQUIPMENT/GTOT at SGSIN") || !strings.Contains(out, "one bill held by cq-autoparts") {
+	if err != nil || !strings.Contains(out, "EQUIPMENT/GTOT at SGSIN") || !strings.Contains(out, "one bill held by cq-mto") {
 		t.Fatalf("track: %v\n%s", err, out)
 	}
 	outsider := addParty(t, base, "outsider-line", "carrier")

@@ -122,8 +122,9 @@ func endToEnd(t *testing.T, storage storageFlags) {
 
 	// The demo scenario was loaded: sg-motors sees the shipment, in time order.
 	sh := decode[exchange.Shipment](t, call(t, "GET", base+"/v1/shipments/CQNL2026000187", key("sg-motors"), nil))
-	if sh.Holder != "cq-autoparts" || len(sh.Events) != 7 {
-		t.Fatalf("shipment holder %q with %d events; want cq-autoparts and 7", sh.Holder, len(sh.Events))
+	// The demo's title journey ended with the consignee's surrender to the MTO.
+	if sh.Holder != "cq-mto" || sh.TitleStatus != exchange.TitleSurrendered || len(sh.Events) != 7 {
+		t.Fatalf("shipment holder %q (%s) with %d events; want cq-mto, SURRENDERED and 7", sh.Holder, sh.TitleStatus, len(sh.Events))
 	}
 	if !slices.IsSortedFunc(sh.Events, func(a, b exchange.Event) int { return strings.Compare(a.EventDateTime, b.EventDateTime) }) {
 		t.Fatalf("events out of order: %+v", sh.Events)

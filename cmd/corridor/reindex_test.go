@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -35,6 +37,22 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	titleBefore, err := svc.Title(ctx, consignee, "CQNL2026000187")
+	if err != nil || len(titleBefore.Chain) != 7 {
+		t.Fatalf("the demo's title: %+v, %v", titleBefore, err)
+	}
+	// A second bill whose title has an action pending.
+	second, _ := os.ReadFile("../../deploy/demo/documents/01-one-bill.json")
+	second = bytes.Replace(second, []byte("CQNL2026000187"), []byte("CQNL2026000188"), 1)
+	mto, _ := svc.Parties.Party(ctx, "cq-mto")
+	shipper, _ := svc.Parties.Party(ctx, "cq-autoparts")
+	if _, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: second}); err != nil {
+		t.Fatal(err)
+	}
+	pendingBefore, err := svc.RequestTitle(ctx, shipper, "CQNL2026000188", exchange.TitleRequest{Action: "PLEDGE", To: "sg-bank"})
+	if err != nil || pendingBefore.Pending == nil {
+		t.Fatalf("pledge of the second bill: %+v, %v", pendingBefore, err)
+	}
 	// The inbox in the order it delivers: oldest first.
 	inbox := func() []string {
 		msgs, err := b.queue.Pull(ctx, "sg-motors", 100, 0)
@@ -57,12 +75,18 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 	}
 	steps := 0
 	n, err := svc.Reindex(ctx, true, func() { steps++ })
-	if err != nil || n != 16 || steps != 16 {
-		t.Fatalf("reindex = %d (%d steps), %v; want the 15 demo documents and the demo's grant", n, steps, err)
+	if err != nil || n != 24 || steps != 24 {
+		t.Fatalf("reindex = %d (%d steps), %v; want the 15 demo documents, 6 title entries, the demo's grant, a second bill and its pledge", n, steps, err)
 	}
 	after, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if titleAfter, err := svc.Title(ctx, consignee, "CQNL2026000187"); err != nil || !reflect.DeepEqual(titleAfter, titleBefore) {
+		t.Fatalf("title after reindex: %+v, %v\nbefore: %+v", titleAfter, err, titleBefore)
+	}
+	if pendingAfter, err := svc.Title(ctx, shipper, "CQNL2026000188"); err != nil || !reflect.DeepEqual(pendingAfter, pendingBefore) {
+		t.Fatalf("pending title after reindex: %+v, %v\nbefore: %+v", pendingAfter, err, pendingBefore)
 	}
 	haulier, _ := svc.Parties.Party(ctx, "sg-haulage")
 	if g, err := svc.GrantOf(ctx, haulier, "CQNL2026000187", "sg-haulage"); err != nil || !g.Active || !g.Publish {

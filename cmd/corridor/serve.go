@@ -233,6 +233,13 @@ type demoStep struct {
 		Party    string `json:"party"`
 		Publish  bool   `json:"publish"`
 	} `json:"grant"`
+	// Title is an action on a one bill's title (TRANSFER, PLEDGE, ...), or
+	// ACCEPT or REJECT of the pending one.
+	Title *struct {
+		Ref    string `json:"ref"`
+		Action string `json:"action"`
+		To     string `json:"to"`
+	} `json:"title"`
 }
 
 // loadDemo creates the demo parties with their public demo keys and
@@ -266,10 +273,27 @@ func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 	if err := readJSON(filepath.Join(dir, "scenario.json"), &steps); err != nil {
 		return err
 	}
+	titleSteps := 0
 	for i, st := range steps {
 		sender, err := svc.Parties.Party(ctx, st.Sender)
 		if err != nil {
 			return fmt.Errorf("step %d: sender %s: %w", i+1, st.Sender, err)
+		}
+		if ts := st.Title; ts != nil {
+			titleSteps++
+			if t, err := svc.Title(ctx, sender, ts.Ref); err == nil && len(t.Chain) > titleSteps {
+				continue // taken by an earlier start: the chain is past it
+			}
+			switch ts.Action {
+			case exchange.ActionAccept, exchange.ActionReject:
+				_, err = svc.AnswerTitle(ctx, sender, ts.Ref, ts.Action == exchange.ActionAccept, "")
+			default:
+				_, err = svc.RequestTitle(ctx, sender, ts.Ref, exchange.TitleRequest{Action: ts.Action, To: ts.To})
+			}
+			if err != nil {
+				return fmt.Errorf("step %d (title %s by %s): %w", i+1, ts.Action, st.Sender, err)
+			}
+			continue
 		}
 		if g := st.Grant; g != nil {
 			if cur, err := svc.GrantOf(ctx, sender, g.Shipment, g.Party); err == nil && cur.Active {

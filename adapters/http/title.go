@@ -1,0 +1,58 @@
+package http
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+func (s *Server) title(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	t, err := s.svc.Title(ctx, caller(c), utils.CopyString(c.Params("ref")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(t)
+}
+
+// titleAction answers POST /v1/bills/{ref}/title: the holder starts an action.
+func (s *Server) titleAction(c *fiber.Ctx) error {
+	var req struct {
+		Action string `json:"action"`
+		To     string `json:"to"`
+		Reason string `json:"reason"`
+	}
+	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.Action == "" {
+		return s.fail(c, malformed(`send {"action": "TRANSFER|PLEDGE|RELEASE|SURRENDER_FOR_DELIVERY|SURRENDER_FOR_AMENDMENT", "to": "<party id>", "reason": "..." (optional)}`))
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	t, err := s.svc.RequestTitle(ctx, caller(c), utils.CopyString(c.Params("ref")), exchange.TitleRequest{Action: req.Action, To: req.To, Reason: req.Reason})
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(t)
+}
+
+// titleAnswer answers POST /v1/bills/{ref}/title/accept and /reject.
+func (s *Server) titleAnswer(accept bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		if body := c.Request().Body(); len(body) > 0 {
+			if err := decodeStrict(body, &req); err != nil {
+				return s.fail(c, malformed(`send nothing, or {"reason": "..."}`))
+			}
+		}
+		ctx, cancel := s.ctx(c, 0)
+		defer cancel()
+		t, err := s.svc.AnswerTitle(ctx, caller(c), utils.CopyString(c.Params("ref")), accept, req.Reason)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		return c.Status(fiber.StatusCreated).JSON(t)
+	}
+}
