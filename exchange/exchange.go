@@ -52,7 +52,12 @@ type Receipt struct {
 	SHA256        string    `json:"sha256"`
 	ReceivedAt    time.Time `json:"receivedAt"`
 	Recipients    []string  `json:"recipients"`
-	Signature     string    `json:"signature"`
+	// An amendment names its revision (2 and up) and the revision it
+	// replaces, by id and SHA-256; absent on a first revision.
+	Revision       int    `json:"revision,omitempty"`
+	PreviousID     string `json:"previousId,omitempty"`
+	PreviousSHA256 string `json:"previousSha256,omitempty"`
+	Signature      string `json:"signature"`
 }
 
 // Record is what the gateway knows of a submitted document besides its

@@ -40,20 +40,30 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 		return nil, fmt.Errorf("read shipment %s: %w", ref, err)
 	}
 	st := &shipState{ref: ref, members: map[string]bool{}}
+	superseded := map[string]bool{}
+	for _, it := range items {
+		if p := it.Record.PreviousID; p != "" {
+			superseded[p] = true
+		}
+	}
 	for _, it := range items {
 		r := it.Record
-		if r.Type == TypeOneBill && st.bill.ID == "" {
-			st.bill = r
+		if r.Type == TypeOneBill && r.PreviousID == "" && st.original.ID == "" {
+			st.original = r
 		}
-		st.docs = append(st.docs, r)
+		if r.Type == TypeOneBill && !superseded[r.ID] {
+			st.bill = r // the latest revision
+		}
 		for _, m := range r.Members {
-			st.members[m] = true
+			st.members[m] = true // earlier revisions' members stay members
+		}
+		if !superseded[r.ID] {
+			st.docs = append(st.docs, r)
 		}
 	}
-	if st.bill.ID == "" {
+	if st.bill.ID == "" || st.original.ID == "" {
 		return nil, ErrNotFound
 	}
-	st.original = st.bill
 	titles, err := s.Index.Page(ctx, listTitle(ref), "", maxChain, false)
 	if err != nil {
 		return nil, fmt.Errorf("read title of %s: %w", ref, err)

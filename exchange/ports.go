@@ -55,7 +55,9 @@ type Queue interface {
 type Index interface {
 	// Add indexes a record: by id, in each of the entries' lists, and
 	// under each natural key that no other indexed document holds (a
-	// pending claim gives way). It is idempotent.
+	// pending claim gives way, and so does the revision the record
+	// amends, rec.PreviousID). It is idempotent, in any order: a revision
+	// indexed after its amendment does not take its key back.
 	Add(ctx context.Context, rec Record, entries []Entry) error
 	// Claim reserves a natural key for a document about to be archived, so
 	// two documents cannot take the same bill or declaration number. It

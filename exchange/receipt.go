@@ -40,6 +40,9 @@ func SigningBytes(r Receipt) []byte {
 		"id": r.ID, "type": r.Type, "schemaVersion": r.SchemaVersion, "sender": r.Sender,
 		"sha256": r.SHA256, "receivedAt": r.ReceivedAt.UTC().Format(time.RFC3339Nano), "recipients": recipients,
 	}
+	if r.Revision > 1 { // absent on first revisions, so their signatures stay as they were
+		m["revision"], m["previousId"], m["previousSha256"] = r.Revision, r.PreviousID, r.PreviousSHA256
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -83,6 +83,9 @@ type Submission struct {
 	Version        int // 0: the newest
 	Body           []byte
 	IdempotencyKey string
+	// Amends is the id of the revision this document corrects (its
+	// sender's own, the latest of its number), or "".
+	Amends string
 }
 
 var idemKeyRE = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
@@ -136,8 +139,14 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check archive: %w", err)
 	}
+	var prev *Record
+	if sub.Amends != "" {
+		if prev, err = s.amended(ctx, caller, sub); err != nil {
+			return Receipt{}, false, err
+		}
+	}
 	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
-	if err := s.resolve(ctx, caller, rt, doc, &rec); err != nil {
+	if err := s.resolve(ctx, caller, rt, doc, &rec, prev); err != nil {
 		return Receipt{}, false, err
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
@@ -151,6 +160,9 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
 	}
 	if err := s.deliver(ctx, rec); err != nil {
+		return Receipt{}, false, err
+	}
+	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
 	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
@@ -172,6 +184,9 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 		prev = up
 	}
 	if err := s.deliver(ctx, prev); err != nil {
+		return Receipt{}, false, err
+	}
+	if err := s.amendTitle(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
 	return prev.Receipt, false, nil
@@ -196,7 +211,7 @@ func (s *Service) deliver(ctx context.Context, rec Record) error {
 // gateway's state, refusing it before anything is written: references
 // that must exist, the shipments it joins (and whether the sender may
 // post to them), natural keys, facts, members and recipients.
-func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *schemas.Document, rec *Record) error {
+func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *schemas.Document, rec *Record, prev *Record) error {
 	f := doc.Fields
 	named := valuesAll(f, rt.named)
 	var target *Record
@@ -221,6 +236,9 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 		return err
 	}
 	if target != nil {
+		if rec.Type == TypeResponse {
+			rec.Facts = map[string]string{"declarationId": target.ID} // the revision answered
+		}
 		if c := rt.ref.check; c != nil {
 			if err := c(f, *target); err != nil {
 				return err
@@ -244,11 +262,21 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
 		rec.Plan = planOf(f)
 	}
+	if prev != nil {
+		if err := s.revise(ctx, rt, f, rec, prev); err != nil {
+			return err
+		}
+		named = append(named, prev.Recipients...)
+	}
 	for _, k := range rt.keys {
 		for _, v := range values(f, k.path) {
 			key := k.prefix + NormalizeRef(v)
 			if k.perSender {
 				key = k.prefix + rec.Sender + ":" + v
+			}
+			if prev != nil && slices.Contains(prev.Keys, key) {
+				rec.Keys = append(rec.Keys, key) // the amendment takes its number over when indexed
+				continue
 			}
 			now := s.Now()
 			holder, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))

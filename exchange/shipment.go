@@ -76,6 +76,9 @@ type ShipmentDoc struct {
 	ReceivedAt    time.Time `json:"receivedAt"`
 	SHA256        string    `json:"sha256,omitempty"`
 	Readable      bool      `json:"readable"`
+	// Revision is the latest revision's number (2 and up) when the
+	// document was amended; ID is then that revision's.
+	Revision int `json:"revision,omitempty"`
 }
 
 // Event is a tracking event of a shipment.
@@ -102,7 +105,8 @@ type Customs struct {
 	CustomsAuthority  string          `json:"customsAuthority"`
 	DeclarationNumber string          `json:"declarationNumber"`
 	DeclarationKind   string          `json:"declarationKind"`
-	DeclarationID     string          `json:"declarationId"`
+	DeclarationID     string          `json:"declarationId"` // the latest revision
+	Revision          int             `json:"revision,omitempty"`
 	Declarant         string          `json:"declarant"`
 	Status            string          `json:"status"`
 	Responses         []CustomsStatus `json:"responses"`
@@ -112,10 +116,12 @@ type Customs struct {
 type CustomsStatus struct {
 	DocumentID           string `json:"documentId"`
 	DeclarationReference string `json:"declarationReference"`
-	CustomsAuthority     string `json:"customsAuthority"`
-	Status               string `json:"status"`
-	ResponseCode         string `json:"responseCode,omitempty"`
-	ResponseDateTime     string `json:"responseDateTime"`
+	// DeclarationID is the revision of the declaration it answered.
+	DeclarationID    string `json:"declarationId,omitempty"`
+	CustomsAuthority string `json:"customsAuthority"`
+	Status           string `json:"status"`
+	ResponseCode     string `json:"responseCode,omitempty"`
+	ResponseDateTime string `json:"responseDateTime"`
 }
 
 // Summary is a shipment in one line, for lists.
@@ -438,7 +444,7 @@ func (s *Service) view(ctx context.Context, caller Party, v visible, after strin
 	}
 	for _, r := range st.docs {
 		d := ShipmentDoc{ID: r.ID, Type: r.Type, SchemaVersion: r.SchemaVersion, Number: r.Facts["number"], Sender: r.Sender,
-			ReceivedAt: r.ReceivedAt, Readable: r.Involves(caller.ID)}
+			ReceivedAt: r.ReceivedAt, Readable: r.Involves(caller.ID), Revision: r.Revision}
 		if d.Readable {
 			d.SHA256 = r.SHA256
 		}
@@ -462,7 +468,7 @@ func customsOf(docs []Record) []Customs {
 		}
 		byNumber[NormalizeRef(f["declarationNumber"])] = len(out)
 		out = append(out, Customs{Country: country, CustomsAuthority: f["customsAuthority"], DeclarationNumber: f["declarationNumber"],
-			DeclarationKind: f["declarationKind"], DeclarationID: r.ID, Declarant: f["declarant"], Status: "PENDING",
+			DeclarationKind: f["declarationKind"], DeclarationID: r.ID, Revision: r.Revision, Declarant: f["declarant"], Status: "PENDING",
 			Responses: []CustomsStatus{}})
 	}
 	for _, r := range docs {
@@ -471,7 +477,7 @@ func customsOf(docs []Record) []Customs {
 			continue
 		}
 		f := r.Facts
-		out[i].Responses = append(out[i].Responses, CustomsStatus{DocumentID: r.ID, DeclarationReference: f["declarationReference"],
+		out[i].Responses = append(out[i].Responses, CustomsStatus{DocumentID: r.ID, DeclarationReference: f["declarationReference"], DeclarationID: f["declarationId"],
 			CustomsAuthority: f["customsAuthority"], Status: f["status"], ResponseCode: f["responseCode"], ResponseDateTime: f["responseDateTime"]})
 	}
 	for i := range out {

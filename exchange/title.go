@@ -240,7 +240,7 @@ func replayTitle(chain []TitleEntry) (titleState, error) {
 			}
 			st.pending = nil
 		case ActionAmend:
-			if st.status != TitleSurrenderedForAmendment || e.Actor != st.issuer {
+			if e.Actor != st.issuer || !st.amendable() {
 				return st, fail("AMEND by %s while the title is %s with %s", e.Actor, st.status, st.holder)
 			}
 			st.holder, st.doc, st.sha = e.Recipient, e.DocumentID, e.DocumentSHA256
@@ -439,7 +439,9 @@ func (s *Service) AnswerTitle(ctx context.Context, caller Party, ref string, acc
 func (s *Service) appendTitle(ctx context.Context, st *shipState, e TitleEntry) (Title, error) {
 	chain := s.chainOf(st)
 	e.Format, e.Ref, e.Seq, e.PreviousHash = TitleFormat, st.ref, len(chain), chain[len(chain)-1].Hash
-	e.DocumentID, e.DocumentSHA256 = st.title.doc, st.title.sha
+	if e.DocumentID == "" { // an AMEND names the new revision; the rest the one in force
+		e.DocumentID, e.DocumentSHA256 = st.title.doc, st.title.sha
+	}
 	now := s.Now().UTC().Truncate(time.Microsecond)
 	e.Time = now.Format(time.RFC3339Nano)
 	s.Signer.sealTitle(&e)

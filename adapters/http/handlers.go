@@ -83,6 +83,7 @@ func (s *Server) submit(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
 	sub.IdempotencyKey = utils.CopyString(c.Get("Idempotency-Key"))
+	sub.Amends = utils.CopyString(c.Query("amends"))
 	rcpt, created, err := s.svc.Submit(ctx, caller(c), sub)
 	if err != nil {
 		return s.fail(c, err)

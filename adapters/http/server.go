@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	app.Post("/v1/validate/:type", party(s.validate)...)
 	app.Get("/v1/documents/:id", party(s.document)...)
 	app.Get("/v1/documents/:id/receipt", party(byParam(s, "id", s.svc.Receipt))...)
+	app.Get("/v1/documents/:id/revisions", party(byParam(s, "id", s.revisions))...)
 	app.Get("/v1/inbox", party(s.inbox)...)
 	app.Post("/v1/inbox/ack", party(s.ack)...)
 	app.Get("/v1/shipments", party(s.shipments)...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -240,6 +241,12 @@ type demoStep struct {
 		Action string `json:"action"`
 		To     string `json:"to"`
 	} `json:"title"`
+	// Amend submits File as the next revision of the sender's document Of.
+	Amend *struct {
+		Type string `json:"type"`
+		File string `json:"file"`
+		Of   string `json:"of"`
+	} `json:"amend"`
 }
 
 // loadDemo creates the demo parties with their public demo keys and
@@ -292,6 +299,22 @@ func loadDemo(ctx context.Context, svc *exchange.Service, dir string) error {
 			}
 			if err != nil {
 				return fmt.Errorf("step %d (title %s by %s): %w", i+1, ts.Action, st.Sender, err)
+			}
+			continue
+		}
+		if a := st.Amend; a != nil {
+			of, err := os.ReadFile(filepath.Join(dir, a.Of))
+			if err != nil {
+				return err
+			}
+			body, err := os.ReadFile(filepath.Join(dir, a.File))
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(of)
+			sub := exchange.Submission{Type: a.Type, Body: body, Amends: exchange.DocumentID(st.Sender, "", sum[:])}
+			if _, _, err := svc.Submit(ctx, sender, sub); err != nil {
+				return fmt.Errorf("step %d (amend %s): %w", i+1, a.Of, err)
 			}
 			continue
 		}

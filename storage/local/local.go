@@ -259,7 +259,8 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 		}
 		nat := tx.Bucket(bNatural)
 		for _, k := range rec.Keys {
-			if _, pending, holder := parseClaim(nat.Get([]byte(k))); holder == "" || pending {
+			// Free, only claimed, or held by the revision this one amends.
+			if _, pending, holder := parseClaim(nat.Get([]byte(k))); holder == "" || pending || (rec.PreviousID != "" && holder == rec.PreviousID) {
 				if err := nat.Put([]byte(k), []byte(rec.ID)); err != nil {
 					return err
 				}

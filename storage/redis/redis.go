@@ -250,7 +250,7 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 			p.ZAdd(ctx, s.listKey(e.List), goredis.Z{Score: 0, Member: e.Pos})
 		}
 		for _, k := range rec.Keys {
-			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID)
+			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID, rec.PreviousID)
 		}
 		return nil
 	})
@@ -340,10 +340,12 @@ func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, err
 // "~<id>@<unix ms>" while only claimed.
 
 // confirmScript makes a record the holder of a key no other indexed
-// document holds.
+// document holds, or that the revision it amends (ARGV[2]) holds.
 var confirmScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if (not v) or v == ARGV[1] or string.sub(v, 1, 1) == '~' then redis.call('SET', KEYS[1], ARGV[1]) end
+if (not v) or v == ARGV[1] or string.sub(v, 1, 1) == '~' or (ARGV[2] ~= '' and v == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 return 1`)
 
 // claimScript: ARGV = id, now (ms), stale-before (ms).

@@ -355,6 +355,33 @@ func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 			t.Fatalf("unknown list = %v, %v", itemIDs(got), err)
 		}
 	})
+	t.Run("AmendmentTakesItsKey", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b, c := record(t), record(t), record(t)
+		key := "rail-consignment-note:N-" + a.ID
+		a.Keys, b.Keys, c.Keys = []string{key}, []string{key}, []string{key}
+		b.PreviousID = a.ID                               // b amends a; c is another document with the same number
+		for _, r := range []exchange.Record{a, c, b, a} { // a again, as a reindex in any order would
+			if err := ix.Add(ctx(t), r, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if id, err := ix.Lookup(ctx(t), key); err != nil || id != b.ID {
+			t.Fatalf("Lookup = %s, %v; want the amendment %s", id, err, b.ID)
+		}
+		// Indexed in the other order, the amendment still ends holding it.
+		ix2 := newIndex(t)
+		key2 := key + "-2"
+		a.Keys, b.Keys = []string{key2}, []string{key2}
+		for _, r := range []exchange.Record{b, a} {
+			if err := ix2.Add(ctx(t), r, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if id, _ := ix2.Lookup(ctx(t), key2); id != b.ID {
+			t.Fatalf("Lookup after amendment-first = %s, want %s", id, b.ID)
+		}
+	})
 	t.Run("DocAndLookup", func(t *testing.T) {
 		ix := newIndex(t)
 		a, b := record(t), record(t)
