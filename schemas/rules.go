@@ -300,6 +300,9 @@ var cusres = map[string]string{
 }
 
 func responseRules(doc map[string]any, r *reporter) {
+	if r.schema["/status"] {
+		return // the schema refused the status (e.g. CONDITIONAL in version 1): nothing follows from it
+	}
 	status, _ := str(doc["status"])
 	if code, ok := str(doc["responseCode"]); ok {
 		if want := cusres[status]; want != "" && code != want {
@@ -311,5 +314,12 @@ func responseRules(doc map[string]any, r *reporter) {
 		if len(arr(doc["reasons"])) == 0 {
 			r.add("/reasons", "a response with status %s gives at least one reason", status)
 		}
+	case "CONDITIONAL":
+		if len(arr(doc["conditions"])) == 0 {
+			r.add("/conditions", "a CONDITIONAL release gives at least one condition")
+		}
+	}
+	if status != "CONDITIONAL" && len(arr(doc["conditions"])) > 0 {
+		r.add("/conditions", "conditions go with a CONDITIONAL release, not with %s", status)
 	}
 }
