@@ -23,17 +23,23 @@ const (
 	RoleConsignee Role = "consignee"
 	RoleOperator  Role = "operator" // logistics operator: tracks
 	RoleBank      Role = "bank"
+	RoleAgency    Role = "agency" // a competent authority beside customs: maritime safety, quarantine, licensing
+	RolePort      Role = "port"   // port authority or terminal operator
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleMTO, RoleCarrier, RoleTerminal, RoleDeclarant, RoleCustoms, RoleShipper, RoleConsignee, RoleOperator, RoleBank}
+var Roles = []Role{RoleMTO, RoleCarrier, RoleTerminal, RoleDeclarant, RoleCustoms, RoleShipper, RoleConsignee, RoleOperator, RoleBank,
+	RoleAgency, RolePort}
 
 // Party is a participant of the corridor.
 type Party struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Roles     []Role    `json:"roles"`
-	Country   string    `json:"country"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Roles   []Role `json:"roles"`
+	Country string `json:"country"`
+	// Places are the UN/LOCODEs where the party acts (a port, an agency's
+	// office), for routing rules that send to "every port at CNQZH".
+	Places    []string  `json:"places,omitempty"`
 	Disabled  bool      `json:"disabled,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 }
@@ -57,7 +63,9 @@ type Receipt struct {
 	Revision       int    `json:"revision,omitempty"`
 	PreviousID     string `json:"previousId,omitempty"`
 	PreviousSHA256 string `json:"previousSha256,omitempty"`
-	Signature      string `json:"signature"`
+	// RoutedBy names the routing rules that added recipients.
+	RoutedBy  []string `json:"routedBy,omitempty"`
+	Signature string   `json:"signature"`
 }
 
 // Record is what the gateway knows of a submitted document besides its
@@ -83,6 +91,9 @@ type Record struct {
 	Members []string `json:"members,omitempty"`
 	// Plan is a one bill's route and legs as issued, for the shipment view.
 	Plan *Plan `json:"plan,omitempty"`
+	// Deciders are the parties that must answer a declaration before it
+	// is cleared: its customs authority and those the rules made decide.
+	Deciders []string `json:"deciders,omitempty"`
 }
 
 // RecordFormat is the Format of records written now.
@@ -136,7 +147,14 @@ const (
 	// TypeTitle is made by the gateway: an entry of a one bill's title
 	// chain, delivered to every member of its shipment.
 	TypeTitle = "title-change"
+	// TypeClearance is made by the gateway: a declaration's combined
+	// answer changed.
+	TypeClearance = "clearance"
 )
+
+// GatewayParty is the sender of the messages the gateway makes itself
+// (clearance); no party may take the id.
+const GatewayParty = "corridor"
 
 // ShipmentRefs returns the one bill numbers of the record's shipments.
 func (r Record) ShipmentRefs() []string {

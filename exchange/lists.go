@@ -44,6 +44,9 @@ func Entries(rec Record) []Entry {
 		case TypeTitle:
 			seq, _ := strconv.Atoi(rec.Facts["seq"])
 			add(listTitle(l.Ref), time.UnixMicro(int64(seq)), rec.ID)
+		case TypeClearance:
+			seq, _ := strconv.Atoi(rec.Facts["seq"])
+			add(listClearance(rec.Facts["declarationId"]), time.UnixMicro(int64(seq)), rec.ID)
 		case TypeGrant:
 			party := rec.Facts["party"]
 			add(listGrants(l.Ref), rec.ReceivedAt, rec.ID)

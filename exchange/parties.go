@@ -16,7 +16,7 @@ var partyIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
 // in a conflict when the id is taken.
 func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	var problems []schemas.Problem
-	if !partyIDRE.MatchString(p.ID) {
+	if !partyIDRE.MatchString(p.ID) || p.ID == GatewayParty {
 		problems = append(problems, schemas.Problem{Pointer: "/id", Detail: "a party id is 2 to 63 characters: lowercase letters, digits and hyphens"})
 	}
 	if p.Name == "" || len(p.Name) > 200 {
@@ -32,6 +32,11 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	}
 	if err := schemas.CheckCountry(p.Country); err != nil {
 		problems = append(problems, schemas.Problem{Pointer: "/country", Detail: err.Error()})
+	}
+	for i, pl := range p.Places {
+		if err := schemas.CheckUNLocode(pl); err != nil {
+			problems = append(problems, schemas.Problem{Pointer: fmt.Sprintf("/places/%d", i), Detail: err.Error()})
+		}
 	}
 	if len(problems) > 0 {
 		return Party{}, &Error{Code: CodeInvalid, Message: "the party is not valid", Problems: problems}

@@ -43,6 +43,9 @@ func SigningBytes(r Receipt) []byte {
 	if r.Revision > 1 { // absent on first revisions, so their signatures stay as they were
 		m["revision"], m["previousId"], m["previousSha256"] = r.Revision, r.PreviousID, r.PreviousSHA256
 	}
+	if len(r.RoutedBy) > 0 {
+		m["routedBy"] = r.RoutedBy
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

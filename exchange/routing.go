@@ -124,9 +124,10 @@ var routes = map[string]route{
 			"declarationDateTime": "declarationDateTime"},
 	},
 	TypeResponse: {
-		roles: []Role{RoleCustoms}, issuer: "customsAuthority",
+		roles: []Role{RoleCustoms, RoleAgency, RolePort}, issuer: "customsAuthority",
 		named: []string{"customsAuthority", "declarant"},
 		facts: map[string]string{"number": "responseNumber", "declarationReference": "declarationReference", "status": "status",
+			"declarant":    "declarant",
 			"responseCode": "responseCode", "responseDateTime": "responseDateTime", "customsAuthority": "customsAuthority"},
 		// A response goes back to the declarant, in the declaration's shipments.
 		ref: &reference{path: "declarationReference", prefix: keyDeclaration, what: "customs declaration",

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -30,8 +31,10 @@ type Service struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 
-	keys    *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
-	parties *expirable.LRU[string, Party]   // parties known to exist
+	keys      *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
+	partyList *expirable.LRU[string, []Party] // every party, for routing by role
+	rules     atomic.Pointer[Rules]
+	parties   *expirable.LRU[string, Party] // parties known to exist
 }
 
 // CacheTTL bounds how long a checked key or a known party is trusted
@@ -45,7 +48,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	}
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, Party](10000, nil, CacheTTL),
-		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL)}
+		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL)}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -165,6 +168,9 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
+	if err := s.clear(ctx, rec); err != nil {
+		return Receipt{}, false, err
+	}
 	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
 		"sender", rec.Sender, "recipients", len(rec.Recipients), "bytes", rec.Size)
 	return rec.Receipt, true, nil
@@ -187,6 +193,9 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 		return Receipt{}, false, err
 	}
 	if err := s.amendTitle(ctx, prev); err != nil {
+		return Receipt{}, false, err
+	}
+	if err := s.clear(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
 	return prev.Receipt, false, nil
@@ -258,6 +267,11 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 	if rec.Members, err = s.members(ctx, rt, f); err != nil {
 		return err
 	}
+	routed, err := s.route(ctx, rt, doc, placed, rec)
+	if err != nil {
+		return err
+	}
+	named = append(named, routed...)
 	if rec.Type == TypeOneBill {
 		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
 		rec.Plan = planOf(f)
@@ -337,17 +351,25 @@ func (s *Service) referenced(ctx context.Context, key string) (Record, error) {
 // the declaration's. The message names only what the sender wrote: a
 // customs party learns nothing of a declaration not addressed to it.
 func responseMatches(f map[string]any, decl Record) error {
-	conflict := func(field string) error {
-		return &Error{Code: CodeConflict, Message: fmt.Sprintf("declaration %s does not name this %s", decl.Facts["declarationNumber"], field),
-			Problems: []schemas.Problem{{Pointer: "/" + field, Detail: "is not the declaration's " + field}}}
-	}
-	if got, _ := f["customsAuthority"].(string); got != decl.Facts["customsAuthority"] {
-		return conflict("customsAuthority")
+	if got, _ := f["customsAuthority"].(string); !slices.Contains(deciders(decl), got) {
+		return &Error{Code: CodeForbidden, Message: fmt.Sprintf("declaration %s was not routed to %s for a decision", decl.Facts["declarationNumber"], got),
+			Problems: []schemas.Problem{{Pointer: "/customsAuthority", Detail: "is not among the authorities the declaration was routed to for a decision"}}}
 	}
 	if got, ok := f["declarant"].(string); ok && got != decl.Facts["declarant"] {
-		return conflict("declarant")
+		return &Error{Code: CodeConflict, Message: fmt.Sprintf("declaration %s does not name this declarant", decl.Facts["declarationNumber"]),
+			Problems: []schemas.Problem{{Pointer: "/declarant", Detail: "is not the declaration's declarant"}}}
 	}
 	return nil
+}
+
+// deciders are the parties that must answer a declaration: those its
+// record names, or, for one archived before routing rules, its customs
+// authority.
+func deciders(decl Record) []string {
+	if len(decl.Deciders) > 0 {
+		return decl.Deciders
+	}
+	return []string{decl.Facts["customsAuthority"]}
 }
 
 // recipients keeps the named parties that exist at the gateway, without the sender.

@@ -98,18 +98,20 @@ type Event struct {
 }
 
 // Customs is a declaration of the shipment and its answers: the border
-// is the country of the customs office; Status is the latest answer's,
-// PENDING before the first.
+// is the country of the customs office.
 type Customs struct {
-	Country           string          `json:"country"`
-	CustomsAuthority  string          `json:"customsAuthority"`
-	DeclarationNumber string          `json:"declarationNumber"`
-	DeclarationKind   string          `json:"declarationKind"`
-	DeclarationID     string          `json:"declarationId"` // the latest revision
-	Revision          int             `json:"revision,omitempty"`
-	Declarant         string          `json:"declarant"`
-	Status            string          `json:"status"`
-	Responses         []CustomsStatus `json:"responses"`
+	Country           string `json:"country"`
+	CustomsAuthority  string `json:"customsAuthority"`
+	DeclarationNumber string `json:"declarationNumber"`
+	DeclarationKind   string `json:"declarationKind"`
+	DeclarationID     string `json:"declarationId"` // the latest revision
+	Revision          int    `json:"revision,omitempty"`
+	Declarant         string `json:"declarant"`
+	// Status is the clearance: the combined answer of every party the
+	// declaration was routed to for a decision (see clearance.go).
+	Status    string          `json:"status"`
+	Answers   []Answer        `json:"answers"`
+	Responses []CustomsStatus `json:"responses"`
 }
 
 // CustomsStatus is a customs response of a shipment.
@@ -453,39 +455,28 @@ func (s *Service) view(ctx context.Context, caller Party, v visible, after strin
 	return sh, nil
 }
 
-// customsOf pairs the declarations of a shipment with their responses.
+// customsOf pairs the declarations of a shipment with their responses
+// and works out each one's clearance.
 func customsOf(docs []Record) []Customs {
 	out := []Customs{}
-	byNumber := map[string]int{}
 	for _, r := range docs {
 		if r.Type != TypeDeclaration {
 			continue
 		}
 		f := r.Facts
-		country := ""
-		if len(f["office"]) >= 2 {
-			country = f["office"][:2]
+		_, responses := declarationOf(&shipState{docs: docs}, f["declarationNumber"])
+		c := clearanceOf(r, responses)
+		cu := Customs{Country: c.Border, CustomsAuthority: f["customsAuthority"], DeclarationNumber: f["declarationNumber"],
+			DeclarationKind: f["declarationKind"], DeclarationID: r.ID, Revision: r.Revision, Declarant: f["declarant"],
+			Status: c.Status, Answers: c.Answers, Responses: []CustomsStatus{}}
+		for _, x := range responses {
+			xf := x.Facts
+			cu.Responses = append(cu.Responses, CustomsStatus{DocumentID: x.ID, DeclarationReference: xf["declarationReference"],
+				DeclarationID: xf["declarationId"], CustomsAuthority: xf["customsAuthority"], Status: xf["status"],
+				ResponseCode: xf["responseCode"], ResponseDateTime: xf["responseDateTime"]})
 		}
-		byNumber[NormalizeRef(f["declarationNumber"])] = len(out)
-		out = append(out, Customs{Country: country, CustomsAuthority: f["customsAuthority"], DeclarationNumber: f["declarationNumber"],
-			DeclarationKind: f["declarationKind"], DeclarationID: r.ID, Revision: r.Revision, Declarant: f["declarant"], Status: "PENDING",
-			Responses: []CustomsStatus{}})
-	}
-	for _, r := range docs {
-		i, ok := byNumber[NormalizeRef(r.Facts["declarationReference"])]
-		if r.Type != TypeResponse || !ok {
-			continue
-		}
-		f := r.Facts
-		out[i].Responses = append(out[i].Responses, CustomsStatus{DocumentID: r.ID, DeclarationReference: f["declarationReference"], DeclarationID: f["declarationId"],
-			CustomsAuthority: f["customsAuthority"], Status: f["status"], ResponseCode: f["responseCode"], ResponseDateTime: f["responseDateTime"]})
-	}
-	for i := range out {
-		rs := out[i].Responses
-		slices.SortStableFunc(rs, func(a, b CustomsStatus) int { return compareTimes(a.ResponseDateTime, b.ResponseDateTime) })
-		if len(rs) > 0 {
-			out[i].Status = rs[len(rs)-1].Status
-		}
+		slices.SortStableFunc(cu.Responses, func(a, b CustomsStatus) int { return compareTimes(a.ResponseDateTime, b.ResponseDateTime) })
+		out = append(out, cu)
 	}
 	return out
 }

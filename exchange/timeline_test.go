@@ -275,14 +275,14 @@ func TestMembershipDecidesWhoPosts(t *testing.T) {
 	if _, err := w.svc.Shipment(context.Background(), w.party(t, "rogue-line"), "CQNL2026000187", exchange.EventQuery{}); code(err) != exchange.CodeNotFound {
 		t.Fatalf("outsider's view of the shipment: %v, want not found", err)
 	}
-	// A response whose authority is not the declaration's, from a customs
-	// party that is a member (through the import declaration): 409, and it
+	// A response from a customs party that is a member (through the import
+	// declaration) but was not routed the export declaration: 403, and it
 	// learns nothing of the export declaration's parties.
 	w.mustSubmit(t, "sg-motors", "customs-declaration", demoDoc(t, "13-import-declaration.json"))
 	_, err := w.submit(t, "sg-customs", "customs-response", patch(t, demoDoc(t, "04-export-released.json"), "customsAuthority", "sg-customs"))
 	var e *exchange.Error
-	if !asError(err, &e) || e.Code != exchange.CodeConflict || bytes.Contains([]byte(e.Message+fmt.Sprint(e.Problems)), []byte("cq-customs")) {
-		t.Fatalf("response by another member authority: %v; want a 409 that does not name cq-customs", err)
+	if !asError(err, &e) || e.Code != exchange.CodeForbidden || bytes.Contains([]byte(e.Message+fmt.Sprint(e.Problems)), []byte("cq-customs")) {
+		t.Fatalf("response by another member authority: %v; want a 403 that does not name cq-customs", err)
 	}
 }
 
