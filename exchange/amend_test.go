@@ -184,7 +184,7 @@ func TestAmendedDeclarationKeepsItsAnswer(t *testing.T) {
 	}
 	v, _ := w.svc.Shipment(ctx, w.party(t, "cq-autoparts"), bill, exchange.EventQuery{})
 	c := v.Shipment.Customs
-	if len(c) != 1 || c[0].DeclarationID != d2.ID || c[0].Revision != 2 || c[0].Status != "RELEASED" ||
+	if len(c) != 1 || c[0].DeclarationID != d2.ID || c[0].Revision != 2 || c[0].Status != "PENDING" || c[0].Answers[0].Status != "RELEASED" ||
 		len(c[0].Responses) != 1 || c[0].Responses[0].DeclarationID != d1.ID {
 		t.Fatalf("customs after the amendment: %+v", c)
 	}

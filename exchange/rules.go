@@ -374,3 +374,63 @@ func (s *Service) route(ctx context.Context, rt route, doc *schemas.Document, pl
 	slices.Sort(rec.Members)
 	return out, nil
 }
+
+// Explanation is what the routing of a document comes to, as `corridor
+// routes explain` prints it: the parties it names, the rules that match
+// and whom they add, and so its recipients and, for a declaration, who
+// must decide on it.
+type Explanation struct {
+	Type       string   `json:"type"`
+	Version    int      `json:"schemaVersion"`
+	Sender     string   `json:"sender"`
+	Named      []string `json:"named"`
+	Hits       []Hit    `json:"rules"`
+	RoutedBy   []string `json:"routedBy"`
+	Recipients []string `json:"recipients"`
+	Deciders   []string `json:"deciders,omitempty"`
+}
+
+// Explain routes a validated document offline, the way Submit does:
+// parties (nil: roles are not resolved) and the shipment's one bill plan
+// (nil: rules on the route's places cannot match) stand in for what the
+// gateway would look up. Parties a referenced document adds (an event's
+// one bill parties, a response's declarant) are not known offline.
+func Explain(rules *Rules, typ string, version int, f map[string]any, plan *Plan, parties []Party) Explanation {
+	rt := routes[typ]
+	e := Explanation{Type: typ, Version: version, Sender: first(f, rt.issuer), Named: valuesAll(f, rt.named), RoutedBy: []string{}}
+	if typ == TypeOneBill {
+		plan = planOf(f)
+	}
+	country := ""
+	if i := slices.IndexFunc(parties, func(p Party) bool { return p.ID == first(f, "customsAuthority") }); i >= 0 {
+		country = parties[i].Country
+	}
+	if typ == TypeDeclaration {
+		e.Deciders = []string{first(f, "customsAuthority")}
+	}
+	add := func(p string) {
+		if p != e.Sender && !slices.Contains(e.Recipients, p) {
+			e.Recipients = append(e.Recipients, p)
+		}
+	}
+	for _, p := range e.Named {
+		add(p)
+	}
+	e.Hits = rules.Route(FactsOf(typ, version, f, plan, country), parties)
+	for _, h := range e.Hits {
+		if len(h.Parties) > 0 {
+			e.RoutedBy = append(e.RoutedBy, h.Rule)
+		}
+		for _, p := range h.Parties {
+			add(p)
+			if h.Decides && typ == TypeDeclaration && !slices.Contains(e.Deciders, p) {
+				e.Deciders = append(e.Deciders, p)
+			}
+		}
+	}
+	slices.Sort(e.Recipients)
+	return e
+}
+
+// PlanOf reads a one bill's route and legs from its validated fields.
+func PlanOf(f map[string]any) *Plan { return planOf(f) }

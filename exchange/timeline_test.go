@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landsea/corridor/adapters/routing"
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/storage/local"
 )
@@ -37,6 +38,7 @@ func newWorld(t *testing.T) *world {
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	w := &world{svc: exchange.NewService(store, store, store, store, signer, nil), store: store,
 		now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	w.svc.SetRules(routing.Default()) // the corridor's rules, as serve loads them
 	w.svc.Now = func() time.Time {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -394,8 +396,8 @@ func TestOneBillViewCoversTheDemo(t *testing.T) {
 			t.Fatalf("%s: %v", p.ID, err)
 		}
 		sh := v.Shipment
-		if len(sh.Documents)+len(sh.Events) != 15 {
-			t.Errorf("%s sees %d documents and %d events; want the 15 of the demo", p.ID, len(sh.Documents), len(sh.Events))
+		if len(sh.Documents)+len(sh.Events) != 17 {
+			t.Errorf("%s sees %d documents and %d events; want the 17 of the demo (its rail note amended once)", p.ID, len(sh.Documents), len(sh.Events))
 		}
 		for _, d := range sh.Documents {
 			rc, err := w.svc.Receipt(ctx, p, d.ID)

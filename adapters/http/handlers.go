@@ -244,11 +244,12 @@ func (s *Server) createParty(c *fiber.Ctx) error {
 		Name    string          `json:"name"`
 		Roles   []exchange.Role `json:"roles"`
 		Country string          `json:"country"`
+		Places  []string        `json:"places"`
 	}
 	if err := decodeStrict(c.Request().Body(), &req); err != nil {
 		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad party", `send {"id", "name", "roles": [...], "country"}`, nil)
 	}
-	p = exchange.Party{ID: req.ID, Name: req.Name, Roles: req.Roles, Country: req.Country}
+	p = exchange.Party{ID: req.ID, Name: req.Name, Roles: req.Roles, Country: req.Country, Places: req.Places}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
 	created, err := s.svc.CreateParty(ctx, p)

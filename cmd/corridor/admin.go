@@ -38,7 +38,7 @@ when it is made; only its salted hash is stored.`,
 	pre := func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) }
 
 	var name, country string
-	var roles []string
+	var roles, places []string
 	add := &cobra.Command{
 		Use:     "add ID --name NAME --role ROLE[,ROLE] --country CC",
 		Short:   "Add a party and print its first API key",
@@ -51,7 +51,7 @@ when it is made; only its salted hash is stored.`,
 				for _, r := range roles {
 					rs = append(rs, exchange.Role(strings.TrimSpace(r)))
 				}
-				p, err := svc.CreateParty(cmd.Context(), exchange.Party{ID: args[0], Name: name, Roles: rs, Country: country})
+				p, err := svc.CreateParty(cmd.Context(), exchange.Party{ID: args[0], Name: name, Roles: rs, Country: country, Places: places})
 				if err != nil {
 					return describe(err)
 				}
@@ -67,6 +67,7 @@ when it is made; only its salted hash is stored.`,
 	add.Flags().StringVar(&name, "name", "", "the party's name")
 	add.Flags().StringSliceVar(&roles, "role", nil, fmt.Sprintf("roles, of %v", exchange.Roles))
 	add.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country")
+	add.Flags().StringSliceVar(&places, "place", nil, "UN/LOCODEs where the party acts (a port, an agency's office), for routing rules")
 
 	var asJSON bool
 	list := &cobra.Command{

@@ -13,13 +13,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	httpapi "github.com/landsea/corridor/adapters/http"
+	"github.com/landsea/corridor/adapters/routing"
 	"github.com/landsea/corridor/exchange"
 )
 
@@ -37,6 +40,9 @@ type Gateway struct {
 	// TrustedProxies (CIDR prefixes or addresses) may name the client in
 	// X-Forwarded-For; from any other peer the header is ignored.
 	TrustedProxies []string
+	// Routing is the routing rules file; "" uses the embedded corridor
+	// rules. SIGHUP reads it again.
+	Routing        string
 	LogFormat      string
 	Out            io.Writer // where the start-up banner goes (nil: nowhere)
 	LogTo          io.Writer // where logs go (nil: stderr)
@@ -90,6 +96,7 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.DurationVar(&g.MaxWait, "max-wait", 30*time.Second, "longest inbox long poll")
 	fs.StringSliceVar(&g.TrustedProxies, "trusted-proxies", nil,
 		"load balancers or proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client")
+	fs.StringVar(&g.Routing, "routing", "", "routing rules file of the single window (default: the corridor's rules, embedded; see deploy/routing/corridor.yaml); SIGHUP reads it again")
 	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
@@ -112,6 +119,12 @@ func (g *Gateway) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rules := routing.Default()
+	if g.Routing != "" {
+		if rules, err = routing.Load(g.Routing); err != nil {
+			return err
+		}
+	}
 	b, err := g.Storage.open(ctx)
 	if err != nil {
 		return err
@@ -126,6 +139,7 @@ func (g *Gateway) Open(ctx context.Context) error {
 		return err
 	}
 	g.svc = exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, g.log)
+	g.svc.SetRules(rules)
 	if g.Demo {
 		if err := loadDemo(ctx, g.svc, g.DemoDir); err != nil {
 			return fmt.Errorf("load demo: %w", err)
@@ -155,10 +169,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- g.server.Serve(g.ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			g.Reload()
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	g.log.Info("shutting down: draining requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), g.MaxWait+10*time.Second)
@@ -167,6 +189,23 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// Reload reads the routing file again. A file with problems changes
+// nothing: the rules in force stay, and the problems are logged. Requests
+// routing meanwhile finish with the rules they started with.
+func (g *Gateway) Reload() {
+	if g.Routing == "" {
+		g.log.Info("SIGHUP: no --routing file; the embedded rules stay")
+		return
+	}
+	rules, err := routing.Load(g.Routing)
+	if err != nil {
+		g.log.Error("routing rules not reloaded; the rules in force stay", "file", g.Routing, "err", err)
+		return
+	}
+	g.svc.SetRules(rules)
+	g.log.Info("routing rules reloaded", "file", g.Routing, "rules", len(rules.Rules))
 }
 
 // Close closes the backends (queues and indexes, then the archive).
