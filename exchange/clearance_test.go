@@ -3,8 +3,8 @@ package exchange_test
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/landsea/corridor/exchange"

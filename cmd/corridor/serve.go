@@ -42,10 +42,10 @@ type Gateway struct {
 	TrustedProxies []string
 	// Routing is the routing rules file; "" uses the embedded corridor
 	// rules. SIGHUP reads it again.
-	Routing        string
-	LogFormat      string
-	Out            io.Writer // where the start-up banner goes (nil: nowhere)
-	LogTo          io.Writer // where logs go (nil: stderr)
+	Routing   string
+	LogFormat string
+	Out       io.Writer // where the start-up banner goes (nil: nowhere)
+	LogTo     io.Writer // where logs go (nil: stderr)
 
 	log      *slog.Logger
 	backends *backends
