@@ -44,6 +44,9 @@ func Entries(rec Record) []Entry {
 		case TypeTitle:
 			seq, _ := strconv.Atoi(rec.Facts["seq"])
 			add(listTitle(l.Ref), time.UnixMicro(int64(seq)), rec.ID)
+			if r := rec.Facts["recipient"]; r != "" {
+				add(listPartyShips(r), l.Opened, l.Doc) // asked, it may look before it answers
+			}
 		case TypeClearance:
 			seq, _ := strconv.Atoi(rec.Facts["seq"])
 			add(listClearance(rec.Facts["declarationId"]), time.UnixMicro(int64(seq)), rec.ID)

@@ -113,10 +113,11 @@ func (s *Service) accessOf(ctx context.Context, caller Party, st *shipState) (ac
 	if err != nil {
 		return accessNone, err
 	}
+	asked := st.title.pending != nil && st.title.pending.Recipient == caller.ID // to decide whether to accept
 	switch {
 	case ok && g.Publish:
 		return accessPublish, nil
-	case ok || caller.Has(RoleOperator):
+	case ok || asked || caller.Has(RoleOperator):
 		return accessRead, nil
 	}
 	return accessNone, nil
@@ -172,9 +173,11 @@ func (s *Service) place(ctx context.Context, caller Party, rt route, f map[strin
 		if err != nil {
 			return nil, err
 		}
-		if acc < accessPublish {
+		if acc < accessPublish || (acc == accessPublish && rec.Type != TypeEvent) {
+			// A grant with publish is for tracking events: a grantee's
+			// document never names parties into the shipment.
 			return nil, &Error{Code: CodeForbidden,
-				Message:  fmt.Sprintf("you take no part in the shipment this document names; only its members, or parties they granted publishing, post to it"),
+				Message:  "you take no part in the shipment this document names; its members post to it, and parties they granted publishing post tracking events",
 				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: "names a shipment you are not a member of"}}}
 		}
 		out[i].state = st

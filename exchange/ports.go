@@ -77,6 +77,8 @@ type Index interface {
 	// Lookup returns the id of the indexed document that holds a natural
 	// key, or ErrNotFound (also while the key is only claimed).
 	Lookup(ctx context.Context, key string) (string, error)
+	// Contains reports whether a list holds an entry at a position.
+	Contains(ctx context.Context, list, pos string) (bool, error)
 }
 
 // Entry files a document in a list at a position (see Position).

@@ -193,7 +193,8 @@ func (s *Service) candidates(ctx context.Context, caller Party, ref string) ([]v
 	if ref == "" || len(ref) > 64 {
 		return nil, nil
 	}
-	items, err := s.Index.Page(ctx, listRef(ref), "", maxRefMatches, false)
+	// Newest first: a container's current shipment before its past ones.
+	items, err := s.Index.Page(ctx, listRef(ref), "", maxRefMatches, true)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", ref, err)
 	}
@@ -205,6 +206,16 @@ func (s *Service) candidates(ctx context.Context, caller Party, ref string) ([]v
 				continue
 			}
 			seen[l.Ref] = true
+			if !caller.Has(RoleOperator) {
+				// Members, grantees and parties asked to take the title are
+				// in their list: anyone else is turned away before the
+				// shipment is read.
+				if in, err := s.Index.Contains(ctx, listPartyShips(caller.ID), Position(l.Opened, l.Doc)); err != nil {
+					return nil, err
+				} else if !in {
+					continue
+				}
+			}
 			st, err := s.loadShipment(ctx, l.Ref)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -565,7 +576,7 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 			} else if err != nil {
 				return ShipmentList{}, err
 			}
-			if st.bill.ID != bill.ID {
+			if st.original.ID != bill.ID {
 				continue
 			}
 			if acc, err := s.accessOf(ctx, caller, st); err != nil {

@@ -494,10 +494,25 @@ func (s *Service) titleRecord(st *shipState, e TitleEntry, body []byte) Record {
 			SHA256: hex.EncodeToString(sum[:]), ReceivedAt: at, Recipients: to},
 		Format: RecordFormat, Size: int64(len(body)), Facts: factsOf(e),
 		Shipments: []Link{{Ref: st.ref, Doc: st.original.ID, Opened: st.original.ReceivedAt}},
-		Members:   []string{e.Actor, e.Recipient},
+		Members:   titleMembers(e),
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
 	return rec
+}
+
+// titleMembers: a party joins the shipment when it takes the title (it
+// accepts, or an amendment returns the title to it), not when it is asked:
+// a holder cannot make a party a member by naming it, and a party that
+// rejects stays out. While asked, the recipient may read the shipment
+// (see accessOf).
+func titleMembers(e TitleEntry) []string {
+	switch e.Action {
+	case ActionAccept:
+		return []string{e.Actor}
+	case ActionAmend:
+		return []string{e.Recipient}
+	}
+	return nil
 }
 
 // repairTitle indexes the archived entries from seq on that the index

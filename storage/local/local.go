@@ -457,3 +457,15 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	})
 	return rec, err
 }
+
+// Contains reports whether a list holds an entry at pos.
+func (s *Store) Contains(ctx context.Context, list, pos string) (bool, error) {
+	var in bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bLists).Bucket([]byte(list)); b != nil {
+			in = b.Get([]byte(pos)) != nil
+		}
+		return nil
+	})
+	return in, err
+}

@@ -387,3 +387,12 @@ func (s *Store) FlushForTest(ctx context.Context) error {
 	}
 	return iter.Err()
 }
+
+// Contains reports whether a list holds an entry at pos.
+func (s *Store) Contains(ctx context.Context, list, pos string) (bool, error) {
+	_, err := s.cmd.ZScore(ctx, s.listKey(list), pos).Result()
+	if errors.Is(err, goredis.Nil) {
+		return false, nil
+	}
+	return err == nil, wrap(err)
+}

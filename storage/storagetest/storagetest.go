@@ -354,6 +354,18 @@ func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		if got, err := ix.Page(ctx(t), list+"-none", "", 10, false); err != nil || len(got) != 0 {
 			t.Fatalf("unknown list = %v, %v", itemIDs(got), err)
 		}
+		for _, c := range []struct {
+			list, pos string
+			want      bool
+		}{
+			{list, exchange.Position(a.ReceivedAt, a.ID), true},
+			{list, exchange.Position(a.ReceivedAt, b.ID), false},
+			{list + "-none", exchange.Position(a.ReceivedAt, a.ID), false},
+		} {
+			if in, err := ix.Contains(ctx(t), c.list, c.pos); err != nil || in != c.want {
+				t.Fatalf("Contains(%s, %s) = %v, %v; want %v", c.list, c.pos, in, err, c.want)
+			}
+		}
 	})
 	t.Run("AmendmentTakesItsKey", func(t *testing.T) {
 		ix := newIndex(t)
