@@ -29,6 +29,8 @@ func (s *Service) amended(ctx context.Context, caller Party, sub Submission) (*R
 		return nil, err
 	}
 	switch {
+	case sub.Type == TypeEvent || sub.Type == TypeResponse:
+		return nil, Errorf(CodeConflict, "a %s is not amended: a tracking event is corrected by a new event that retracts it (retractedEventID), an answer by a new answer", sub.Type)
 	case prev.Sender != caller.ID:
 		return nil, Errorf(CodeForbidden, "only %s, who issued document %s, amends it", prev.Sender, prev.ID)
 	case prev.Type != sub.Type:
@@ -55,6 +57,9 @@ func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, p
 	}
 	if len(problems) > 0 {
 		return &Error{Code: CodeInvalid, Message: "an amendment keeps its document's number", Problems: problems}
+	}
+	if rec.Type != TypeOneBill && !slices.Equal(prev.ShipmentRefs(), rec.ShipmentRefs()) {
+		return Errorf(CodeConflict, "an amendment stays in the shipments of the document it amends (%v), not %v", prev.ShipmentRefs(), rec.ShipmentRefs())
 	}
 	if rec.Type == TypeOneBill {
 		st, err := s.loadShipment(ctx, prev.Shipments[0].Ref)

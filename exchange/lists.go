@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -12,6 +13,7 @@ func listRef(ref string) string           { return "ref:" + ref }             //
 func listDocs(ship string) string         { return "ship:" + ship + ":docs" } // a shipment's graph, events aside
 func listEvents(ship string) string       { return "ship:" + ship + ":events" }
 func listMoves(ship string) string        { return "ship:" + ship + ":moves" } // events the legs and status read
+func listRetractions(ship string) string  { return "ship:" + ship + ":retractions" }
 func listGrants(ship string) string       { return "ship:" + ship + ":grants" }
 func listGrant(ship, party string) string { return "grant:" + ship + ":" + party }
 func listTitle(ship string) string        { return "title:" + ship }             // the chain's entries, by seq
@@ -38,8 +40,11 @@ func Entries(rec Record) []Entry {
 		case TypeEvent:
 			at := eventTime(rec)
 			add(listEvents(l.Ref), at, rec.ID)
-			if milestone(rec) {
+			if rec.Facts["milestone"] == "true" {
 				add(listMoves(l.Ref), at, rec.ID)
+			}
+			if rec.Facts["retractedEventID"] != "" {
+				add(listRetractions(l.Ref), rec.ReceivedAt, rec.ID)
 			}
 		case TypeTitle:
 			seq, _ := strconv.Atoi(rec.Facts["seq"])
@@ -77,11 +82,17 @@ func eventTime(rec Record) time.Time {
 }
 
 // milestone reports whether an event is one the legs and the status are
-// computed from: transport events (departures, arrivals), gate-outs (the
-// delivery), and retractions (which hide an earlier event anywhere in the
-// timeline). They are few next to equipment events, so a view reads them
-// all without reading every event.
-func milestone(rec Record) bool {
-	f := rec.Facts
-	return f["eventType"] == "TRANSPORT" || f["eventCode"] == "GTOT" || f["retractedEventID"] != ""
+// computed from: a transport event (departure, arrival) or a gate-out (the
+// delivery), reported by the one bill's issuer or a carrier of its legs.
+// Others' events are shown, but move no leg: a party granted publishing
+// cannot rewrite the shipment's progress. Milestones are few next to
+// equipment events, so a view reads them all without reading every event.
+func milestone(f map[string]string, sender string, plan *Plan, issuer string) bool {
+	if f["eventType"] != "TRANSPORT" && f["eventCode"] != "GTOT" {
+		return false
+	}
+	if sender == issuer {
+		return true
+	}
+	return plan != nil && slices.ContainsFunc(plan.Legs, func(l LegPlan) bool { return l.Carrier == sender })
 }

@@ -17,9 +17,13 @@ import (
 // manifest's customs authority). Grants add readers (and, with publish,
 // publishers) for a time; operators read every timeline.
 
-// maxGraphDocs bounds how many documents of a shipment's graph (events
-// aside) are read to decide membership and to show the view.
+// maxGraphDocs bounds the documents of a shipment's graph (events,
+// title entries and grants aside): one more is refused, so that every
+// read of the graph sees all of it.
 const maxGraphDocs = 1000
+
+// MaxAnswers bounds the answers one authority gives one declaration.
+const MaxAnswers = 20
 
 // shipState is what the gateway knows of one shipment to decide who may
 // see it and post to it: its one bill and the documents of its graph.
@@ -35,7 +39,7 @@ type shipState struct {
 
 // loadShipment reads a shipment by its one bill's number, or ErrNotFound.
 func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, error) {
-	items, err := s.Index.Page(ctx, listDocs(ref), "", maxGraphDocs, false)
+	items, err := s.Index.Page(ctx, listDocs(ref), "", maxGraphDocs+1, false)
 	if err != nil {
 		return nil, fmt.Errorf("read shipment %s: %w", ref, err)
 	}
@@ -179,6 +183,22 @@ func (s *Service) place(ctx context.Context, caller Party, rt route, f map[strin
 			return nil, &Error{Code: CodeForbidden,
 				Message:  "you take no part in the shipment this document names; its members post to it, and parties they granted publishing post tracking events",
 				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: "names a shipment you are not a member of"}}}
+		}
+		if rec.Type != TypeEvent && len(st.docs) >= maxGraphDocs {
+			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("shipment %s holds %d documents besides its events, the most one shipment takes", st.ref, maxGraphDocs),
+				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: "names a shipment that takes no more documents"}}}
+		}
+		if rec.Type == TypeResponse && target != nil {
+			n := 0
+			for _, d := range st.docs {
+				if d.Type == TypeResponse && d.Sender == rec.Sender && d.Facts["declarationId"] != "" &&
+					NormalizeRef(d.Facts["declarationReference"]) == NormalizeRef(target.Facts["declarationNumber"]) {
+					n++
+				}
+			}
+			if n >= MaxAnswers {
+				return nil, Errorf(CodeConflict, "you answered declaration %s %d times, the most one authority may", target.Facts["declarationNumber"], MaxAnswers)
+			}
 		}
 		out[i].state = st
 	}

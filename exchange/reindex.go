@@ -96,8 +96,14 @@ func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
 	case rt.ship != nil:
 		for _, path := range rt.ship.paths {
 			for _, v := range values(f, path) {
-				if bill, err := s.findBill(ctx, v, rt.ship.prefixes); err == nil {
-					rec.Shipments = append(rec.Shipments, bill.Shipments...)
+				bill, err := s.findBill(ctx, v, rt.ship.prefixes)
+				if err != nil {
+					continue
+				}
+				rec.Shipments = append(rec.Shipments, bill.Shipments...)
+				if st, err := s.loadShipment(ctx, bill.Shipments[0].Ref); err == nil && rec.Type == TypeEvent &&
+					milestone(rec.Facts, rec.Sender, st.bill.Plan, st.bill.Sender) {
+					rec.Facts["milestone"] = "true"
 				}
 			}
 		}

@@ -317,6 +317,9 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 			rec.Facts[name] = v
 		}
 	}
+	if rec.Type == TypeEvent && len(placed) > 0 && milestone(rec.Facts, rec.Sender, placed[0].state.bill.Plan, placed[0].state.bill.Sender) {
+		rec.Facts["milestone"] = "true"
+	}
 	return s.recipients(ctx, named, rec)
 }
 

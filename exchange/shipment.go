@@ -297,11 +297,14 @@ func (s *Service) progress(ctx context.Context, st *shipState) (progress, error)
 	if err != nil {
 		return progress{}, fmt.Errorf("read milestones: %w", err)
 	}
+	// The newest retractions: one party's flood of them pushes out its own.
+	retractions, err := s.Index.Page(ctx, listRetractions(st.ref), "", maxMoves, true)
+	if err != nil {
+		return progress{}, fmt.Errorf("read retractions: %w", err)
+	}
 	p := progress{retracted: map[string]bool{}}
-	for _, it := range moves {
-		if id := it.Record.Facts["retractedEventID"]; id != "" {
-			p.retracted[it.Record.Sender+":"+id] = true
-		}
+	for _, it := range retractions {
+		p.retracted[it.Record.Sender+":"+it.Record.Facts["retractedEventID"]] = true
 	}
 	plan := st.bill.Plan
 	if plan == nil {

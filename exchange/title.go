@@ -66,8 +66,8 @@ const (
 // with the entry, so a verifier knows which layout it reads.
 const TitleFormat = 1
 
-// maxChain bounds the entries of one bill's chain.
-const maxChain = 10000
+// maxChain bounds the entries of one bill's chain: one more is refused.
+const maxChain = 1000
 
 // TitleEntry is one step of a one bill's title. Hash is the SHA-256 of
 // the entry's signing bytes, and Signature the gateway's Ed25519
@@ -95,6 +95,38 @@ type Title struct {
 	Holder  string       `json:"holder"`
 	Pending *TitleEntry  `json:"pending"`
 	Chain   []TitleEntry `json:"chain"`
+	Head    TitleHead    `json:"head"`
+}
+
+// TitleHead is where the chain stood when the gateway answered, signed:
+// a saved title whose newest entries were dropped no longer matches its
+// head. It says nothing of what happened after Time: a verifier offline
+// knows the title as of then.
+type TitleHead struct {
+	Ref         string `json:"ref"`
+	Length      int    `json:"length"`
+	LastHash    string `json:"lastHash"`
+	Status      string `json:"status"`
+	Holder      string `json:"holder"`
+	PendingHash string `json:"pendingHash"` // the pending entry's hash, "" when none
+	Time        string `json:"time"`
+	Signature   string `json:"signature"`
+}
+
+// TitleHeadSigningBytes are what a head's signature covers: the head
+// without its signature as RFC 8785 canonical JSON, with "kind" set to
+// "title-head" so that no other signed object reads as one.
+func TitleHeadSigningBytes(h TitleHead) []byte {
+	return canonical(map[string]any{"kind": "title-head", "ref": h.Ref, "length": h.Length, "lastHash": h.LastHash,
+		"status": h.Status, "holder": h.Holder, "pendingHash": h.PendingHash, "time": h.Time})
+}
+
+func canonical(m map[string]any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m) // strings and ints only: cannot fail
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // TitleSigningBytes are what an entry's hash and signature cover: the
@@ -107,11 +139,7 @@ func TitleSigningBytes(e TitleEntry) []byte {
 	if e.Reason != "" {
 		m["reason"] = e.Reason
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m) // strings and ints only: cannot fail
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return canonical(m)
 }
 
 // sealTitle sets an entry's hash and signature.
@@ -172,6 +200,24 @@ func VerifyTitle(pub ed25519.PublicKey, t Title) error {
 	st, err := replayTitle(t.Chain)
 	if err != nil {
 		return err
+	}
+	h := t.Head
+	last := t.Chain[len(t.Chain)-1]
+	pending := ""
+	if st.pending != nil {
+		pending = st.pending.Hash
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(h.Signature)
+	switch {
+	case err != nil || !ed25519.Verify(pub, TitleHeadSigningBytes(h), sig):
+		return &TitleError{Seq: -1, Reason: "the head's signature does not verify with this key"}
+	case h.Ref != t.Ref:
+		return &TitleError{Seq: -1, Reason: fmt.Sprintf("the head is of bill %s", h.Ref)}
+	case h.Length != len(t.Chain) || h.LastHash != last.Hash:
+		return &TitleError{Seq: -1, Reason: fmt.Sprintf("the signed head says %d entries ending in %.12s, the chain has %d ending in %.12s: entries were dropped or added at the end",
+			h.Length, h.LastHash, len(t.Chain), last.Hash)}
+	case h.Status != st.status || h.Holder != st.holder || h.PendingHash != pending:
+		return &TitleError{Seq: -1, Reason: "the signed head does not match where the chain leads"}
 	}
 	if st.status != t.Status || st.holder != t.Holder || (st.pending == nil) != (t.Pending == nil) ||
 		(st.pending != nil && *st.pending != *t.Pending) {
@@ -327,8 +373,18 @@ func (s *Service) chainOf(st *shipState) []TitleEntry {
 	return chain
 }
 
-func titleOf(ref string, chain []TitleEntry, st titleState) Title {
-	return Title{Ref: ref, Status: st.status, Holder: st.holder, Pending: st.pending, Chain: chain}
+// titleOf is a title as the gateway answers it now, with its signed head.
+func (s *Service) titleOf(ref string, chain []TitleEntry, st titleState) Title {
+	t := Title{Ref: ref, Status: st.status, Holder: st.holder, Pending: st.pending, Chain: chain}
+	t.Head = TitleHead{Ref: ref, Length: len(chain), LastHash: chain[len(chain)-1].Hash, Status: st.status, Holder: st.holder,
+		Time: s.Now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)}
+	if st.pending != nil {
+		t.Head.PendingHash = st.pending.Hash
+	}
+	if s.Signer != nil {
+		t.Head.Signature = base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.Signer.key, TitleHeadSigningBytes(t.Head)))
+	}
+	return t
 }
 
 // Title returns a one bill's title and chain to those who may see its shipment.
@@ -337,7 +393,7 @@ func (s *Service) Title(ctx context.Context, caller Party, ref string) (Title, e
 	if err != nil {
 		return Title{}, err
 	}
-	return titleOf(st.ref, s.chainOf(st), st.title), nil
+	return s.titleOf(st.ref, s.chainOf(st), st.title), nil
 }
 
 var reasonRE = regexp.MustCompile(`^[^\x00-\x1f\x7f\x{2028}\x{2029}]{0,500}$`)
@@ -438,6 +494,9 @@ func (s *Service) AnswerTitle(ctx context.Context, caller Party, ref string, acc
 // get 409, and the chain never forks.
 func (s *Service) appendTitle(ctx context.Context, st *shipState, e TitleEntry) (Title, error) {
 	chain := s.chainOf(st)
+	if len(chain) >= maxChain {
+		return Title{}, Errorf(CodeConflict, "the title of bill %s has %d entries, the most a chain takes", st.ref, maxChain)
+	}
 	e.Format, e.Ref, e.Seq, e.PreviousHash = TitleFormat, st.ref, len(chain), chain[len(chain)-1].Hash
 	if e.DocumentID == "" { // an AMEND names the new revision; the rest the one in force
 		e.DocumentID, e.DocumentSHA256 = st.title.doc, st.title.sha
@@ -470,7 +529,7 @@ func (s *Service) appendTitle(ctx context.Context, st *shipState, e TitleEntry) 
 		return Title{}, err
 	}
 	s.Logger.InfoContext(ctx, "title", "bill", st.ref, "seq", e.Seq, "action", e.Action, "actor", e.Actor, "recipient", e.Recipient)
-	return titleOf(st.ref, append(chain, e), next), nil
+	return s.titleOf(st.ref, append(chain, e), next), nil
 }
 
 // titleRecord is the archived record of a chain entry: it goes to every

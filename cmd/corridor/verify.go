@@ -79,7 +79,7 @@ are printed. Exit 2: the file or the key could not be read.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", args[0], err)
 				return exitError{1}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: the title of %s holds: %d entries, %s, held by %s\n", args[0], t.Ref, len(t.Chain), t.Status, t.Holder)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: the title of %s holds: %d entries, %s, held by %s, as of %s\n", args[0], t.Ref, len(t.Chain), t.Status, t.Holder, t.Head.Time)
 			return nil
 		},
 	}
