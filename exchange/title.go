@@ -32,10 +32,13 @@ import (
 //     SURRENDER_FOR_AMENDMENT (both to the issuer).
 //   - Every action waits for its recipient to ACCEPT or REJECT it; until
 //     then the title stays with the sender, and a reject leaves it there.
+//     The sender may WITHDRAW it while it waits (a recipient that never
+//     answers cannot freeze the title).
 //   - A straight bill (isToOrder false) is transferred only to its named
-//     consignee or to a bank, and surrendered for delivery only by its
-//     consignee (DCSA's rule for straight bills: the consignee is the one
-//     party that takes delivery).
+//     consignee, and surrendered for delivery only by its consignee
+//     (DCSA's rule for straight bills: the consignee is the one party
+//     that takes delivery). It may be pledged to a bank, which gives it
+//     back (RELEASE) or, paid, transfers it to the consignee.
 //   - An accepted SURRENDER_FOR_DELIVERY ends the title: SURRENDERED, and
 //     nothing follows. An accepted SURRENDER_FOR_AMENDMENT puts it with
 //     the issuer until the issuer amends the bill (AMEND), which returns
@@ -51,6 +54,7 @@ const (
 	ActionSurrenderForAmendment = "SURRENDER_FOR_AMENDMENT"
 	ActionAccept                = "ACCEPT"
 	ActionReject                = "REJECT"
+	ActionWithdraw              = "WITHDRAW" // the sender takes back its pending action
 	ActionAmend                 = "AMEND"
 )
 
@@ -280,14 +284,28 @@ func replayTitle(chain []TitleEntry) (titleState, error) {
 				return st, fail("%s with nothing pending", e.Action)
 			case e.Actor != st.pending.Recipient:
 				return st, fail("%s by %s; only %s was asked", e.Action, e.Actor, st.pending.Recipient)
+			case e.Recipient != st.pending.Actor:
+				return st, fail("%s answers %s, not %s", e.Action, st.pending.Actor, e.Recipient)
 			}
 			if e.Action == ActionAccept {
 				st.apply(*st.pending)
 			}
 			st.pending = nil
+		case ActionWithdraw:
+			switch {
+			case st.pending == nil:
+				return st, fail("WITHDRAW with nothing pending")
+			case e.Actor != st.pending.Actor || e.Recipient != st.pending.Recipient:
+				return st, fail("WITHDRAW by %s of %s's %s", e.Actor, st.pending.Actor, st.pending.Action)
+			}
+			st.pending = nil
 		case ActionAmend:
-			if e.Actor != st.issuer || !st.amendable() {
-				return st, fail("AMEND by %s while the title is %s with %s", e.Actor, st.status, st.holder)
+			want := st.surrenderer
+			if st.status == TitleIssued {
+				want = st.issuer
+			}
+			if e.Actor != st.issuer || !st.amendable() || e.Recipient != want {
+				return st, fail("AMEND by %s to %s while the title is %s with %s", e.Actor, e.Recipient, st.status, st.holder)
 			}
 			st.holder, st.doc, st.sha = e.Recipient, e.DocumentID, e.DocumentSHA256
 			st.status = TitleIssued
@@ -404,6 +422,9 @@ func (s *Service) RequestTitle(ctx context.Context, caller Party, ref string, re
 	if err != nil {
 		return Title{}, err
 	}
+	if st, err = s.repairedTitle(ctx, st); err != nil {
+		return Title{}, err
+	}
 	ts := st.title
 	invalid := func(pointer, format string, args ...any) error {
 		return &Error{Code: CodeInvalid, Message: fmt.Sprintf(format, args...),
@@ -440,9 +461,11 @@ func (s *Service) RequestTitle(ctx context.Context, caller Party, ref string, re
 			return Title{}, invalid("/to", "a bill is pledged to a bank; %s is not one", to)
 		case req.Action == ActionPledge && ts.status == TitlePledged:
 			return Title{}, Errorf(CodeConflict, "bill %s is pledged already", st.ref)
-		case req.Action == ActionTransfer && !plan.ToOrder && to != plan.Consignee && !p.Has(RoleBank):
-			return Title{}, invalid("/to", "bill %s is a straight bill: it goes only to its consignee %s or to a bank", st.ref, plan.Consignee)
+		case req.Action == ActionTransfer && !plan.ToOrder && to != plan.Consignee:
+			return Title{}, invalid("/to", "bill %s is a straight bill: it is transferred only to its consignee %s (pledge it to a bank with PLEDGE)", st.ref, plan.Consignee)
 		}
+	case ActionWithdraw:
+		return Title{}, invalid("/action", "a pending action is withdrawn with POST /v1/bills/{ref}/title/withdraw")
 	case ActionRelease:
 		if ts.status != TitlePledged {
 			return Title{}, Errorf(CodeConflict, "bill %s is not pledged", st.ref)
@@ -465,10 +488,54 @@ func (s *Service) RequestTitle(ctx context.Context, caller Party, ref string, re
 	return s.appendTitle(ctx, st, TitleEntry{Action: req.Action, Actor: caller.ID, Recipient: to, Reason: req.Reason})
 }
 
+// WithdrawTitle takes back the caller's pending action; the title stays
+// where it is.
+func (s *Service) WithdrawTitle(ctx context.Context, caller Party, ref, reason string) (Title, error) {
+	st, _, err := s.oneShipment(ctx, caller, ref)
+	if err != nil {
+		return Title{}, err
+	}
+	if st, err = s.repairedTitle(ctx, st); err != nil {
+		return Title{}, err
+	}
+	p := st.title.pending
+	switch {
+	case p == nil:
+		return Title{}, Errorf(CodeConflict, "nothing is pending on bill %s", st.ref)
+	case caller.ID != p.Actor:
+		return Title{}, Errorf(CodeForbidden, "only %s, who asked for the pending %s, withdraws it", p.Actor, p.Action)
+	case !reasonRE.MatchString(reason):
+		return Title{}, &Error{Code: CodeInvalid, Message: "a reason is at most 500 characters, without control characters",
+			Problems: []schemas.Problem{{Pointer: "/reason", Detail: "at most 500 characters, without control characters"}}}
+	}
+	return s.appendTitle(ctx, st, TitleEntry{Action: ActionWithdraw, Actor: caller.ID, Recipient: p.Recipient, Reason: reason})
+}
+
+// repairedTitle first indexes an entry the archive holds beyond the
+// indexed chain (an append whose gateway died before the index), so that
+// an action is decided on the whole chain; it reads the archive once.
+func (s *Service) repairedTitle(ctx context.Context, st *shipState) (*shipState, error) {
+	next := len(st.titleRecs) + 1
+	if _, err := s.Archive.Record(ctx, titleEntryID(st.ref, next)); errors.Is(err, ErrNotFound) {
+		if _, err := s.Archive.Body(ctx, titleEntryID(st.ref, next)); errors.Is(err, ErrNotFound) {
+			return st, nil
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if err := s.repairTitle(ctx, st, next); err != nil {
+		return nil, err
+	}
+	return s.loadShipment(ctx, st.ref)
+}
+
 // AnswerTitle accepts or rejects the pending action, by the party it names.
 func (s *Service) AnswerTitle(ctx context.Context, caller Party, ref string, accept bool, reason string) (Title, error) {
 	st, _, err := s.oneShipment(ctx, caller, ref)
 	if err != nil {
+		return Title{}, err
+	}
+	if st, err = s.repairedTitle(ctx, st); err != nil {
 		return Title{}, err
 	}
 	p := st.title.pending

@@ -10,6 +10,7 @@ import (
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
 	"github.com/landsea/corridor/storage/s3"
 )
@@ -243,5 +244,61 @@ func TestTitleOneHolderUnderConcurrency(t *testing.T) {
 				t.Fatalf("after the race: %+v %v", ti, err)
 			}
 		})
+	}
+}
+
+// The sender of a pending action takes it back; nobody else can.
+func TestTitleWithdraw(t *testing.T) {
+	w := newWorld(t)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	ctx := context.Background()
+	withdraw := func(p string) error {
+		_, err := w.svc.WithdrawTitle(ctx, w.party(t, p), bill, "")
+		return err
+	}
+	if err := withdraw("cq-autoparts"); exchange.ErrorCode(err) != exchange.CodeConflict {
+		t.Fatalf("withdraw with nothing pending: %v", err)
+	}
+	if _, err := w.act(t, "cq-autoparts", "TRANSFER", "sg-bank"); exchange.ErrorCode(err) != exchange.CodeInvalid {
+		t.Fatalf("a straight bill transferred to a bank: %v, want invalid (pledge it instead)", err)
+	}
+	must(w.act(t, "cq-autoparts", "PLEDGE", "sg-bank"))(t)
+	if err := withdraw("sg-bank"); exchange.ErrorCode(err) != exchange.CodeForbidden {
+		t.Fatalf("withdraw by the recipient: %v", err)
+	}
+	if err := withdraw("cq-autoparts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.answer(t, "sg-bank", true); exchange.ErrorCode(err) != exchange.CodeConflict {
+		t.Fatalf("accepting a withdrawn pledge: %v", err)
+	}
+	ti := must(w.act(t, "cq-autoparts", "PLEDGE", "sg-bank"))(t)
+	if err := exchange.VerifyTitle(w.svc.Signer.PublicKey(), ti); err != nil || len(ti.Chain) != 4 || ti.Holder != "cq-autoparts" {
+		t.Fatalf("after a withdrawal and a new pledge: %+v %v", ti, err)
+	}
+}
+
+// An entry that reached the archive but not this index (its gateway died
+// in between) is found before the next action is decided.
+func TestTitleEntryMissingFromTheIndexIsFound(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	// A second gateway shares the archive and parties, with an index of its own.
+	other := local.New(t.TempDir())
+	if err := other.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	svc2 := exchange.NewService(w.store, other, other, w.store, w.svc.Signer, nil)
+	if _, err := svc2.Reindex(ctx, false, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.RequestTitle(ctx, w.party(t, "cq-autoparts"), bill, exchange.TitleRequest{Action: "PLEDGE", To: "sg-bank"}); err != nil {
+		t.Fatal(err)
+	}
+	ti, err := w.answer(t, "sg-bank", true) // on the first gateway, whose index never saw the pledge
+	if err != nil || ti.Holder != "sg-bank" || len(ti.Chain) != 3 {
+		t.Fatalf("accepting a pledge the index had not seen: %+v %v", ti, err)
 	}
 }

@@ -181,8 +181,13 @@ func (s *Server) routes() {
 	app.Delete("/v1/shipments/:ref/grants/:party", party(s.revokeGrant)...)
 	app.Get("/v1/bills/:ref/title", party(s.title)...)
 	app.Post("/v1/bills/:ref/title", party(s.titleAction)...)
-	app.Post("/v1/bills/:ref/title/accept", party(s.titleAnswer(true))...)
-	app.Post("/v1/bills/:ref/title/reject", party(s.titleAnswer(false))...)
+	app.Post("/v1/bills/:ref/title/accept", party(s.titleAnswer(func(ctx context.Context, p exchange.Party, ref, reason string) (exchange.Title, error) {
+		return s.svc.AnswerTitle(ctx, p, ref, true, reason)
+	}))...)
+	app.Post("/v1/bills/:ref/title/reject", party(s.titleAnswer(func(ctx context.Context, p exchange.Party, ref, reason string) (exchange.Title, error) {
+		return s.svc.AnswerTitle(ctx, p, ref, false, reason)
+	}))...)
+	app.Post("/v1/bills/:ref/title/withdraw", party(s.titleAnswer(s.svc.WithdrawTitle))...)
 	app.Get("/v1/schemas", party(s.schemaList)...)
 	app.Get("/v1/schemas/:type/:version", party(s.schema)...)
 	app.Get("/v1/receipt-key", party(s.receiptKey)...)

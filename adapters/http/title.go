@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
@@ -36,8 +38,9 @@ func (s *Server) titleAction(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(t)
 }
 
-// titleAnswer answers POST /v1/bills/{ref}/title/accept and /reject.
-func (s *Server) titleAnswer(accept bool) fiber.Handler {
+// titleAnswer answers POST /v1/bills/{ref}/title/accept, /reject and
+// /withdraw: a body of nothing, or a reason.
+func (s *Server) titleAnswer(answer func(context.Context, exchange.Party, string, string) (exchange.Title, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var req struct {
 			Reason string `json:"reason"`
@@ -49,7 +52,7 @@ func (s *Server) titleAnswer(accept bool) fiber.Handler {
 		}
 		ctx, cancel := s.ctx(c, 0)
 		defer cancel()
-		t, err := s.svc.AnswerTitle(ctx, caller(c), utils.CopyString(c.Params("ref")), accept, req.Reason)
+		t, err := answer(ctx, caller(c), utils.CopyString(c.Params("ref")), req.Reason)
 		if err != nil {
 			return s.fail(c, err)
 		}
