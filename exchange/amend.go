@@ -66,7 +66,7 @@ func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, p
 		if err != nil {
 			return err
 		}
-		if !st.title.amendable() {
+		if !st.title.amendable() && st.title.doc != rec.ID { // (an earlier attempt of this very amendment recorded it)
 			return Errorf(CodeConflict, "one bill %s is held by %s (%s): surrender it for amendment to its issuer first", st.ref, st.title.holder, st.title.status)
 		}
 		rec.Shipments = prev.Shipments // the same shipment, opened when it was

@@ -98,6 +98,11 @@ func (s *Service) GrantAccess(ctx context.Context, caller Party, ref string, req
 	if len(problems) > 0 {
 		return Grant{}, &Error{Code: CodeInvalid, Message: "the grant is not valid", Problems: problems}
 	}
+	if all, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGrants, false); err != nil {
+		return Grant{}, err
+	} else if len(all) >= maxGrants {
+		return Grant{}, Errorf(CodeConflict, "shipment %s has had %d grants and revocations, the most it takes", st.ref, maxGrants)
+	}
 	return s.writeGrant(ctx, caller, st, Grant{Party: req.Party, Publish: req.Publish, Until: req.Until})
 }
 
@@ -129,27 +134,44 @@ func (s *Service) Grants(ctx context.Context, caller Party, ref string) ([]Grant
 	if err != nil {
 		return nil, err
 	}
-	items, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGraphDocs, false)
+	items, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGrants, false)
 	if err != nil {
 		return nil, err
 	}
-	latest := map[string]int{}
+	latest := map[string]int{} // party -> index in out
+	seqs := map[string]int{}
 	out := []Grant{}
 	now := s.Now()
 	for _, it := range items {
 		g := grantOf(it.Record, now)
+		seq, _ := strconv.Atoi(it.Record.Facts["seq"])
 		if i, ok := latest[g.Party]; ok {
-			out[i] = g
+			if seq > seqs[g.Party] {
+				out[i], seqs[g.Party] = g, seq
+			}
 			continue
 		}
-		latest[g.Party] = len(out)
+		latest[g.Party], seqs[g.Party] = len(out), seq
 		out = append(out, g)
 	}
 	return out, nil
 }
 
-// writeGrant archives a grant (or revocation), indexes it and tells the grantee.
+// maxGrants bounds the grants and revocations of one shipment.
+const maxGrants = 500
+
+// writeGrant archives a grant (or revocation), indexes it and tells the
+// grantee. A party's grants on a shipment are numbered, and each number
+// is one write-once document: the latest is the highest number, whatever
+// the gateways' clocks say, and of two changes at once one wins (409).
 func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g Grant) (Grant, error) {
+	seq := 0
+	if last, err := s.Index.Page(ctx, listGrant(st.ref, g.Party), "", 1, true); err != nil {
+		return Grant{}, err
+	} else if len(last) > 0 {
+		n, _ := strconv.Atoi(last[0].Record.Facts["seq"])
+		seq = n + 1
+	}
 	now := s.Now().UTC().Truncate(time.Microsecond)
 	g.Shipment, g.By, g.At = st.ref, caller.ID, now
 	// The archived document: what was granted, by whom, when; not the
@@ -169,11 +191,11 @@ func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g
 	}
 	sum := sha256.Sum256(body)
 	rec := Record{
-		Receipt: Receipt{ID: DocumentID(caller.ID, "", sum[:]), Type: TypeGrant, SchemaVersion: 1, Sender: caller.ID,
+		Receipt: Receipt{ID: DocumentID("grant:"+st.ref+":"+g.Party, strconv.Itoa(seq), nil), Type: TypeGrant, SchemaVersion: 1, Sender: caller.ID,
 			SHA256: hex.EncodeToString(sum[:]), ReceivedAt: now, Recipients: []string{g.Party}},
 		Format: RecordFormat, Size: int64(len(body)),
 		Shipments: []Link{{Ref: st.ref, Doc: st.bill.ID, Opened: st.bill.ReceivedAt}},
-		Facts:     map[string]string{"party": g.Party, "publish": strconv.FormatBool(g.Publish)},
+		Facts:     map[string]string{"party": g.Party, "publish": strconv.FormatBool(g.Publish), "seq": strconv.Itoa(seq)},
 	}
 	if g.Until != nil {
 		rec.Facts["until"] = g.Until.UTC().Format(time.RFC3339Nano)
@@ -182,7 +204,12 @@ func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g
 		rec.Facts["revoked"] = "true"
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
-	if err := s.Archive.Put(ctx, rec, body); err != nil && !errors.Is(err, ErrExists) {
+	if err := s.Archive.Put(ctx, rec, body); errors.Is(err, ErrExists) {
+		if won, err := s.Archive.Record(ctx, rec.ID); err == nil {
+			_ = s.deliver(ctx, won) // the winner's, indexed in case its gateway did not get that far
+		}
+		return Grant{}, Errorf(CodeConflict, "the grants of %s on shipment %s changed while you asked; read them again", g.Party, st.ref)
+	} else if err != nil {
 		return Grant{}, fmt.Errorf("archive grant: %w", err)
 	}
 	if err := s.deliver(ctx, rec); err != nil {

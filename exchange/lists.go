@@ -57,8 +57,9 @@ func Entries(rec Record) []Entry {
 			add(listClearance(rec.Facts["declarationId"]), time.UnixMicro(int64(seq)), rec.ID)
 		case TypeGrant:
 			party := rec.Facts["party"]
+			seq, _ := strconv.Atoi(rec.Facts["seq"])
 			add(listGrants(l.Ref), rec.ReceivedAt, rec.ID)
-			add(listGrant(l.Ref, party), rec.ReceivedAt, rec.ID)
+			add(listGrant(l.Ref, party), time.UnixMicro(int64(seq)), rec.ID) // by seq, whatever the gateways' clocks
 			if rec.Facts["revoked"] == "" {
 				add(listPartyShips(party), l.Opened, l.Doc)
 			}

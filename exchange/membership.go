@@ -177,6 +177,12 @@ func (s *Service) place(ctx context.Context, caller Party, rt route, f map[strin
 		if err != nil {
 			return nil, err
 		}
+		if acc == accessNone && rec.Type == TypeResponse {
+			// To an outsider a declaration of a shipment it takes no part in
+			// is one the gateway does not hold: its existence is not told.
+			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no customs declaration %s", first(f, rt.ref.path)),
+				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: fmt.Sprintf("no customs declaration %s has been submitted", first(f, rt.ref.path))}}}
+		}
 		if acc < accessPublish || (acc == accessPublish && rec.Type != TypeEvent) {
 			// A grant with publish is for tracking events: a grantee's
 			// document never names parties into the shipment.

@@ -153,6 +153,12 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, err
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
+	// An amended one bill takes its place in the title chain before it is
+	// archived: a title action racing it wins or loses the chain's next
+	// place cleanly, and a retry of this submission finds its AMEND there.
+	if err := s.amendTitle(ctx, rec); err != nil {
+		return Receipt{}, false, err
+	}
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
 		if err != nil {
@@ -163,9 +169,6 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
 	}
 	if err := s.deliver(ctx, rec); err != nil {
-		return Receipt{}, false, err
-	}
-	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
 	if err := s.clear(ctx, rec); err != nil {
@@ -298,8 +301,9 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 				return fmt.Errorf("claim %s: %w", key, err)
 			}
 			if holder != rec.ID {
-				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds, or is receiving, a %s %s (document %s)", doc.Type, v, holder),
-					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken by document %s", v, holder)}}}
+				// The holder's id is not said: it may be another party's document.
+				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds, or is receiving, a %s %s", doc.Type, v),
+					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken", v)}}}
 			}
 			rec.Keys = append(rec.Keys, key)
 		}

@@ -241,8 +241,11 @@ func TestMembershipDecidesWhoPosts(t *testing.T) {
 			patch(t, demoDoc(t, "02-rail-consignment-note.json"), "carrier", "rogue-line"), exchange.CodeForbidden, []string{"/oneBillReference"}},
 		{"sea bill by an outsider", "rogue-line", "sea-bill",
 			patch(t, demoDoc(t, "09-sea-bill.json"), "carrier", "rogue-line", "transportDocumentReference", "RGSIN1"), exchange.CodeForbidden, []string{"/oneBillReference"}},
-		{"response by a customs party the declaration does not name", "rogue-customs", "customs-response",
-			patch(t, demoDoc(t, "04-export-released.json"), "customsAuthority", "rogue-customs"), exchange.CodeForbidden, []string{"/declarationReference"}},
+		// To an outsider, a declaration it takes no part in does not exist (as one that does not).
+		{"response by a customs party of no part in the shipment", "rogue-customs", "customs-response",
+			patch(t, demoDoc(t, "04-export-released.json"), "customsAuthority", "rogue-customs"), exchange.CodeConflict, []string{"/declarationReference"}},
+		{"response by that party to a declaration that does not exist", "rogue-customs", "customs-response",
+			patch(t, demoDoc(t, "04-export-released.json"), "customsAuthority", "rogue-customs", "declarationReference", "CQ2026EX0000001"), exchange.CodeConflict, []string{"/declarationReference"}},
 		{"member declaring to a party that is not customs", "sg-motors", "customs-declaration",
 			patch(t, demoDoc(t, "13-import-declaration.json"), "customsAuthority", "rogue-line"), exchange.CodeInvalid, []string{"/customsAuthority"}},
 	}

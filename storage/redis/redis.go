@@ -326,6 +326,8 @@ func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, err
 		raw, err := c.Bytes()
 		if errors.Is(err, goredis.Nil) {
 			continue
+		} else if err != nil {
+			return nil, wrap(err)
 		}
 		var rec exchange.Record
 		if err := json.Unmarshal(raw, &rec); err != nil {
