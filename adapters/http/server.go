@@ -188,6 +188,7 @@ func (s *Server) routes() {
 		return s.svc.AnswerTitle(ctx, p, ref, false, reason)
 	}))...)
 	app.Post("/v1/bills/:ref/title/withdraw", party(s.titleAnswer(s.svc.WithdrawTitle))...)
+	app.Get("/v1/routes", party(s.routingRules)...)
 	app.Get("/v1/schemas", party(s.schemaList)...)
 	app.Get("/v1/schemas/:type/:version", party(s.schema)...)
 	app.Get("/v1/receipt-key", party(s.receiptKey)...)

@@ -59,3 +59,12 @@ func (s *Server) titleAnswer(answer func(context.Context, exchange.Party, string
 		return c.Status(fiber.StatusCreated).JSON(t)
 	}
 }
+
+// routingRules answers GET /v1/routes: the single window's rules in force.
+func (s *Server) routingRules(c *fiber.Ctx) error {
+	r, err := s.svc.RoutingRulesFor(caller(c))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(r)
+}

@@ -48,3 +48,13 @@ func TestTitleStatuses(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutesStatuses(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	e.svc.SetRules(&exchange.Rules{Version: 1, Rules: []exchange.Rule{{Name: "r1", Send: []exchange.Target{{Party: "cq-customs"}}}}})
+	for party, status := range map[string]int{"corridor-ops": 200, "cq-customs": 200, "sg-motors": 403, "": 401} {
+		if r := e.do(t, "GET", "/v1/routes", party, nil); r.status != status {
+			t.Errorf("GET /v1/routes by %q: %d %s; want %d", party, r.status, r.body, status)
+		}
+	}
+}
