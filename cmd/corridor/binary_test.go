@@ -81,10 +81,10 @@ func buildBinary(t *testing.T) string {
 
 // startBinary runs `corridor serve --demo` on data and returns the process
 // and its base URL, read from the banner.
-func startBinary(t *testing.T, bin, data string) (*exec.Cmd, string) {
+func startBinary(t *testing.T, bin, data string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--demo", "--demo-dir", "../../deploy/demo",
-		"--listen", "127.0.0.1:0", "--data", data, "--visibility-timeout", "5s")
+	cmd := exec.Command(bin, append([]string{"serve", "--demo", "--demo-dir", "../../deploy/demo",
+		"--listen", "127.0.0.1:0", "--data", data, "--visibility-timeout", "5s"}, args...)...)
 	cmd.Env = append(os.Environ(), "CORRIDOR_MAX_WAIT=10s")
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
