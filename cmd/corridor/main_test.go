@@ -132,6 +132,28 @@ func endToEnd(t *testing.T, storage storageFlags) {
 	if len(sh.Customs) != 2 || sh.Customs[0].Status != "RELEASED" || sh.Customs[1].CustomsAuthority != "sg-customs" {
 		t.Fatalf("customs = %+v", sh.Customs)
 	}
+	// The single window: the export declaration (lithium batteries among the
+	// auto parts) was routed to customs, the maritime safety administration
+	// and the terminal of Qinzhou; all three released it.
+	var deciders []string
+	for _, a := range sh.Customs[0].Answers {
+		deciders = append(deciders, a.Party+":"+a.Status)
+	}
+	if want := []string{"cq-customs:RELEASED", "qz-msa:RELEASED", "qz-port:RELEASED"}; !slices.Equal(deciders, want) {
+		t.Fatalf("CN border answers %v, want %v", deciders, want)
+	}
+	for _, p := range []string{"cq-autoparts", "cq-rail", "qz-port"} {
+		in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100", key(p), nil))
+		n := 0
+		for _, m := range in.Messages {
+			if m.Type == exchange.TypeClearance && bytes.Contains(m.Document, []byte(`"declarationNumber":"CQ2026EX0093412"`)) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s got %d clearance messages for the export declaration, want 1", p, n)
+		}
+	}
 
 	// Submit a new document: the gate-out at Singapore.
 	doc, err := os.ReadFile("../../deploy/demo/extra/gate-out-singapore.json")
