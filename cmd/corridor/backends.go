@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/landsea/corridor/adapters/routing"
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
@@ -136,6 +137,10 @@ func (b *backends) close() error {
 	return errors.Join(errs...)
 }
 
+// service is a service over the backends with the corridor's routing
+// rules (serve replaces them with --routing).
 func (b *backends) service(signer *exchange.Signer) *exchange.Service {
-	return exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, nil)
+	svc := exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, nil)
+	svc.SetRules(routing.Default())
+	return svc
 }

@@ -75,8 +75,8 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 	}
 	steps := 0
 	n, err := svc.Reindex(ctx, true, func() { steps++ })
-	if err != nil || n != 25 || steps != 25 {
-		t.Fatalf("reindex = %d (%d steps), %v; want the 16 demo documents (an amendment among them), 6 title entries, the demo's grant, a second bill and its pledge", n, steps, err)
+	if err != nil || n != 29 || steps != 29 {
+		t.Fatalf("reindex = %d (%d steps), %v; want the 18 demo documents (an amendment among them), 6 title entries, 2 clearances, the demo's grant, a second bill and its pledge", n, steps, err)
 	}
 	after, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
 	if err != nil {
