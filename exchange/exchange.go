@@ -178,9 +178,16 @@ type Message struct {
 	Sender     string    `json:"sender"`
 	SHA256     string    `json:"sha256"`
 	ReceivedAt time.Time `json:"receivedAt"`
+	// Ref is the (first) shipment of the document: push keeps a
+	// shipment's messages in order.
+	Ref string `json:"ref,omitempty"`
 }
 
 // MessageOf returns the inbox message for a record.
 func MessageOf(r Record) Message {
-	return Message{DocumentID: r.ID, Type: r.Type, Sender: r.Sender, SHA256: r.SHA256, ReceivedAt: r.ReceivedAt}
+	m := Message{DocumentID: r.ID, Type: r.Type, Sender: r.Sender, SHA256: r.SHA256, ReceivedAt: r.ReceivedAt}
+	if len(r.Shipments) > 0 {
+		m.Ref = r.Shipments[0].Ref
+	}
+	return m
 }

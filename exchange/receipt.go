@@ -61,3 +61,6 @@ func VerifyReceipt(pub ed25519.PublicKey, r Receipt) error {
 	}
 	return nil
 }
+
+// SignBytes signs arbitrary bytes with the receipt key (webhook deliveries).
+func (s *Signer) SignBytes(b []byte) []byte { return ed25519.Sign(s.key, b) }

@@ -30,6 +30,9 @@ type Service struct {
 	Signer  *Signer
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// URLCheck refuses a webhook URL the gateway must not call (set by
+	// adapters/webhook's policy); nil accepts any.
+	URLCheck func(ctx context.Context, url string) error
 
 	keys      *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
 	partyList *expirable.LRU[string, []Party] // every party, for routing by role
@@ -503,14 +506,23 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 	}
 	out := make([]InboxMessage, 0, len(msgs))
 	for _, m := range msgs {
-		body, err := s.Archive.Body(ctx, m.DocumentID)
+		im, err := s.InboxMessageOf(ctx, m)
 		if err != nil {
-			return nil, fmt.Errorf("read document %s: %w", m.DocumentID, err)
+			return nil, err
 		}
-		out = append(out, InboxMessage{ID: m.DocumentID, DocumentID: m.DocumentID, Type: m.Type, Sender: m.Sender,
-			SHA256: m.SHA256, ReceivedAt: m.ReceivedAt, Document: body})
+		out = append(out, im)
 	}
 	return out, nil
+}
+
+// InboxMessageOf is a message as a pull returns it (and a push sends it).
+func (s *Service) InboxMessageOf(ctx context.Context, m Message) (InboxMessage, error) {
+	body, err := s.Archive.Body(ctx, m.DocumentID)
+	if err != nil {
+		return InboxMessage{}, fmt.Errorf("read document %s: %w", m.DocumentID, err)
+	}
+	return InboxMessage{ID: m.DocumentID, DocumentID: m.DocumentID, Type: m.Type, Sender: m.Sender,
+		SHA256: m.SHA256, ReceivedAt: m.ReceivedAt, Document: body}, nil
 }
 
 // Ack acknowledges messages of the caller's inbox; it returns how many were pending.

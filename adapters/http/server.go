@@ -50,6 +50,8 @@ type Config struct {
 	AuthLimiter AuthLimiter
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+	// Pusher is the webhook pusher, when this gateway pushes.
+	Pusher Pusher
 	// Version is reported by /healthz.
 	Version string
 	Logger  *slog.Logger
@@ -128,6 +130,10 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	return s
 }
 
+// Registry is the registry /metrics serves: other parts of the gateway
+// (the webhook pusher) register their collectors there.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
 // App returns the Fiber app, for in-process tests.
 func (s *Server) App() *fiber.App { return s.app }
 
@@ -189,6 +195,13 @@ func (s *Server) routes() {
 	}))...)
 	app.Post("/v1/bills/:ref/title/withdraw", party(s.titleAnswer(s.svc.WithdrawTitle))...)
 	app.Get("/v1/routes", party(s.routingRules)...)
+	app.Post("/v1/subscriptions", party(s.subscribe)...)
+	app.Get("/v1/subscriptions", party(s.subscriptionList)...)
+	app.Get("/v1/subscriptions/:id", party(s.subscription)...)
+	app.Delete("/v1/subscriptions/:id", party(s.unsubscribe)...)
+	app.Post("/v1/subscriptions/:id/secret", party(s.rotateSecret)...)
+	app.Get("/v1/subscriptions/:id/deliveries", party(s.deliveries)...)
+	app.Post("/v1/subscriptions/:id/replay", party(s.replay)...)
 	app.Get("/v1/schemas", party(s.schemaList)...)
 	app.Get("/v1/schemas/:type/:version", party(s.schema)...)
 	app.Get("/v1/receipt-key", party(s.receiptKey)...)

@@ -23,6 +23,7 @@ import (
 
 	httpapi "github.com/landsea/corridor/adapters/http"
 	"github.com/landsea/corridor/adapters/routing"
+	"github.com/landsea/corridor/adapters/webhook"
 	"github.com/landsea/corridor/exchange"
 )
 
@@ -43,12 +44,14 @@ type Gateway struct {
 	// Routing is the routing rules file; "" uses the embedded corridor
 	// rules. SIGHUP reads it again.
 	Routing   string
+	Webhooks  webhook.Config
 	LogFormat string
 	Out       io.Writer // where the start-up banner goes (nil: nowhere)
 	LogTo     io.Writer // where logs go (nil: stderr)
 
 	log      *slog.Logger
 	backends *backends
+	pusher   *webhook.Pusher
 	svc      *exchange.Service
 	server   *httpapi.Server
 	ln       net.Listener
@@ -97,6 +100,11 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.StringSliceVar(&g.TrustedProxies, "trusted-proxies", nil,
 		"load balancers or proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client")
 	fs.StringVar(&g.Routing, "routing", "", "routing rules file of the single window (default: the corridor's rules, embedded; see deploy/routing/corridor.yaml); SIGHUP reads it again")
+	fs.BoolVar(&g.Webhooks.AllowHTTP, "webhook-allow-http", false, "let subscriptions use http:// URLs (tests and the demo; production pushes over https)")
+	fs.BoolVar(&g.Webhooks.AllowPrivate, "webhook-allow-private", false, "let subscriptions reach loopback, private and link-local addresses (tests and the demo)")
+	fs.DurationVar(&g.Webhooks.MaxAge, "webhook-max-age", 72*time.Hour, "how long a message is retried before push gives up (it stays in the inbox for pull)")
+	fs.IntVar(&g.Webhooks.InFlight, "webhook-in-flight", 4, "requests in flight per subscription")
+	fs.DurationVar(&g.Webhooks.FirstRetry, "webhook-first-retry", 5*time.Second, "the first retry of a failed push comes within this; later ones back off exponentially")
 	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
@@ -145,8 +153,22 @@ func (g *Gateway) Open(ctx context.Context) error {
 			return fmt.Errorf("load demo: %w", err)
 		}
 	}
-	g.server = httpapi.New(g.svc, httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit,
-		MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log})
+	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit,
+		MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log}
+	wcfg := g.Webhooks
+	wcfg.Logger = g.log
+	if g.pusher, err = webhook.New(g.svc, wcfg); err == nil {
+		g.svc.URLCheck = g.pusher.CheckURL
+		cfg.Pusher = g.pusher
+	} else {
+		g.log.Warn("webhooks off", "err", err)
+	}
+	g.server = httpapi.New(g.svc, cfg)
+	if g.pusher != nil {
+		if err := g.pusher.Register(g.server.Registry()); err != nil {
+			return err
+		}
+	}
 	g.ln, err = net.Listen("tcp", g.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -169,6 +191,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- g.server.Serve(g.ln) }()
+	pctx, stopPush := context.WithCancel(context.Background())
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		if g.pusher != nil {
+			g.pusher.Run(pctx)
+		}
+	}()
+	defer func() { stopPush(); <-pushed }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

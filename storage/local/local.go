@@ -39,6 +39,7 @@ type Store struct {
 	db      *bolt.DB
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	leases  map[string]lease
 	now     func() time.Time
 }
 
@@ -80,7 +81,7 @@ func (s *Store) Open() error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox} {
+		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox, bSubs, bPush, bPushLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -293,3 +293,27 @@ func (s *Store) Key(ctx context.Context, id string) (exchange.APIKey, error) {
 	var k exchange.APIKey
 	return k, s.readJSON(ctx, "keys/", id, ".json", &k)
 }
+
+var _ exchange.Subscriptions = (*Store)(nil)
+
+// PutSubscription stores a subscription (with its secrets: they sign).
+func (s *Store) PutSubscription(ctx context.Context, sub exchange.Subscription) error {
+	return s.writeJSON(ctx, "subscriptions/", sub.ID, sub, false)
+}
+
+// Subscription returns one.
+func (s *Store) Subscription(ctx context.Context, id string) (exchange.Subscription, error) {
+	var sub exchange.Subscription
+	return sub, s.readJSON(ctx, "subscriptions/", id, ".json", &sub)
+}
+
+// ListSubscriptions returns them all.
+func (s *Store) ListSubscriptions(ctx context.Context) ([]exchange.Subscription, error) {
+	var out []exchange.Subscription
+	err := s.eachID(ctx, "subscriptions/", ".json", func(id string) error {
+		sub, err := s.Subscription(ctx, id)
+		out = append(out, sub)
+		return err
+	})
+	return out, err
+}
