@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
@@ -56,20 +55,9 @@ are printed. Exit 2: the file or the key could not be read.`,
 				return fmt.Errorf("%s: not a title: %w", args[0], err)
 			}
 			if publicKey == "" {
-				status, data, err := c.do(cmd.Context(), http.MethodGet, "/v1/receipt-key", nil, nil)
-				if err != nil {
-					return fmt.Errorf("fetch the public key (or give --public-key): %w", err)
-				}
-				if status != http.StatusOK {
-					return errors.New(problemText(status, data))
-				}
-				var k struct {
-					PublicKey string `json:"publicKey"`
-				}
-				if err := json.Unmarshal(data, &k); err != nil {
+				if publicKey, err = c.receiptKey(cmd.Context()); err != nil {
 					return err
 				}
-				publicKey = k.PublicKey
 			}
 			pub, err := base64.StdEncoding.DecodeString(strings.TrimSpace(publicKey))
 			if err != nil || len(pub) != ed25519.PublicKeySize {
