@@ -11,7 +11,7 @@ build:
 
 ## run: the gateway on the embedded backend, with the demo corridor loaded
 run: build
-	./bin/corridor serve --demo --listen $(LISTEN) --data data --log-format text
+	./bin/corridor serve --demo --listen $(LISTEN) --data data --log-format text --webhook-allow-http --webhook-allow-private
 
 ## test: install and start real redis-server and MinIO, run every test with -race, stop them
 test:

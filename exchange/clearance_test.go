@@ -255,3 +255,4 @@ func stripNulls(t *testing.T, doc []byte) []byte {
 	out, _ := json.Marshal(m)
 	return out
 }
+

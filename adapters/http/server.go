@@ -179,6 +179,7 @@ func (s *Server) routes() {
 	app.Get("/v1/documents/:id/revisions", party(byParam(s, "id", s.revisions))...)
 	app.Get("/v1/inbox", party(s.inbox)...)
 	app.Post("/v1/inbox/ack", party(s.ack)...)
+	app.Get("/v1/events", party(s.events)...)
 	app.Get("/v1/shipments", party(s.shipments)...)
 	app.Get("/v1/shipments/:ref", party(s.shipment)...)
 	app.Post("/v1/shipments/:ref/grants", party(s.grant)...)

@@ -145,3 +145,40 @@ func (s *Server) revokeGrant(c *fiber.Ctx) error {
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
+
+// events answers GET /v1/events, DCSA style.
+func (s *Server) events(c *fiber.Ctx) error {
+	q := exchange.EventFilter{TransportDocumentReference: utils.CopyString(c.Query("transportDocumentReference")),
+		EquipmentReference: utils.CopyString(c.Query("equipmentReference")), EventType: strings.ToUpper(c.Query("eventType")),
+		EventTypeCode: strings.ToUpper(c.Query("eventTypeCode")), UNLocationCode: strings.ToUpper(c.Query("UNLocationCode")),
+		Cursor: utils.CopyString(c.Query("cursor"))}
+	var err error
+	if q.Limit, err = queryInt(c, "limit"); err == nil && q.Limit == 0 && c.Query("limit") != "" {
+		q.Limit = -1
+	}
+	if err == nil {
+		q.Min, err = queryTime(c, "eventDateTimeMin")
+	}
+	if err == nil {
+		q.Max, err = queryTime(c, "eventDateTimeMax")
+	}
+	if err == nil {
+		switch c.Query("sort", "asc") {
+		case "asc":
+		case "desc":
+			q.Desc = true
+		default:
+			err = malformed("sort is asc (oldest first) or desc (newest first)")
+		}
+	}
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	list, err := s.svc.Events(ctx, caller(c), q)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.JSON(list)
+}

@@ -120,3 +120,22 @@ func TestGrantStatuses(t *testing.T) {
 		}
 	}
 }
+
+func TestEventQueryStatuses(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill")); r.status != 201 {
+		t.Fatalf("one bill: %d %s", r.status, r.body)
+	}
+	for path, status := range map[string]int{
+		"/v1/events?transportDocumentReference=CQNL2026000187&eventType=EQUIPMENT&sort=desc&limit=10": 200,
+		"/v1/events?eventDateTimeMin=2026-11-01T00:00:00Z&eventDateTimeMax=2026-12-01T00:00:00Z":      200,
+		"/v1/events?sort=sideways":              400,
+		"/v1/events?eventDateTimeMin=yesterday": 400,
+		"/v1/events?limit=0":                    400,
+		"/v1/events?cursor=%21%21":              400,
+	} {
+		if r := e.do(t, "GET", path, "sg-motors", nil); r.status != status {
+			t.Errorf("GET %s: %d %s; want %d", path, r.status, r.body, status)
+		}
+	}
+}
