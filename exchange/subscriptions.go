@@ -34,7 +34,7 @@ type Subscription struct {
 	DisabledReason string `json:"disabledReason,omitempty"`
 	// Secrets sign deliveries; the first is the newest. A rotated-out
 	// secret keeps signing beside the new one until its Until.
-	Secrets []Secret `json:"secrets"`
+	Secrets []Secret `json:"secrets,omitempty"`
 }
 
 // Secret is a webhook signing secret ("whsec_" + base64 of 32 bytes, as
