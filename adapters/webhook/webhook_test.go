@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -355,4 +357,40 @@ func TestTwoPushersPushEachMessageOnce(t *testing.T) {
 		t.Fatalf("%d messages pushed, %d duplicates; want %d and 0", len(count), dups, n+1)
 	}
 	t.Logf("two pushers on one Redis: %d messages pushed, %d duplicates", len(count), dups)
+}
+
+// A shipment's messages are pushed in order: a later one waits while an
+// earlier one of its shipment is failing.
+func TestPushKeepsAShipmentInOrder(t *testing.T) {
+	e := newEnv(t, nil, webhook.Config{AllowPrivate: true, InFlight: 4})
+	rcv := newReceiver(t, 500, 500)
+	consignee := e.party(t, "sg-motors")
+	if msgs, _ := e.svc.Pull(context.Background(), consignee, 100, 0); len(msgs) > 0 { // start from an empty inbox
+		var ids []string
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+		}
+		_, _ = e.svc.Ack(context.Background(), consignee, ids)
+	}
+	if _, _, err := e.svc.Subscribe(context.Background(), consignee, exchange.SubscriptionRequest{URL: rcv.srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	first := e.submit(t, "cq-rail", "tracking-event", "documents/05-event-gate-in-chongqing.json")
+	second := e.submit(t, "cq-rail", "tracking-event", "documents/06-event-loaded-on-train.json")
+	e.until(t, func() bool {
+		for _, d := range rcv.deliveries() {
+			if d.header.Get("webhook-id") == second.ID {
+				return true
+			}
+		}
+		return false
+	})
+	var order []string
+	for _, d := range rcv.deliveries() {
+		id := map[string]string{first.ID: "first", second.ID: "second"}[d.header.Get("webhook-id")]
+		order = append(order, id+":"+strconv.Itoa(d.status))
+	}
+	if want := []string{"first:500", "first:500", "first:204", "second:204"}; !slices.Equal(order, want) {
+		t.Fatalf("deliveries %v, want %v", order, want)
+	}
 }
