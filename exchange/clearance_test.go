@@ -255,4 +255,3 @@ func stripNulls(t *testing.T, doc []byte) []byte {
 	out, _ := json.Marshal(m)
 	return out
 }
-
