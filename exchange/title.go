@@ -491,24 +491,41 @@ func (s *Service) RequestTitle(ctx context.Context, caller Party, ref string, re
 // WithdrawTitle takes back the caller's pending action; the title stays
 // where it is.
 func (s *Service) WithdrawTitle(ctx context.Context, caller Party, ref, reason string) (Title, error) {
-	st, _, err := s.oneShipment(ctx, caller, ref)
+	st, p, err := s.pendingTitle(ctx, caller, ref, reason, func(p *TitleEntry) error {
+		if caller.ID != p.Actor {
+			return Errorf(CodeForbidden, "only %s, who asked for the pending %s, withdraws it", p.Actor, p.Action)
+		}
+		return nil
+	})
 	if err != nil {
 		return Title{}, err
 	}
+	return s.appendTitle(ctx, st, TitleEntry{Action: ActionWithdraw, Actor: caller.ID, Recipient: p.Recipient, Reason: reason})
+}
+
+// pendingTitle reads a bill's title for an answer to its pending action:
+// there must be one, allowed says whether the caller may give this
+// answer, and the reason must be one the chain takes.
+func (s *Service) pendingTitle(ctx context.Context, caller Party, ref, reason string, allowed func(*TitleEntry) error) (*shipState, *TitleEntry, error) {
+	st, _, err := s.oneShipment(ctx, caller, ref)
+	if err != nil {
+		return nil, nil, err
+	}
 	if st, err = s.repairedTitle(ctx, st); err != nil {
-		return Title{}, err
+		return nil, nil, err
 	}
 	p := st.title.pending
-	switch {
-	case p == nil:
-		return Title{}, Errorf(CodeConflict, "nothing is pending on bill %s", st.ref)
-	case caller.ID != p.Actor:
-		return Title{}, Errorf(CodeForbidden, "only %s, who asked for the pending %s, withdraws it", p.Actor, p.Action)
-	case !reasonRE.MatchString(reason):
-		return Title{}, &Error{Code: CodeInvalid, Message: "a reason is at most 500 characters, without control characters",
+	if p == nil {
+		return nil, nil, Errorf(CodeConflict, "nothing is pending on bill %s", st.ref)
+	}
+	if err := allowed(p); err != nil {
+		return nil, nil, err
+	}
+	if !reasonRE.MatchString(reason) {
+		return nil, nil, &Error{Code: CodeInvalid, Message: "a reason is at most 500 characters, without control characters",
 			Problems: []schemas.Problem{{Pointer: "/reason", Detail: "at most 500 characters, without control characters"}}}
 	}
-	return s.appendTitle(ctx, st, TitleEntry{Action: ActionWithdraw, Actor: caller.ID, Recipient: p.Recipient, Reason: reason})
+	return st, p, nil
 }
 
 // repairedTitle first indexes an entry the archive holds beyond the
@@ -531,22 +548,14 @@ func (s *Service) repairedTitle(ctx context.Context, st *shipState) (*shipState,
 
 // AnswerTitle accepts or rejects the pending action, by the party it names.
 func (s *Service) AnswerTitle(ctx context.Context, caller Party, ref string, accept bool, reason string) (Title, error) {
-	st, _, err := s.oneShipment(ctx, caller, ref)
+	st, p, err := s.pendingTitle(ctx, caller, ref, reason, func(p *TitleEntry) error {
+		if caller.ID != p.Recipient {
+			return Errorf(CodeForbidden, "the pending %s was sent to %s; only it answers", p.Action, p.Recipient)
+		}
+		return nil
+	})
 	if err != nil {
 		return Title{}, err
-	}
-	if st, err = s.repairedTitle(ctx, st); err != nil {
-		return Title{}, err
-	}
-	p := st.title.pending
-	switch {
-	case p == nil:
-		return Title{}, Errorf(CodeConflict, "nothing is pending on bill %s", st.ref)
-	case caller.ID != p.Recipient:
-		return Title{}, Errorf(CodeForbidden, "the pending %s was sent to %s; only it answers", p.Action, p.Recipient)
-	case !reasonRE.MatchString(reason):
-		return Title{}, &Error{Code: CodeInvalid, Message: "a reason is at most 500 characters, without control characters",
-			Problems: []schemas.Problem{{Pointer: "/reason", Detail: "at most 500 characters, without control characters"}}}
 	}
 	action := ActionReject
 	if accept {
