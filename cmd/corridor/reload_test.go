@@ -175,3 +175,36 @@ func sha256Hex(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
 }
+
+// corridor routes explain, offline, names the rules the gateway's receipt
+// names for the same document.
+func TestRoutesExplainMatchesTheReceipt(t *testing.T) {
+	_, base, _ := gateway(t, storageFlags{Data: t.TempDir()})
+	sum := sha256Hex(readDemo(t, "documents/03-export-declaration.json"))
+	r := call(t, "GET", base+"/v1/documents/"+exchange.DocumentID("cq-autoparts", "", sum)+"/receipt", key("cq-autoparts"), nil)
+	var rc exchange.Receipt
+	if err := json.Unmarshal(r.body, &rc); r.status != 200 || err != nil {
+		t.Fatalf("receipt: %d %s", r.status, r.body)
+	}
+	out, err := runCLI(t, "routes", "explain", "--json", "--bill", "../../deploy/demo/documents/01-one-bill.json",
+		"--parties", "../../deploy/demo/parties.json", "../../deploy/demo/documents/03-export-declaration.json")
+	if err != nil {
+		t.Fatalf("explain: %v\n%s", err, out)
+	}
+	var got struct {
+		Routing exchange.Explanation `json:"routing"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Routing.RoutedBy, rc.RoutedBy) || !slices.Equal(got.Routing.Recipients, rc.Recipients) || len(rc.RoutedBy) != 2 {
+		t.Fatalf("explain says %v to %v; the receipt %v to %v", got.Routing.RoutedBy, got.Routing.Recipients, rc.RoutedBy, rc.Recipients)
+	}
+	if out, err := runCLI(t, "routes", "check", "../../deploy/routing/corridor.yaml"); err != nil || !strings.Contains(out, "cn-export-dangerous-goods-to-msa") {
+		t.Fatalf("routes check: %v\n%s", err, out)
+	}
+	bad := writeFile(t, "bad.yaml", "version: 1\nrules:\n  - name: x\n    send: []\n")
+	if out, err := runCLI(t, "routes", "check", bad); exitCode(err) != 1 || !strings.Contains(out, ":4: /rules/0/send") {
+		t.Fatalf("routes check of a bad file: %v\n%s", err, out)
+	}
+}
