@@ -139,11 +139,14 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)), Format: RecordFormat,
 	}
 	// A submission seen before gets its receipt again, and its delivery is
-	// completed if an earlier attempt was cut short.
-	if prev, err := s.Archive.Record(ctx, rec.ID); err == nil {
+	// completed if an earlier attempt was cut short. The index answers
+	// (no archive read on the way in: the archive write below is the only
+	// archive request of a new document); one archived but not indexed is
+	// found by that write, which refuses to overwrite it.
+	if prev, err := s.Index.Doc(ctx, rec.ID); err == nil {
 		return s.replay(ctx, prev, rec.SHA256)
 	} else if !errors.Is(err, ErrNotFound) {
-		return Receipt{}, false, fmt.Errorf("check archive: %w", err)
+		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
 	var prev *Record
 	if sub.Amends != "" {

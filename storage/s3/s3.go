@@ -34,6 +34,8 @@ type Store struct {
 	Region    string // optional
 	// Prefix starts every object name, so several corridors can share a bucket.
 	Prefix string
+	// Transport, when set, carries the requests (tests count them with it).
+	Transport http.RoundTripper
 
 	client *minio.Client
 }
@@ -52,7 +54,7 @@ func New(endpoint, bucket, accessKey, secretKey string) *Store {
 func (s *Store) Open(ctx context.Context) error {
 	c, err := minio.New(s.Endpoint, &minio.Options{
 		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: s.Secure, Region: s.Region,
-		MaxRetries: 3,
+		MaxRetries: 3, Transport: s.Transport,
 	})
 	if err != nil {
 		return fmt.Errorf("s3 client: %w", err)
@@ -142,46 +144,86 @@ func (s *Store) read(ctx context.Context, name string) ([]byte, error) {
 	return data, nil
 }
 
-// Put writes the exact bytes (with type, version, sender, SHA-256 and
-// time as object metadata), then the record; both write-once.
+// A document is one object, "docs/<id>", written once in one conditional
+// PUT: a first line naming the layout, the record as one line of JSON,
+// then the exact bytes received. (Archives written before this layout
+// keep "documents/<id>/body" and "documents/<id>/record.json"; they are
+// read as they are.)
+const docMagic = "corridor-document 1\n"
+
+func encodeDoc(rec exchange.Record, body []byte) ([]byte, error) {
+	raw, err := json.Marshal(rec) // one line: encoding/json escapes newlines in strings
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(docMagic)+len(raw)+1+len(body))
+	out = append(out, docMagic...)
+	out = append(out, raw...)
+	out = append(out, '\n')
+	return append(out, body...), nil
+}
+
+func decodeDoc(data []byte) (exchange.Record, []byte, error) {
+	var rec exchange.Record
+	rest, ok := bytes.CutPrefix(data, []byte(docMagic))
+	if !ok {
+		return rec, nil, errors.New("s3: not a corridor document object")
+	}
+	line, body, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return rec, nil, errors.New("s3: a corridor document object without its record line")
+	}
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return rec, nil, fmt.Errorf("s3: decode record: %w", err)
+	}
+	return rec, body, nil
+}
+
+// Put writes the document (record and exact bytes, with type, version,
+// sender, SHA-256 and time as object metadata too) in one write-once PUT.
 func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error {
 	meta := map[string]string{
 		"Corridor-Type": rec.Type, "Corridor-Schema-Version": strconv.Itoa(rec.SchemaVersion),
 		"Corridor-Sender": rec.Sender, "Corridor-Sha256": rec.SHA256,
 		"Corridor-Received-At": rec.ReceivedAt.UTC().Format(time.RFC3339Nano),
 	}
-	err := s.putOnce(ctx, s.name("documents/", rec.ID, "/body"), body, meta)
-	if errors.Is(err, exchange.ErrExists) {
-		// An earlier attempt got this far; it may go on only with the same bytes.
-		old, rerr := s.read(ctx, s.name("documents/", rec.ID, "/body"))
-		if rerr != nil {
-			return rerr
-		}
-		if !bytes.Equal(old, body) {
-			return exchange.ErrExists
-		}
-	} else if err != nil {
-		return fmt.Errorf("put document: %w", err)
-	}
-	raw, err := json.Marshal(rec)
+	data, err := encodeDoc(rec, body)
 	if err != nil {
 		return err
 	}
-	if err := s.putOnce(ctx, s.name("documents/", rec.ID, "/record.json"), raw, nil); err != nil {
+	if err := s.putOnce(ctx, s.name("docs/", rec.ID), data, meta); err != nil {
 		if errors.Is(err, exchange.ErrExists) {
 			return err
 		}
-		return fmt.Errorf("put record: %w", err)
+		return fmt.Errorf("put document: %w", err)
 	}
 	return nil
 }
 
+// doc reads a document in either layout.
+func (s *Store) doc(ctx context.Context, id string) (exchange.Record, []byte, error) {
+	if !safeID(id) {
+		return exchange.Record{}, nil, exchange.ErrNotFound
+	}
+	data, err := s.read(ctx, s.name("docs/", id))
+	if err == nil {
+		return decodeDoc(data)
+	}
+	if !errors.Is(err, exchange.ErrNotFound) {
+		return exchange.Record{}, nil, err
+	}
+	var rec exchange.Record // the layout before one object per document
+	if err := s.readJSON(ctx, "documents/", id, "/record.json", &rec); err != nil {
+		return rec, nil, err
+	}
+	body, err := s.read(ctx, s.name("documents/", id, "/body"))
+	return rec, body, err
+}
+
 // Body returns a document's exact bytes.
 func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
-	if !safeID(id) {
-		return nil, exchange.ErrNotFound
-	}
-	return s.read(ctx, s.name("documents/", id, "/body"))
+	_, body, err := s.doc(ctx, id)
+	return body, err
 }
 
 // safeID: an id that could leave its folder names nothing.
@@ -214,15 +256,25 @@ func (s *Store) writeJSON(ctx context.Context, folder, id string, v any, once bo
 
 // Record returns a document's record.
 func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
-	var rec exchange.Record
-	return rec, s.readJSON(ctx, "documents/", id, "/record.json", &rec)
+	rec, _, err := s.doc(ctx, id)
+	return rec, err
 }
 
-// Walk calls fn for every archived record.
+// Walk calls fn for every archived record, of both layouts.
 func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error {
-	return s.eachID(ctx, "documents/", "/record.json", func(id string) error {
+	err := s.eachID(ctx, "docs/", "", func(id string) error {
 		rec, err := s.Record(ctx, id)
 		if err != nil {
+			return err
+		}
+		return fn(rec)
+	})
+	if err != nil {
+		return err
+	}
+	return s.eachID(ctx, "documents/", "/record.json", func(id string) error {
+		var rec exchange.Record
+		if err := s.readJSON(ctx, "documents/", id, "/record.json", &rec); err != nil {
 			return err
 		}
 		return fn(rec)

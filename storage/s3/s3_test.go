@@ -1,12 +1,23 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/schemas"
+	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/s3"
 	"github.com/landsea/corridor/storage/storagetest"
 )
@@ -37,5 +48,108 @@ func TestUnreachableS3IsUnavailable(t *testing.T) {
 	defer cancel()
 	if err := s.Open(ctx); !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("Open against a closed port = %v, want ErrUnavailable", err)
+	}
+}
+
+// countingTransport counts the requests to document objects.
+type countingTransport struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/docs/") || strings.Contains(r.URL.Path, "/documents/") {
+		c.mu.Lock()
+		c.calls = append(c.calls, r.Method+" "+r.URL.Path)
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.calls
+	c.calls = nil
+	return out
+}
+
+// A submitted document costs one S3 request: a conditional PUT of one
+// object holding its record and its bytes. A replay costs none.
+func TestOneRequestPerSubmit(t *testing.T) {
+	env := testenv.MinIO(t)
+	count := &countingTransport{}
+	arch := s3.New(env.Endpoint, env.Bucket, env.AccessKey, env.SecretKey)
+	arch.Prefix, arch.Transport = testenv.Prefix()+"/", count
+	if err := arch.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ix := local.New(t.TempDir())
+	if err := ix.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{2}, 32))
+	svc := exchange.NewService(arch, ix, ix, ix, signer, nil)
+	mto, err := svc.CreateParty(context.Background(), exchange.Party{ID: "cq-mto", Name: "MTO", Roles: []exchange.Role{exchange.RoleMTO}, Country: "CN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := schemas.Example("one-bill", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count.take()
+	rc, created, err := svc.Submit(context.Background(), mto, exchange.Submission{Type: "one-bill", Body: body})
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	if calls := count.take(); len(calls) != 1 || !strings.HasPrefix(calls[0], "PUT ") {
+		t.Fatalf("S3 requests of a submit: %v; want one PUT", calls)
+	}
+	if _, created, err := svc.Submit(context.Background(), mto, exchange.Submission{Type: "one-bill", Body: body}); err != nil || created {
+		t.Fatalf("replay: %v %v", created, err)
+	}
+	if calls := count.take(); len(calls) != 0 {
+		t.Fatalf("S3 requests of a replay: %v; want none", calls)
+	}
+	got, err := arch.Body(context.Background(), rc.ID)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// Archives written in the layout before one object per document (a body
+// and a record object) are still read, and walked.
+func TestOldLayoutIsRead(t *testing.T) {
+	env := testenv.MinIO(t)
+	s := open(t)
+	c, err := minio.New(env.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(env.AccessKey, env.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("old", "", []byte{1}), Type: "one-bill", SchemaVersion: 1,
+		Sender: "cq-mto", SHA256: "00", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond)}, Size: 7}
+	raw, _ := json.Marshal(rec)
+	for name, data := range map[string][]byte{"documents/" + rec.ID + "/body": []byte("{\"v\":1}"), "documents/" + rec.ID + "/record.json": raw} {
+		if _, err := c.PutObject(context.Background(), env.Bucket, s.Prefix+name, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Record(context.Background(), rec.ID)
+	if err != nil || got.ID != rec.ID || !got.ReceivedAt.Equal(rec.ReceivedAt) {
+		t.Fatalf("old record: %+v %v", got, err)
+	}
+	if body, err := s.Body(context.Background(), rec.ID); err != nil || string(body) != `{"v":1}` {
+		t.Fatalf("old body: %q %v", body, err)
+	}
+	n := 0
+	if err := s.Walk(context.Background(), func(r exchange.Record) error {
+		if r.ID == rec.ID {
+			n++
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("walk found the old document %d times: %v", n, err)
 	}
 }
