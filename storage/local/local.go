@@ -80,7 +80,7 @@ func (s *Store) Open() error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox} {
+		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox, bOutbox, bOutboxAt} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
