@@ -68,8 +68,12 @@ func TestRevocationReachesEveryGateway(t *testing.T) {
 		name   string
 		revoke func(ctx context.Context, svc *exchange.Service, party, keyID string) error
 	}{
-		{"key", func(ctx context.Context, svc *exchange.Service, _, keyID string) error { return svc.RevokeKey(ctx, keyID) }},
-		{"party", func(ctx context.Context, svc *exchange.Service, party, _ string) error { return svc.DisableParty(ctx, party) }},
+		{"key", func(ctx context.Context, svc *exchange.Service, _, keyID string) error {
+			return svc.RevokeKey(ctx, keyID)
+		}},
+		{"party", func(ctx context.Context, svc *exchange.Service, party, _ string) error {
+			return svc.DisableParty(ctx, party)
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -22,7 +22,7 @@ func withService(ctx context.Context, f *storageFlags, fn func(*exchange.Service
 		return err
 	}
 	defer b.close()
-	return fn(b.service(nil), b)
+	return fn(b.service(nil, nil), b)
 }
 
 func partiesCommand() *cobra.Command {
