@@ -80,8 +80,7 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) error {
 	if err := s.Parties.PutKey(ctx, k); err != nil {
 		return err
 	}
-	s.keys.Purge() // after the write: a request in between cannot cache the old key again
-	return nil
+	return s.revoked(ctx, "key:"+keyID)
 }
 
 // DisableParty stops all of a party's keys from working.
@@ -96,6 +95,5 @@ func (s *Service) DisableParty(ctx context.Context, id string) error {
 	if err := s.Parties.UpdateParty(ctx, p); err != nil {
 		return err
 	}
-	s.keys.Purge() // after the write, as in RevokeKey
-	return nil
+	return s.revoked(ctx, "party:"+id)
 }

@@ -34,14 +34,22 @@ type Service struct {
 	// adapters/webhook's policy); nil accepts any.
 	URLCheck func(ctx context.Context, url string) error
 
-	keys      *expirable.LRU[[32]byte, Party] // checked keys (by hash) and their party
+	keys      *expirable.LRU[[32]byte, cachedKey] // checked keys (by hash) and their party
+	kc        keyCache
 	partyList *expirable.LRU[string, []Party] // every party, for routing by role
 	rules     atomic.Pointer[Rules]
 	parties   *expirable.LRU[string, Party] // parties known to exist
+
+	revocations Revocations
+	outbox      Outbox
+	// Failpoint, for tests only, is called at named points of a
+	// submission ("after-archive"); nil in production.
+	Failpoint func(point string)
 }
 
 // CacheTTL bounds how long a checked key or a known party is trusted
-// without a look-up: a revoked key stops working on every gateway within it.
+// without a look-up: a revoked key stops working on every gateway within
+// it, and within a second where revocations are announced (SetRevocations).
 const CacheTTL = 10 * time.Second
 
 // NewService returns a service over the given ports.
@@ -50,7 +58,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
-		keys:    expirable.NewLRU[[32]byte, Party](10000, nil, CacheTTL),
+		keys:    expirable.NewLRU[[32]byte, cachedKey](10000, nil, CacheTTL),
 		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL)}
 }
 
@@ -62,9 +70,10 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
 		return Party{}, unauthorized
 	}
 	ck := sha256.Sum256([]byte(key))
-	if p, ok := s.keys.Get(ck); ok {
+	if p, ok := s.cachedKey(ck); ok {
 		return p, nil
 	}
+	gen, at := s.keyGen(), time.Now()
 	k, err := s.Parties.Key(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && (k.Revoked || !k.Matches(secret))) {
 		return Party{}, unauthorized
@@ -79,7 +88,7 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
 	if err != nil {
 		return Party{}, fmt.Errorf("look up party: %w", err)
 	}
-	s.keys.Add(ck, p)
+	s.cacheKey(ck, p, gen, at)
 	return p, nil
 }
 
@@ -165,6 +174,9 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
+	if err := s.mark(ctx, rec.ID); err != nil {
+		return Receipt{}, false, err
+	}
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
 		if err != nil {
@@ -174,12 +186,14 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if err != nil {
 		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
 	}
+	s.failpoint("after-archive")
 	if err := s.deliver(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
 	if err := s.clear(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
+	s.unmark(ctx, rec.ID)
 	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
 		"sender", rec.Sender, "recipients", len(rec.Recipients), "bytes", rec.Size)
 	return rec.Receipt, true, nil
@@ -191,23 +205,31 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt,
 			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
 			Problems: []schemas.Problem{{Pointer: "", Detail: "use a new Idempotency-Key for a different document"}}}
 	}
-	if prev.Format < RecordFormat {
-		up, err := s.upgrade(ctx, prev)
-		if err != nil {
-			return Receipt{}, false, fmt.Errorf("upgrade %s: %w", prev.ID, err)
-		}
-		prev = up
-	}
-	if err := s.deliver(ctx, prev); err != nil {
+	if err := s.complete(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
-	if err := s.amendTitle(ctx, prev); err != nil {
-		return Receipt{}, false, err
-	}
-	if err := s.clear(ctx, prev); err != nil {
-		return Receipt{}, false, err
-	}
+	s.unmark(ctx, prev.ID)
 	return prev.Receipt, false, nil
+}
+
+// complete finishes the delivery of an archived record: index, queue,
+// title and clearance, each idempotent. A retried submission and the
+// outbox's sweep both end here.
+func (s *Service) complete(ctx context.Context, rec Record) error {
+	if rec.Format < RecordFormat {
+		up, err := s.upgrade(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("upgrade %s: %w", rec.ID, err)
+		}
+		rec = up
+	}
+	if err := s.deliver(ctx, rec); err != nil {
+		return err
+	}
+	if err := s.amendTitle(ctx, rec); err != nil {
+		return err
+	}
+	return s.clear(ctx, rec)
 }
 
 // deliver indexes a record and queues it for every recipient; each step is

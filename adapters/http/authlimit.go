@@ -3,9 +3,11 @@ package http
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,38 +21,59 @@ import (
 // secret of one key from one address is slowed while other parties, and
 // the key's holder at another address, are never held up; a key with no
 // id to read counts against its address alone. The in-process limiter
-// (the default) holds in one gateway only: one kept in Redis can be
-// handed in through Config.AuthLimiter.
+// (the default) holds in one gateway only: one kept in Redis
+// (storage/redis.Limiter) is handed in through Config.AuthLimiter.
 type AuthLimiter interface {
 	// Blocked reports whether the bucket has no failures left.
-	Blocked(ctx context.Context, bucket string) bool
+	Blocked(ctx context.Context, bucket string) (bool, error)
 	// Failed records one failed authentication in the bucket.
-	Failed(ctx context.Context, bucket string)
+	Failed(ctx context.Context, bucket string) error
+}
+
+// RateLimiter counts a party's requests (Config.RateLimiter).
+type RateLimiter interface {
+	// Allow takes one request from the bucket; when none is left it
+	// returns false and the time until one is.
+	Allow(ctx context.Context, bucket string) (ok bool, retryAfter time.Duration, err error)
 }
 
 // NewMemoryAuthLimiter returns an in-process AuthLimiter that allows
 // perMinute failures per bucket and minute, in bursts of as many.
-func NewMemoryAuthLimiter(perMinute int) AuthLimiter {
-	return &memoryAuthLimiter{n: perMinute, buckets: map[string]*rate.Limiter{}}
-}
+func NewMemoryAuthLimiter(perMinute int) AuthLimiter { return NewMemoryLimiter(perMinute, time.Minute) }
 
-type memoryAuthLimiter struct {
+// MemoryLimiter counts events per bucket in this process only: n per
+// period, in bursts of n. It is both a RateLimiter and an AuthLimiter.
+type MemoryLimiter struct {
 	n       int
+	per     time.Duration
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+}
+
+// NewMemoryLimiter returns an in-process limiter of n events per period and bucket.
+func NewMemoryLimiter(n int, per time.Duration) *MemoryLimiter {
+	return &MemoryLimiter{n: n, per: per, buckets: map[string]*rate.Limiter{}}
 }
 
 // maxBuckets bounds the memory of the in-process limiter.
 const maxBuckets = 100000
 
-func (m *memoryAuthLimiter) Blocked(_ context.Context, bucket string) bool {
+// Blocked reports whether the bucket has no event left.
+func (m *MemoryLimiter) Blocked(_ context.Context, bucket string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.buckets[bucket]
-	return ok && l.Tokens() < 1
+	return ok && l.Tokens() < 1, nil
 }
 
-func (m *memoryAuthLimiter) Failed(_ context.Context, bucket string) {
+// Failed takes one event from the bucket.
+func (m *MemoryLimiter) Failed(ctx context.Context, bucket string) error {
+	_, _, err := m.Allow(ctx, bucket)
+	return err
+}
+
+// Allow takes one event from the bucket, if one is left.
+func (m *MemoryLimiter) Allow(_ context.Context, bucket string) (bool, time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.buckets[bucket]
@@ -58,16 +81,25 @@ func (m *memoryAuthLimiter) Failed(_ context.Context, bucket string) {
 		if len(m.buckets) >= maxBuckets {
 			m.sweep()
 		}
-		l = rate.NewLimiter(rate.Limit(float64(m.n)/60), m.n)
+		l = rate.NewLimiter(rate.Limit(float64(m.n)/m.per.Seconds()), m.n)
 		m.buckets[bucket] = l
 	}
-	l.Allow()
+	now := time.Now()
+	r := l.ReserveN(now, 1)
+	if !r.OK() {
+		return false, m.per, nil
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d, nil
+	}
+	return true, 0, nil
 }
 
 // sweep drops the buckets that have refilled: they remember nothing. If
 // too many are still draining, it forgets them all, as before buckets
 // were per key: memory stays bounded, at the price of a fresh start.
-func (m *memoryAuthLimiter) sweep() {
+func (m *MemoryLimiter) sweep() {
 	now := time.Now()
 	for k, l := range m.buckets {
 		if l.TokensAt(now) >= float64(m.n) {
@@ -77,6 +109,64 @@ func (m *memoryAuthLimiter) sweep() {
 	if len(m.buckets) >= maxBuckets {
 		clear(m.buckets)
 	}
+}
+
+// degraded logs when an in-process limiter starts and stops standing in
+// for a shared one (in Redis) that fails: a backend down neither lifts the
+// limits nor blocks every request.
+type degraded struct {
+	down atomic.Bool
+	log  *slog.Logger
+	name string
+}
+
+// failed reports whether err means the shared limiter failed.
+func (d *degraded) failed(err error) bool {
+	if err == nil {
+		if d.down.CompareAndSwap(true, false) {
+			d.log.Info("shared limiter answers again", "limiter", d.name)
+		}
+		return false
+	}
+	if d.down.CompareAndSwap(false, true) {
+		d.log.Warn("shared limiter failed: limiting in this gateway only", "limiter", d.name, "err", err)
+	}
+	return true
+}
+
+type authFallback struct {
+	shared AuthLimiter
+	local  *MemoryLimiter
+	degraded
+}
+
+func (f *authFallback) Blocked(ctx context.Context, bucket string) (bool, error) {
+	b, err := f.shared.Blocked(ctx, bucket)
+	if f.failed(err) {
+		return f.local.Blocked(ctx, bucket)
+	}
+	return b, nil
+}
+
+func (f *authFallback) Failed(ctx context.Context, bucket string) error {
+	if f.failed(f.shared.Failed(ctx, bucket)) {
+		return f.local.Failed(ctx, bucket)
+	}
+	return nil
+}
+
+type rateFallback struct {
+	shared RateLimiter
+	local  *MemoryLimiter
+	degraded
+}
+
+func (f *rateFallback) Allow(ctx context.Context, bucket string) (bool, time.Duration, error) {
+	ok, retry, err := f.shared.Allow(ctx, bucket)
+	if f.failed(err) {
+		return f.local.Allow(ctx, bucket)
+	}
+	return ok, retry, nil
 }
 
 // authBucket names the failure bucket of a request: the presented key's id

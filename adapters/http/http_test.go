@@ -19,6 +19,7 @@ import (
 
 	httpapi "github.com/landsea/corridor/adapters/http"
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/schemas"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
@@ -332,8 +333,101 @@ func TestSubmit422(t *testing.T) {
 	}
 }
 
+// limiters are the ways a gateway counts: in its own process, or in Redis
+// (shared by every gateway on it; a fresh prefix for each test).
+var limiters = []struct {
+	name string
+	new  func(t *testing.T, name string, n int, per time.Duration) limiter
+}{
+	{"Memory", nil},
+	{"Redis", func(t *testing.T, name string, n int, per time.Duration) limiter {
+		s := redis.New(testenv.RedisURL(t))
+		s.Prefix = testenv.Prefix()
+		if err := s.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.Limiter(name, n, per)
+	}},
+}
+
+type limiter interface {
+	httpapi.AuthLimiter
+	httpapi.RateLimiter
+}
+
 func TestRateLimit429(t *testing.T) {
-	e := newEnv(t, httpapi.Config{RateLimit: 3, RateWindow: time.Hour}, nil, nil)
+	for _, l := range limiters {
+		t.Run(l.name, func(t *testing.T) {
+			cfg := httpapi.Config{RateLimit: 3, RateWindow: time.Hour}
+			if l.new != nil {
+				cfg.RateLimiter = l.new(t, "party", 3, time.Hour)
+			}
+			rateLimit429(t, cfg)
+		})
+	}
+}
+
+// Two gateways on one Redis share a party's requests and its failed
+// authentications: what one counted, the other refuses.
+func TestLimitsHoldAcrossGateways(t *testing.T) {
+	s := redis.New(testenv.RedisURL(t))
+	s.Prefix = testenv.Prefix()
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	store := local.New(t.TempDir())
+	if err := store.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	cfg := httpapi.Config{RateLimit: 4, RateWindow: time.Hour, AuthFailures: 3,
+		RateLimiter: s.Limiter("party", 4, time.Hour), AuthLimiter: s.Limiter("auth", 3, time.Minute)}
+	one := newEnv(t, cfg, store, nil)
+	two := newEnv(t, cfg, store, nil)
+	two.keys = one.keys // the same parties and keys: one shared store
+	for i, e := range []*env{one, two, one, two} {
+		if r := e.do(t, "GET", "/v1/schemas", "cq-mto", nil); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	if r := one.do(t, "GET", "/v1/schemas", "cq-mto", nil); r.status != 429 {
+		t.Fatalf("fifth request, on the first gateway: %d; want 429", r.status)
+	}
+	id, _, _ := exchange.ParseKey(one.keys["cq-rail"])
+	one.keys["guesser"], two.keys["guesser"] = "cor."+id+".wrong", "cor."+id+".wrong"
+	for _, e := range []*env{one, two, one} {
+		if r := e.do(t, "GET", "/v1/inbox", "guesser", nil); r.status != 401 {
+			t.Fatalf("a wrong secret: %d; want 401", r.status)
+		}
+	}
+	if r := two.do(t, "GET", "/v1/inbox", "guesser", nil); r.status != 429 {
+		t.Fatalf("the fourth wrong secret, on the second gateway: %d; want 429", r.status)
+	}
+}
+
+// brokenLimiter fails as a Redis that cannot be reached.
+type brokenLimiter struct{}
+
+func (brokenLimiter) Allow(context.Context, string) (bool, time.Duration, error) {
+	return false, 0, exchange.ErrUnavailable
+}
+func (brokenLimiter) Blocked(context.Context, string) (bool, error) {
+	return false, exchange.ErrUnavailable
+}
+func (brokenLimiter) Failed(context.Context, string) error { return exchange.ErrUnavailable }
+
+// A shared limiter that fails is stood in for by one in the process: the
+// limits still hold, and requests under them still pass.
+func TestLimitsWhenTheSharedLimiterFails(t *testing.T) {
+	rateLimit429(t, httpapi.Config{RateLimit: 3, RateWindow: time.Hour, RateLimiter: brokenLimiter{}, AuthLimiter: brokenLimiter{}})
+	proxy, _ := httpapi.ParseTrustedProxies([]string{testPeer})
+	authFailures429(t, httpapi.Config{AuthFailures: 30, TrustedProxies: proxy, AuthLimiter: brokenLimiter{}})
+}
+
+func rateLimit429(t *testing.T, cfg httpapi.Config) {
+	e := newEnv(t, cfg, nil, nil)
 	for i := range 3 {
 		if r := e.do(t, "GET", "/v1/schemas", "cq-mto", nil); r.status != 200 {
 			t.Fatalf("request %d: %d", i, r.status)
@@ -353,8 +447,20 @@ func TestRateLimit429(t *testing.T) {
 // Another party at that address, and the key's holder at another address,
 // go on; a key with no id counts against its address alone.
 func TestAuthFailures429(t *testing.T) {
-	proxy, _ := httpapi.ParseTrustedProxies([]string{testPeer})
-	e := newEnv(t, httpapi.Config{AuthFailures: 30, TrustedProxies: proxy}, nil, nil)
+	for _, l := range limiters {
+		t.Run(l.name, func(t *testing.T) {
+			proxy, _ := httpapi.ParseTrustedProxies([]string{testPeer})
+			cfg := httpapi.Config{AuthFailures: 30, TrustedProxies: proxy}
+			if l.new != nil {
+				cfg.AuthLimiter = l.new(t, "auth", 30, time.Minute)
+			}
+			authFailures429(t, cfg)
+		})
+	}
+}
+
+func authFailures429(t *testing.T, cfg httpapi.Config) {
+	e := newEnv(t, cfg, nil, nil)
 	id, _, _ := exchange.ParseKey(e.keys["cq-mto"])
 	e.keys["guesser"] = "cor." + id + ".wrong-secret"
 	e.keys["garbage"] = "not-a-corridor-key"

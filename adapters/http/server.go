@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,8 +46,13 @@ type Config struct {
 	// from one address (or a key with no id from one address) per minute
 	// before that pair gets 429.
 	AuthFailures int
-	// AuthLimiter counts the failures; nil: in this process only.
+	// AuthLimiter counts the failures; nil: in this process only. One
+	// that fails is stood in for by an in-process one until it answers.
 	AuthLimiter AuthLimiter
+	// RateLimiter counts the requests of each party (RateLimit per
+	// RateWindow); nil: in this process only. One that fails is stood in
+	// for as AuthLimiter is.
+	RateLimiter RateLimiter
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
 	// Pusher is the webhook pusher, when this gateway pushes.
@@ -66,6 +71,7 @@ type Server struct {
 	adminSum [32]byte
 	metrics  *metrics
 	failures AuthLimiter
+	requests RateLimiter
 }
 
 const partyKey = "corridor.party"
@@ -102,11 +108,16 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.AuthLimiter == nil {
-		cfg.AuthLimiter = NewMemoryAuthLimiter(cfg.AuthFailures)
-	}
 	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey)),
-		failures: cfg.AuthLimiter}
+		failures: NewMemoryAuthLimiter(cfg.AuthFailures), requests: NewMemoryLimiter(cfg.RateLimit, cfg.RateWindow)}
+	if cfg.AuthLimiter != nil {
+		s.failures = &authFallback{shared: cfg.AuthLimiter, local: NewMemoryLimiter(cfg.AuthFailures, time.Minute),
+			degraded: degraded{log: cfg.Logger, name: "failed authentications"}}
+	}
+	if cfg.RateLimiter != nil {
+		s.requests = &rateFallback{shared: cfg.RateLimiter, local: NewMemoryLimiter(cfg.RateLimit, cfg.RateWindow),
+			degraded: degraded{log: cfg.Logger, name: "requests per party"}}
+	}
 	s.metrics = newMetrics()
 	s.app = fiber.New(fiber.Config{
 		AppName:               "corridor",
@@ -157,19 +168,7 @@ func (s *Server) routes() {
 	// Who may call a route is bound to the route itself, never decided by
 	// reading the path: Fiber matches paths case-insensitively by default,
 	// and a path check once let a party key into /V1/ADMIN/.
-	limit := limiter.New(limiter.Config{
-		Max: s.cfg.RateLimit, Expiration: s.cfg.RateWindow,
-		KeyGenerator: func(c *fiber.Ctx) string {
-			if p, ok := c.Locals(partyKey).(exchange.Party); ok {
-				return "party:" + p.ID
-			}
-			return "admin"
-		},
-		LimitReached: func(c *fiber.Ctx) error {
-			return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests",
-				"slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String(), nil)
-		},
-	})
+	limit := s.limit
 	party := func(h fiber.Handler) []fiber.Handler { return []fiber.Handler{s.authenticate, limit, h} }
 	admin := func(h fiber.Handler) []fiber.Handler { return []fiber.Handler{s.authenticateAdmin, limit, h} }
 	app.Post("/v1/documents/:type", party(s.submit)...)
@@ -227,11 +226,27 @@ func (s *Server) recover(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// limit counts the caller's request against its party's limit (the admin
+// key's against one of its own) and answers 429 past it.
+func (s *Server) limit(c *fiber.Ctx) error {
+	bucket := "admin"
+	if p, ok := c.Locals(partyKey).(exchange.Party); ok {
+		bucket = "party:" + p.ID
+	}
+	ok, retry, err := s.requests.Allow(c.UserContext(), bucket)
+	if err != nil || ok {
+		return c.Next() // an in-process limiter does not fail
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
+	return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests",
+		"slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String(), nil)
+}
+
 // blocked answers 429 to a bucket (key id and address) that had too many
 // failed authentications.
 func (s *Server) blocked(c *fiber.Ctx, bucket string) bool {
-	if !s.failures.Blocked(c.UserContext(), bucket) {
-		return false
+	if b, _ := s.failures.Blocked(c.UserContext(), bucket); !b {
+		return false // an in-process limiter does not fail
 	}
 	c.Set(fiber.HeaderRetryAfter, "60")
 	_ = s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many failed authentications",
@@ -247,7 +262,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return nil
 	}
 	if !ok {
-		s.failures.Failed(c.UserContext(), bucket)
+		_ = s.failures.Failed(c.UserContext(), bucket)
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor"`)
 		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "send your API key as Authorization: Bearer <key>", nil)
 	}
@@ -256,7 +271,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	p, err := s.svc.Authenticate(ctx, key)
 	if err != nil {
 		if exchange.ErrorCode(err) == exchange.CodeUnauthorized {
-			s.failures.Failed(c.UserContext(), bucket)
+			_ = s.failures.Failed(c.UserContext(), bucket)
 		}
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
 		return s.fail(c, err)
@@ -274,7 +289,7 @@ func (s *Server) authenticateAdmin(c *fiber.Ctx) error {
 	key, ok := bearer(c)
 	sum := sha256.Sum256([]byte(key))
 	if !ok || s.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
-		s.failures.Failed(c.UserContext(), bucket)
+		_ = s.failures.Failed(c.UserContext(), bucket)
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor-admin"`)
 		return s.problem(c, fiber.StatusUnauthorized, "unauthorized", "Unauthorized", "the admin API takes the admin key (CORRIDOR_ADMIN_KEY) as a bearer token", nil)
 	}

@@ -22,7 +22,7 @@ func withService(ctx context.Context, f *storageFlags, fn func(*exchange.Service
 		return err
 	}
 	defer b.close()
-	return fn(b.service(nil), b)
+	return fn(b.service(nil, nil), b)
 }
 
 func partiesCommand() *cobra.Command {
@@ -100,7 +100,7 @@ when it is made; only its salted hash is stored.`,
 	revoke := &cobra.Command{
 		Use:   "revoke ID | revoke --key KEYID",
 		Short: "Revoke a party (all its keys) or one key",
-		Long:  "Revoke a party, so none of its keys works, or with --key only one key. Gateways stop accepting it within their key cache time (10s).",
+		Long:  "Revoke a party, so none of its keys works, or with --key only one key. Gateways on the same Redis (--redis-url) stop accepting it within a second; others within their key cache time (10s).",
 		Args:  cobra.MaximumNArgs(1), PreRunE: pre,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (keyID == "") == (len(args) == 0) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -64,6 +65,10 @@ type backends struct {
 	queue   exchange.Queue
 	index   exchange.Index
 	parties exchange.Parties
+	outbox  exchange.Outbox
+	// redis is set when queues and indexes are on Redis: limits and
+	// revocations are then shared by every gateway on it.
+	redis   *redis.Store
 	closers []func() error // in the order to close them
 	desc    string
 }
@@ -92,7 +97,7 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		if err := r.Open(ctx); err != nil {
 			return nil, fmt.Errorf("open redis: %w", err)
 		}
-		b.queue, b.index = r, r
+		b.queue, b.index, b.outbox, b.redis = r, r, r, r
 		b.closers = append(b.closers, r.Close)
 		descs = append(descs, "queues and indexes on Redis")
 	} else {
@@ -100,7 +105,7 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.queue, b.index = l, l
+		b.queue, b.index, b.outbox = l, l, l
 		descs = append(descs, "queues and indexes embedded in "+f.Data)
 	}
 	if f.S3Endpoint != "" {
@@ -138,9 +143,14 @@ func (b *backends) close() error {
 }
 
 // service is a service over the backends with the corridor's routing
-// rules (serve replaces them with --routing).
-func (b *backends) service(signer *exchange.Signer) *exchange.Service {
-	svc := exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, nil)
+// rules (serve replaces them with --routing), its outbox, and on Redis
+// the revocations it announces to the other gateways.
+func (b *backends) service(signer *exchange.Signer, log *slog.Logger) *exchange.Service {
+	svc := exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, log)
 	svc.SetRules(routing.Default())
+	svc.SetOutbox(b.outbox)
+	if b.redis != nil {
+		svc.SetRevocations(b.redis)
+	}
 	return svc
 }

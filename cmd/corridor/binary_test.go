@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,8 +21,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/s3"
 )
 
 // TestBinarySIGTERM builds the real binary, runs `corridor serve --demo`,
@@ -83,9 +89,15 @@ func buildBinary(t *testing.T) string {
 // and its base URL, read from the banner.
 func startBinary(t *testing.T, bin, data string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	return startBinaryEnv(t, bin, data, nil, args...)
+}
+
+// startBinaryEnv is startBinary with more environment variables.
+func startBinaryEnv(t *testing.T, bin, data string, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--demo", "--demo-dir", "../../deploy/demo",
 		"--listen", "127.0.0.1:0", "--data", data, "--visibility-timeout", "5s"}, args...)...)
-	cmd.Env = append(os.Environ(), "CORRIDOR_MAX_WAIT=10s")
+	cmd.Env = append(append(os.Environ(), "CORRIDOR_MAX_WAIT=10s"), env...)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -237,4 +249,95 @@ func postEvent(base string, body []byte) (*exchange.Receipt, error) {
 	}
 	var r exchange.Receipt
 	return &r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// TestFailpointAfterArchive: the gateway dies (SIGKILL, by the failpoint
+// CORRIDOR_FAILPOINT=after-archive) right after a document's archive
+// write, before it is indexed or queued, and the sender never hears back
+// nor retries. Restarted on the same data, the gateway completes the
+// delivery from its outbox: the consignee gets the document. On the
+// embedded backend, and on Redis + MinIO.
+func TestFailpointAfterArchive(t *testing.T) {
+	t.Run("Embedded", func(t *testing.T) {
+		data := t.TempDir()
+		failpointAfterArchive(t, data, nil, func() (exchange.Archive, exchange.Index, exchange.Outbox, func()) {
+			st := local.New(data)
+			if err := st.Open(); err != nil {
+				t.Fatal(err)
+			}
+			return st, st, st, func() { st.Close() }
+		})
+	})
+	t.Run("RedisMinIO", func(t *testing.T) {
+		st := sharedStorage(t)
+		args := []string{"--redis-url", st.RedisURL, "--redis-prefix", st.RedisPrefix, "--s3-endpoint", st.S3Endpoint,
+			"--s3-bucket", st.S3Bucket, "--s3-access-key", st.S3AccessKey, "--s3-secret-key", st.S3SecretKey}
+		failpointAfterArchive(t, t.TempDir(), args, func() (exchange.Archive, exchange.Index, exchange.Outbox, func()) {
+			r := redis.New(st.RedisURL)
+			r.Prefix = st.RedisPrefix
+			a := s3.New(st.S3Endpoint, st.S3Bucket, st.S3AccessKey, st.S3SecretKey)
+			if err := r.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return a, r, r, func() { r.Close(); a.Close() }
+		})
+	})
+}
+
+// failpointAfterArchive runs the binary with args on data; open opens
+// its storage while it is down.
+func failpointAfterArchive(t *testing.T, data string, args []string,
+	open func() (exchange.Archive, exchange.Index, exchange.Outbox, func())) {
+	bin := buildBinary(t)
+	cmd, base := startBinaryEnv(t, bin, data, []string{"CORRIDOR_FAILPOINT=after-archive"}, args...)
+	body := []byte(`{"eventID":"failpoint-1","eventType":"EQUIPMENT","eventClassifierCode":"ACT","eventCode":"GTIN",
+"eventDateTime":"2026-11-05T16:10:00+08:00","eventLocation":{"UNLocationCode":"CNCKG"},"publisher":"cq-rail",
+"billReference":"CQNL2026000187","containerNumber":"CSQU3054383"}`)
+	if r, err := postEvent(base, body); err == nil {
+		t.Fatalf("the submission was answered (%s) past the failpoint", r.ID)
+	}
+	_ = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the gateway ended with %v; want killed by SIGKILL at the failpoint", cmd.ProcessState)
+	}
+	sum := sha256.Sum256(body)
+	id := exchange.DocumentID("cq-rail", "", sum[:])
+
+	// While it is down: archived, not indexed, pending in the outbox.
+	func() {
+		archive, index, outbox, closeAll := open()
+		defer closeAll()
+		ctx := context.Background()
+		if _, err := archive.Record(ctx, id); err != nil {
+			t.Fatalf("the document is not in the archive: %v", err)
+		}
+		if _, err := index.Doc(ctx, id); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("the document was indexed before the kill (%v): the failpoint is not between the two steps", err)
+		}
+		p, err := outbox.Pending(ctx, time.Now().Add(time.Hour), 10)
+		if err != nil || len(p) != 1 || p[0].ID != id {
+			t.Fatalf("outbox while the gateway is down: %+v, %v; want [%s]", p, err, id)
+		}
+	}()
+
+	// Restarted without the failpoint; the sender does nothing.
+	_, base = startBinary(t, bin, data, args...)
+	found := false
+	waitFor(t, func() bool {
+		in := decode[inboxResp](t, call(t, "GET", base+"/v1/inbox?limit=100&wait=1", key("sg-motors"), nil))
+		for _, m := range in.Messages {
+			found = found || m.DocumentID == id
+		}
+		if len(in.Messages) > 0 {
+			call(t, "POST", base+"/v1/inbox/ack", key("sg-motors"), mustJSON(map[string]any{"ids": msgIDs(in)}))
+		}
+		return found
+	})
+	got := call(t, "GET", base+"/v1/documents/"+id, key("sg-motors"), nil)
+	if got.status != 200 || !bytes.Equal(got.body, body) {
+		t.Fatalf("the document after the restart: %d %s", got.status, got.body)
+	}
 }

@@ -22,11 +22,14 @@ import (
 
 // gateway starts a real gateway (the code `corridor serve` runs) on a free
 // port with the demo corridor loaded, and stops it when the test ends.
-func gateway(t testing.TB, storage storageFlags) (g *Gateway, base string, stop func() error) {
+func gateway(t testing.TB, storage storageFlags, with ...func(*Gateway)) (g *Gateway, base string, stop func() error) {
 	t.Helper()
 	storage.VisibilityTimeout = 2 * time.Second
 	g = &Gateway{Storage: storage, Listen: "127.0.0.1:0", Demo: true, DemoDir: "../../deploy/demo",
 		BodyLimit: 1 << 20, RateLimit: 100000, MaxWait: 10 * time.Second, AdminKey: "test-admin-key-0123456789", LogTo: io.Discard}
+	for _, f := range with {
+		f(g)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := g.Open(ctx); err != nil {
 		t.Fatalf("open gateway: %v", err)
@@ -403,5 +406,86 @@ func TestTrustedProxiesMustParse(t *testing.T) {
 	if err := g.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "proxy.example") {
 		g.Close()
 		t.Fatalf("Open with a trusted proxy that is no address = %v; want an error naming it", err)
+	}
+}
+
+// sharedStorage is Redis and MinIO with a prefix and a bucket of this
+// test's own, for gateways that share them.
+func sharedStorage(t *testing.T) storageFlags {
+	s3 := testenv.MinIO(t)
+	return storageFlags{Data: t.TempDir(), RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(), S3Endpoint: s3.Endpoint,
+		S3Bucket: "gw-" + testenv.Prefix(), S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey}
+}
+
+// A key revoked, or a party disabled, on one gateway stops working on
+// another that has just accepted it (and cached it) within a second.
+func TestRevocationAcrossGateways(t *testing.T) {
+	storage := sharedStorage(t)
+	_, one, _ := gateway(t, storage)
+	_, two, _ := gateway(t, storage)
+	for _, c := range []struct {
+		name   string
+		revoke func(party, key string) string // the admin path to DELETE
+	}{
+		{"key", func(_, key string) string { id, _, _ := exchange.ParseKey(key); return "/v1/admin/keys/" + id }},
+		{"party", func(party, _ string) string { return "/v1/admin/parties/" + party }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			party := "revoked-" + c.name
+			k := addParty(t, one, party, "carrier")
+			for _, base := range []string{one, two} {
+				if r := call(t, "GET", base+"/v1/inbox", k, nil); r.status != 200 {
+					t.Fatalf("the new key on %s: %d %s", base, r.status, r.body)
+				}
+			}
+			if r := call(t, "DELETE", one+c.revoke(party, k), "test-admin-key-0123456789", nil); r.status != 204 {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			revoked := time.Now()
+			for {
+				r := call(t, "GET", two+"/v1/inbox", k, nil)
+				if r.status == 401 {
+					t.Logf("refused on the other gateway %s after the revocation", time.Since(revoked).Round(time.Millisecond))
+					break
+				}
+				if time.Since(revoked) > time.Second {
+					t.Fatalf("the other gateway still answers %d to the revoked key a second later", r.status)
+				}
+			}
+		})
+	}
+}
+
+// Forty wrong secrets for one key id from one address, spread over two
+// gateways, block neither another party's key from that address nor the
+// same key id's right secret from another address; the guesser is slowed
+// on both gateways.
+func TestAuthFailuresAcrossGateways(t *testing.T) {
+	storage := sharedStorage(t)
+	behindProxy := func(g *Gateway) { g.TrustedProxies = []string{"127.0.0.1"} }
+	_, one, _ := gateway(t, storage, behindProxy)
+	_, two, _ := gateway(t, storage, behindProxy)
+	k := addParty(t, one, "guessed", "carrier")
+	id, _, _ := exchange.ParseKey(k)
+	wrong := "cor." + id + ".wrong-secret"
+	const attacker, holder = "203.0.113.7", "198.51.100.20"
+	statuses := map[int]int{}
+	for i := range 40 {
+		base := []string{one, two}[i%2]
+		statuses[call(t, "GET", base+"/v1/inbox", wrong, nil, "X-Forwarded-For", attacker).status]++
+	}
+	if statuses[401] != authFailures || statuses[429] != 40-authFailures {
+		t.Fatalf("forty wrong secrets over two gateways: %v; want %d x 401, then 429", statuses, authFailures)
+	}
+	for _, base := range []string{one, two} {
+		if r := call(t, "GET", base+"/v1/inbox", wrong, nil, "X-Forwarded-For", attacker); r.status != 429 {
+			t.Fatalf("the guesser on %s: %d; want 429", base, r.status)
+		}
+		if r := call(t, "GET", base+"/v1/inbox", key("sg-motors"), nil, "X-Forwarded-For", attacker); r.status != 200 {
+			t.Fatalf("another party from the guessing address on %s: %d %s", base, r.status, r.body)
+		}
+		if r := call(t, "GET", base+"/v1/inbox", k, nil, "X-Forwarded-For", holder); r.status != 200 {
+			t.Fatalf("the key's holder from another address on %s: %d %s", base, r.status, r.body)
+		}
 	}
 }

@@ -31,7 +31,7 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 	}
 	defer b.close()
 	signer, _ := exchange.NewSigner(make([]byte, 32))
-	svc := b.service(signer)
+	svc := b.service(signer, nil)
 	if err := loadDemo(ctx, svc, "../../deploy/demo"); err != nil {
 		t.Fatal(err)
 	}

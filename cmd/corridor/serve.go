@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/landsea/corridor/adapters/routing"
 	"github.com/landsea/corridor/adapters/webhook"
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/storage/redis"
 )
 
 // Gateway is a running corridor serve: backends, service and HTTP server.
@@ -43,8 +45,15 @@ type Gateway struct {
 	TrustedProxies []string
 	// Routing is the routing rules file; "" uses the embedded corridor
 	// rules. SIGHUP reads it again.
-	Routing   string
-	Webhooks  webhook.Config
+	Routing  string
+	Webhooks webhook.Config
+	// OutboxInterval is how often deliveries left pending (a gateway died
+	// after an archive write) are completed; they are also at start.
+	OutboxInterval time.Duration
+	// Failpoint, for tests, names a point of a submission ("after-archive")
+	// where the process kills itself (SIGKILL) once it is serving; it is
+	// read from CORRIDOR_FAILPOINT.
+	Failpoint string
 	LogFormat string
 	Out       io.Writer // where the start-up banner goes (nil: nowhere)
 	LogTo     io.Writer // where logs go (nil: stderr)
@@ -56,6 +65,10 @@ type Gateway struct {
 	server   *httpapi.Server
 	ln       net.Listener
 }
+
+// authFailures is how many failed authentications a key id may have from
+// one address per minute.
+const authFailures = 30
 
 func serveCommand() *cobra.Command {
 	g := &Gateway{Out: os.Stdout}
@@ -81,6 +94,7 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 				return err
 			}
 			g.AdminKey = os.Getenv("CORRIDOR_ADMIN_KEY")
+			g.Failpoint = os.Getenv("CORRIDOR_FAILPOINT")
 			if err := g.Open(cmd.Context()); err != nil {
 				return err
 			}
@@ -105,6 +119,8 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.DurationVar(&g.Webhooks.MaxAge, "webhook-max-age", 72*time.Hour, "how long a message is retried before push gives up (it stays in the inbox for pull)")
 	fs.IntVar(&g.Webhooks.InFlight, "webhook-in-flight", 4, "requests in flight per subscription")
 	fs.DurationVar(&g.Webhooks.FirstRetry, "webhook-first-retry", 5*time.Second, "the first retry of a failed push comes within this; later ones back off exponentially")
+	fs.DurationVar(&g.OutboxInterval, "outbox-interval", 30*time.Second,
+		"how often to complete deliveries a gateway left pending when it died after archiving (also done at start; 0: only at start)")
 	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
@@ -146,15 +162,27 @@ func (g *Gateway) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.svc = exchange.NewService(b.archive, b.queue, b.index, b.parties, signer, g.log)
+	g.svc = b.service(signer, g.log)
 	g.svc.SetRules(rules)
+	// Deliveries a gateway left half done when it died are completed
+	// before this one serves.
+	if n, err := g.svc.SweepOutbox(ctx, 0); err != nil {
+		g.log.Warn("outbox sweep at start (tried again every --outbox-interval)", "delivered", n, "err", err)
+	} else if n > 0 {
+		g.log.Info("outbox sweep at start", "delivered", n)
+	}
 	if g.Demo {
 		if err := loadDemo(ctx, g.svc, g.DemoDir); err != nil {
 			return fmt.Errorf("load demo: %w", err)
 		}
 	}
-	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit,
-		MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log}
+	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit, RateWindow: time.Minute,
+		AuthFailures: authFailures, MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log}
+	if b.redis != nil {
+		// Kept in Redis, the limits hold across every gateway on it.
+		cfg.RateLimiter = b.redis.Limiter("party", g.RateLimit, time.Minute)
+		cfg.AuthLimiter = b.redis.Limiter("auth", authFailures, time.Minute)
+	}
 	wcfg := g.Webhooks
 	wcfg.Logger = g.log
 	if g.pusher, err = webhook.New(g.svc, wcfg); err == nil {
@@ -173,7 +201,31 @@ func (g *Gateway) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	g.armFailpoint()
 	return nil
+}
+
+var (
+	_ httpapi.RateLimiter = (*redis.Limiter)(nil)
+	_ httpapi.AuthLimiter = (*redis.Limiter)(nil)
+)
+
+// armFailpoint makes the process kill itself at g.Failpoint, from now on
+// (the demo loaded at start is not cut short).
+func (g *Gateway) armFailpoint() {
+	if g.Failpoint == "" {
+		return
+	}
+	point := g.Failpoint
+	g.log.Warn("failpoint armed: the process kills itself there", "point", point)
+	g.svc.Failpoint = func(at string) {
+		if at != point {
+			return
+		}
+		g.log.Error("failpoint reached: SIGKILL", "point", at)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
 }
 
 // OpenConnections counts the HTTP connections open now.
@@ -191,15 +243,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- g.server.Serve(g.ln) }()
-	pctx, stopPush := context.WithCancel(context.Background())
-	pushed := make(chan struct{})
-	go func() {
-		defer close(pushed)
-		if g.pusher != nil {
-			g.pusher.Run(pctx)
-		}
-	}()
-	defer func() { stopPush(); <-pushed }()
+	// Revocations from other gateways and the outbox's sweeps run until
+	// the server has drained; Close waits for them before closing storage.
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = g.svc.WatchRevocations(bg) })
+	wg.Go(func() { g.svc.RunOutbox(bg, g.OutboxInterval) })
+	if g.pusher != nil {
+		wg.Go(func() { g.pusher.Run(bg) })
+	}
+	defer wg.Wait()
+	defer stopBg()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

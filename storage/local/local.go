@@ -81,7 +81,7 @@ func (s *Store) Open() error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox, bSubs, bPush, bPushLog} {
+		for _, b := range [][]byte{bParties, bKeys, bDocs, bLists, bNatural, bInbox, bSubs, bPush, bPushLog, bOutbox, bOutboxAt} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

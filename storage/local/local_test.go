@@ -33,4 +33,7 @@ func TestConformance(t *testing.T) {
 	t.Run("Parties", func(t *testing.T) {
 		storagetest.Parties(t, func(t *testing.T) exchange.Parties { return open(t, time.Minute) })
 	})
+	t.Run("Outbox", func(t *testing.T) {
+		storagetest.Outbox(t, func(t *testing.T) exchange.Outbox { return open(t, time.Minute) })
+	})
 }

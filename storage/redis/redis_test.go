@@ -32,6 +32,9 @@ func TestConformance(t *testing.T) {
 	t.Run("Index", func(t *testing.T) {
 		storagetest.Index(t, func(t *testing.T) exchange.Index { return open(t, time.Minute) })
 	})
+	t.Run("Outbox", func(t *testing.T) {
+		storagetest.Outbox(t, func(t *testing.T) exchange.Outbox { return open(t, time.Minute) })
+	})
 }
 
 // After Redis loses its data (a restart without persistence), XREADGROUP

@@ -558,3 +558,81 @@ func Parties(t *testing.T, newParties func(t *testing.T) exchange.Parties) {
 		}
 	})
 }
+
+// Outbox runs the outbox cases against fresh outboxes from newOutbox.
+func Outbox(t *testing.T, newOutbox func(t *testing.T) exchange.Outbox) {
+	ids := func(ps []exchange.Pending) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	t.Run("PendingOldestFirstBeforeATime", func(t *testing.T) {
+		o := newOutbox(t)
+		a, b, c := record(t).ID, record(t).ID, record(t).ID
+		for _, m := range []struct {
+			id string
+			at time.Time
+		}{{b, base.Add(2 * time.Second)}, {a, base.Add(time.Second)}, {c, base.Add(3 * time.Second)}} {
+			if err := o.Mark(ctx(t), m.id, m.at); err != nil {
+				t.Fatalf("Mark: %v", err)
+			}
+		}
+		got, err := o.Pending(ctx(t), base.Add(3*time.Second), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got), []string{a, b}) {
+			t.Fatalf("Pending before the third mark = %v, want [%s %s] (oldest first, the third excluded)", ids(got), a, b)
+		}
+		if !got[0].Since.Equal(base.Add(time.Second)) {
+			t.Fatalf("Since = %v, want %v", got[0].Since, base.Add(time.Second))
+		}
+		if got, _ := o.Pending(ctx(t), base.Add(time.Hour), 2); !slices.Equal(ids(got), []string{a, b}) {
+			t.Fatalf("Pending with limit 2 = %v, want [%s %s]", ids(got), a, b)
+		}
+	})
+	t.Run("MarkAgainTakesTheLaterTime", func(t *testing.T) {
+		o := newOutbox(t)
+		a, b := record(t).ID, record(t).ID
+		_ = o.Mark(ctx(t), a, base)
+		_ = o.Mark(ctx(t), b, base.Add(time.Second))
+		if err := o.Mark(ctx(t), a, base.Add(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.Pending(ctx(t), base.Add(time.Hour), 10)
+		if err != nil || !slices.Equal(ids(got), []string{b, a}) || !got[1].Since.Equal(base.Add(2*time.Second)) {
+			t.Fatalf("Pending after marking %s again = %+v, %v; want [%s %s], the second since +2s", a, got, err, b, a)
+		}
+	})
+	t.Run("UnmarkOnlyTheMarkSeen", func(t *testing.T) {
+		o := newOutbox(t)
+		a, b := record(t).ID, record(t).ID
+		_ = o.Mark(ctx(t), a, base)
+		_ = o.Mark(ctx(t), b, base)
+		if err := o.Unmark(ctx(t), a, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Unmark(ctx(t), record(t).ID, time.Time{}); err != nil {
+			t.Fatalf("Unmark of an id never marked: %v", err)
+		}
+		got, err := o.Pending(ctx(t), base.Add(time.Hour), 10)
+		if err != nil || !slices.Equal(ids(got), []string{b}) {
+			t.Fatalf("Pending after Unmark = %v, %v; want [%s]", ids(got), err, b)
+		}
+		if err := o.Unmark(ctx(t), b, base.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := o.Pending(ctx(t), base.Add(time.Hour), 10); !slices.Equal(ids(got), []string{b}) {
+			t.Fatalf("Pending after Unmark at another time = %v; want [%s] still marked", ids(got), b)
+		}
+		if err := o.Unmark(ctx(t), b, base); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := o.Pending(ctx(t), base.Add(time.Hour), 10); err != nil || len(got) != 0 {
+			t.Fatalf("Pending with nothing marked = %v, %v", ids(got), err)
+		}
+	})
+}
