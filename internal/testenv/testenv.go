@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,12 @@ func need(t testing.TB, name string) string {
 
 // RedisURL returns the test Redis server's URL.
 func RedisURL(t testing.TB) string { return need(t, "CORRIDOR_TEST_REDIS_URL") }
+
+// RedisCluster returns host:port of the nodes of the test Redis Cluster
+// (3 masters).
+func RedisCluster(t testing.TB) []string {
+	return strings.Split(need(t, "CORRIDOR_TEST_REDIS_CLUSTER"), ",")
+}
 
 // S3 is the test MinIO server.
 type S3 struct{ Endpoint, AccessKey, SecretKey, Bucket string }
