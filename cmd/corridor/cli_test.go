@@ -134,3 +134,28 @@ func TestPartiesCommand(t *testing.T) {
 		t.Fatal("the key's secret is stored in the clear")
 	}
 }
+
+// One way to reach Redis, and Sentinel only with the master's name.
+func TestRedisFlagsMustAgree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    storageFlags
+		want string // "" for no error
+	}{
+		{"url and cluster", storageFlags{RedisURL: "redis://x", RedisCluster: []string{"a:1"}}, "choose one"},
+		{"sentinels and cluster", storageFlags{RedisSentinels: []string{"a:1"}, RedisMaster: "m", RedisCluster: []string{"a:1"}}, "choose one"},
+		{"sentinels alone", storageFlags{RedisSentinels: []string{"a:1"}}, "--redis-master"},
+		{"master alone", storageFlags{RedisURL: "redis://x", RedisMaster: "m"}, "--redis-sentinels"},
+		{"url", storageFlags{RedisURL: "redis://x"}, ""},
+		{"sentinel", storageFlags{RedisSentinels: []string{"a:1", "b:2"}, RedisMaster: "m"}, ""},
+		{"cluster", storageFlags{RedisCluster: []string{"a:1"}}, ""},
+		{"none", storageFlags{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.f.redisMode()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("redisMode() = %v; want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
