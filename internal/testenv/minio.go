@@ -92,6 +92,7 @@ type MinIOCluster struct {
 	bin   string
 	args  [][]string
 	procs []*exec.Cmd
+	logs  string
 }
 
 // StartMinIOCluster starts the 4 nodes and returns once the cluster
@@ -114,27 +115,45 @@ func StartMinIOCluster(t testing.TB) *MinIOCluster {
 			"--console-address", "127.0.0.1:" + ports[nodes+i]}, endpoints...))
 	}
 	c.S3 = S3{Endpoint: c.Nodes[0], AccessKey: "corridor-dist", SecretKey: "corridor-dist-" + Prefix(), Bucket: "dist"}
-	for i := range nodes {
-		c.Start(t, i)
-	}
+	c.logs = dir
 	t.Cleanup(func() {
 		for i := range nodes {
 			c.Kill(t, i)
 		}
 	})
+	for i := range nodes { // a node answers only once enough of the others do
+		c.spawn(t, i)
+	}
+	for i := range nodes {
+		waitHealthy(t, c.Nodes[i], "/minio/health/live")
+	}
 	c.WaitWritable(t)
 	return c
 }
 
-// Start starts node i (again, after Kill) and waits until it answers.
-func (c *MinIOCluster) Start(t testing.TB, i int) {
+func (c *MinIOCluster) spawn(t testing.TB, i int) {
 	t.Helper()
 	cmd := exec.Command(c.bin, c.args[i]...)
-	cmd.Env = minioEnv(c.S3)
+	// In a container MinIO waits for ever for host names that resolve to
+	// loopback, unless told which host is its own; and it will not use
+	// drives on the root file system unless in CI.
+	cmd.Env = append(minioEnv(c.S3), "_MINIO_SERVER_LOCAL="+c.Nodes[i], "MINIO_CI_CD=1")
+	log, err := os.OpenFile(filepath.Join(c.logs, fmt.Sprintf("node%d.log", i)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	c.procs[i] = cmd
+}
+
+// Start starts node i again, after Kill, and waits until it answers.
+func (c *MinIOCluster) Start(t testing.TB, i int) {
+	t.Helper()
+	c.spawn(t, i)
 	waitHealthy(t, c.Nodes[i], "/minio/health/live")
 }
 
