@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 LISTEN  ?= 127.0.0.1:8080
 
-.PHONY: run test test-cluster build lint fuzz bench clean
+.PHONY: run test test-cluster check-deploy build lint fuzz bench clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/corridor ./cmd/corridor
@@ -20,6 +20,10 @@ test:
 ## test-cluster: the failover tests: Sentinel promotes a replica, a MinIO node of 4 dies and comes back
 test-cluster:
 	./scripts/test-cluster.sh
+
+## check-deploy: haproxy -c, systemd-analyze verify and a start of each Redis configuration under deploy/
+check-deploy:
+	./scripts/check-deploy.sh
 
 lint:
 	$(GO) vet ./...
