@@ -159,3 +159,23 @@ func TestRedisFlagsMustAgree(t *testing.T) {
 		})
 	}
 }
+
+// CORRIDOR_REDIS_SENTINELS and CORRIDOR_REDIS_CLUSTER take comma-separated lists.
+func TestRedisFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("CORRIDOR_REDIS_SENTINELS", "10.0.2.11:26379,10.0.2.12:26379")
+	t.Setenv("CORRIDOR_REDIS_MASTER", "corridor")
+	t.Setenv("CORRIDOR_REDIS_CLUSTER", "10.0.2.21:6379,10.0.2.22:6379,10.0.2.23:6379")
+	t.Setenv("CORRIDOR_REDIS_WAIT_REPLICAS", "1")
+	cmd := serveCommand()
+	if err := envDefaults(cmd); err != nil {
+		t.Fatal(err)
+	}
+	fs := cmd.Flags()
+	sentinels, _ := fs.GetStringSlice("redis-sentinels")
+	cluster, _ := fs.GetStringSlice("redis-cluster")
+	master, _ := fs.GetString("redis-master")
+	wait, _ := fs.GetInt("redis-wait-replicas")
+	if len(sentinels) != 2 || sentinels[1] != "10.0.2.12:26379" || len(cluster) != 3 || master != "corridor" || wait != 1 {
+		t.Fatalf("sentinels %q, cluster %q, master %q, wait %d", sentinels, cluster, master, wait)
+	}
+}
