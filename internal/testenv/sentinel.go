@@ -110,22 +110,12 @@ func (s *Sentinel) Kill(t testing.TB, addr string) {
 	cmd := s.servers[addr]
 	if cmd == nil {
 		t.Fatalf("no server at %s", addr)
+		return
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-}
-
-// Eventually polls cond until it holds, and fails the test if it does
-// not within limit.
-func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-	}
 }
 
 func lookRedis(t testing.TB, name string) string {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func need(t testing.TB, name string) string {
@@ -52,4 +53,15 @@ func Prefix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "t" + hex.EncodeToString(b[:])
+}
+
+// Eventually polls cond until it holds, and fails the test if it does
+// not within limit.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
 }
