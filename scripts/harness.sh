@@ -112,7 +112,7 @@ start_minio() {
     "$MINIO_BIN" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$console" \
     "$WORK/minio/data" >"$WORK/minio.log" 2>&1 &
   PIDS+=($!)
-  ready "$port" /minio/health/live
+  ready "$port" /minio/health/cluster # 200 once it serves objects (live answers before)
   export CORRIDOR_TEST_S3_ENDPOINT="127.0.0.1:$port"
   echo "harness: MinIO on 127.0.0.1:$port"
 }

@@ -232,7 +232,6 @@ func TestDistributedMinIONodeLossLosesNothing(t *testing.T) {
 	t.Logf("node 3 down: %d documents written before it went read back", len(before))
 
 	mc.Start(t, 3)
-	mc.WaitWritable(t)
 	s.waitAcked(t, len(s.ackedIDs())+50)
 	verifyNothingLost(t, "MinIO node loss", g, s)
 }

@@ -22,8 +22,8 @@ type OwnMinIO struct {
 
 // StartMinIO runs the MinIO binary that scripts/test.sh builds into
 // $HOME/.cache/corridor/bin on a free loopback port, with its data in a
-// temporary folder, and returns once it answers; it is killed when the
-// test ends.
+// temporary folder, and returns once it serves objects; it is killed when
+// the test ends.
 func StartMinIO(t testing.TB) *OwnMinIO {
 	t.Helper()
 	bin := minioBin(t)
@@ -40,7 +40,7 @@ func StartMinIO(t testing.TB) *OwnMinIO {
 		_ = m.cmd.Process.Kill() // SIGKILL ends a stopped process too
 		_ = m.cmd.Wait()
 	})
-	waitHealthy(t, m.Endpoint, "/minio/health/live")
+	waitServing(t, m.Endpoint)
 	return m
 }
 
@@ -68,12 +68,14 @@ func minioEnv(s S3) []string {
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
 }
 
-// waitHealthy polls a MinIO health endpoint until it answers 200.
-func waitHealthy(t testing.TB, endpoint, path string) {
+// waitServing polls a MinIO node until it serves objects, with write
+// quorum: /minio/health/cluster answers 503 until then, while live and
+// ready answer 200 as soon as HTTP is up ("Server not initialized yet").
+func waitServing(t testing.TB, endpoint string) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
-	Eventually(t, time.Minute, "MinIO "+endpoint+path, func() bool {
-		resp, err := client.Get("http://" + endpoint + path)
+	Eventually(t, time.Minute, "MinIO "+endpoint+" serves objects", func() bool {
+		resp, err := client.Get("http://" + endpoint + "/minio/health/cluster")
 		if err != nil {
 			return false
 		}
@@ -95,8 +97,8 @@ type MinIOCluster struct {
 	logs  string
 }
 
-// StartMinIOCluster starts the 4 nodes and returns once the cluster
-// reports write quorum; they are killed when the test ends.
+// StartMinIOCluster starts the 4 nodes and returns once each serves
+// objects with write quorum; they are killed when the test ends.
 func StartMinIOCluster(t testing.TB) *MinIOCluster {
 	t.Helper()
 	const nodes, drives = 4, 2
@@ -125,9 +127,8 @@ func StartMinIOCluster(t testing.TB) *MinIOCluster {
 		c.spawn(t, i)
 	}
 	for i := range nodes {
-		waitHealthy(t, c.Nodes[i], "/minio/health/live")
+		waitServing(t, c.Nodes[i])
 	}
-	c.WaitWritable(t)
 	return c
 }
 
@@ -150,11 +151,12 @@ func (c *MinIOCluster) spawn(t testing.TB, i int) {
 	c.procs[i] = cmd
 }
 
-// Start starts node i again, after Kill, and waits until it answers.
+// Start starts node i again, after Kill, and waits until it serves
+// objects again.
 func (c *MinIOCluster) Start(t testing.TB, i int) {
 	t.Helper()
 	c.spawn(t, i)
-	waitHealthy(t, c.Nodes[i], "/minio/health/live")
+	waitServing(t, c.Nodes[i])
 }
 
 // Kill ends node i with SIGKILL; killing a node that is down does nothing.
@@ -166,13 +168,6 @@ func (c *MinIOCluster) Kill(t testing.TB, i int) {
 	_ = c.procs[i].Process.Kill()
 	_ = c.procs[i].Wait()
 	c.procs[i] = nil
-}
-
-// WaitWritable waits until node 0 reports that the cluster has write
-// quorum.
-func (c *MinIOCluster) WaitWritable(t testing.TB) {
-	t.Helper()
-	waitHealthy(t, c.Nodes[0], "/minio/health/cluster")
 }
 
 // Pause stops the server with SIGSTOP: connections stay open and nothing
