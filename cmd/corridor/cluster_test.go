@@ -132,14 +132,21 @@ func (s *submitter) halt() {
 	<-s.done
 }
 
-// readable checks that every document in ids reads back with its exact
-// bytes, and returns those that do not.
+// unreadable reads back every document in ids (the submitter may still
+// be running) and returns those that do not come back with their exact
+// bytes.
 func (s *submitter) unreadable(t *testing.T, ids []string) []string {
 	t.Helper()
+	s.mu.Lock()
+	bodies := make([][]byte, len(ids))
+	for i, id := range ids {
+		bodies[i] = s.acked[id]
+	}
+	s.mu.Unlock()
 	var bad []string
-	for _, id := range ids {
+	for i, id := range ids {
 		r := call(t, "GET", s.base+"/v1/documents/"+id, key("sg-motors"), nil)
-		if r.status != http.StatusOK || !bytes.Equal(r.body, s.acked[id]) {
+		if r.status != http.StatusOK || !bytes.Equal(r.body, bodies[i]) {
 			bad = append(bad, id)
 		}
 	}
