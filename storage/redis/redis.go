@@ -3,6 +3,12 @@
 // XAUTOCLAIM to deliver again what was not acked in time), and indexes of
 // documents, shipments and natural keys. Everything here can be rebuilt
 // from the archive (corridor reindex).
+//
+// It runs on one server, on Sentinel or on a Redis Cluster. For the
+// cluster, every script touches the keys of one hash slot (a party's inbox
+// keys share the hash tag {party}; the other scripts touch one key), and
+// pipelines, which may span slots, use no MULTI: go-redis splits them by
+// node.
 package redis
 
 import (
