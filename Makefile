@@ -1,10 +1,10 @@
-# The two commands: `make run` and `make test`. See README.md.
+# The two commands: `make run` and `make test` (and `make test-cluster`). See README.md.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 LISTEN  ?= 127.0.0.1:8080
 
-.PHONY: run test build lint fuzz bench clean
+.PHONY: run test test-cluster check-deploy build lint fuzz bench clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/corridor ./cmd/corridor
@@ -16,6 +16,14 @@ run: build
 ## test: install and start real redis-server and MinIO, run every test with -race, stop them
 test:
 	./scripts/test.sh
+
+## test-cluster: the failover tests: Sentinel promotes a replica, a MinIO node of 4 dies and comes back
+test-cluster:
+	./scripts/test-cluster.sh
+
+## check-deploy: haproxy -c, systemd-analyze verify and a start of each Redis configuration under deploy/
+check-deploy:
+	./scripts/check-deploy.sh
 
 lint:
 	$(GO) vet ./...

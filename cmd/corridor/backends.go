@@ -20,11 +20,17 @@ import (
 )
 
 // storageFlags choose the backends: Redis for queues and indexes when
-// --redis-url is set, S3 for the archive and parties when --s3-endpoint is
+// --redis-url (one server), --redis-sentinels with --redis-master, or
+// --redis-cluster is set, S3 for the archive and parties when --s3-endpoint is
 // set, and the embedded store in --data for whatever is not.
 type storageFlags struct {
 	Data              string
 	RedisURL          string
+	RedisSentinels    []string
+	RedisMaster       string
+	RedisCluster      []string
+	RedisPassword     string
+	RedisWaitReplicas int
 	RedisPrefix       string
 	S3Endpoint        string
 	S3Bucket          string
@@ -37,6 +43,11 @@ type storageFlags struct {
 func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Data, "data", "data", "folder of the embedded backend (and of the receipt key)")
 	fs.StringVar(&f.RedisURL, "redis-url", "", "Redis for queues and indexes, e.g. redis://127.0.0.1:6379/0 (empty: embedded)")
+	fs.StringSliceVar(&f.RedisSentinels, "redis-sentinels", nil, "Redis Sentinels (host:port,...) watching --redis-master, instead of --redis-url")
+	fs.StringVar(&f.RedisMaster, "redis-master", "", "name of the master the Redis Sentinels watch")
+	fs.StringSliceVar(&f.RedisCluster, "redis-cluster", nil, "some nodes (host:port,...) of a Redis Cluster, instead of --redis-url")
+	fs.StringVar(&f.RedisPassword, "redis-password", "", "password of the servers found through --redis-sentinels or --redis-cluster (with --redis-url, put it in the URL)")
+	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; not on Cluster): with Sentinel, 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
@@ -88,8 +99,14 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		return loc, nil
 	}
 	var descs []string
-	if f.RedisURL != "" {
+	redisDesc, err := f.redisMode()
+	if err != nil {
+		return nil, err
+	}
+	if redisDesc != "" {
 		r := redis.New(f.RedisURL)
+		r.Sentinels, r.MasterName, r.Cluster, r.Password = f.RedisSentinels, f.RedisMaster, f.RedisCluster, f.RedisPassword
+		r.WaitReplicas = f.RedisWaitReplicas
 		r.VisibilityTimeout = f.VisibilityTimeout
 		if f.RedisPrefix != "" {
 			r.Prefix = f.RedisPrefix
@@ -99,7 +116,7 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		}
 		b.queue, b.index, b.outbox, b.redis = r, r, r, r
 		b.closers = append(b.closers, r.Close)
-		descs = append(descs, "queues and indexes on Redis")
+		descs = append(descs, "queues and indexes on "+redisDesc)
 	} else {
 		l, err := embedded()
 		if err != nil {
@@ -132,6 +149,32 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 	}
 	b.desc = strings.Join(descs, "; ")
 	return b, nil
+}
+
+// redisMode checks that at most one way to reach Redis is set and names
+// it ("" when none is: the embedded store).
+func (f *storageFlags) redisMode() (string, error) {
+	n := 0
+	for _, set := range []bool{f.RedisURL != "", len(f.RedisSentinels) > 0, len(f.RedisCluster) > 0} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return "", errors.New("choose one of --redis-url, --redis-sentinels and --redis-cluster")
+	case len(f.RedisSentinels) > 0 && f.RedisMaster == "":
+		return "", errors.New("--redis-sentinels needs --redis-master")
+	case f.RedisMaster != "" && len(f.RedisSentinels) == 0:
+		return "", errors.New("--redis-master needs --redis-sentinels")
+	case f.RedisURL != "":
+		return "Redis", nil
+	case len(f.RedisSentinels) > 0:
+		return "Redis (master " + f.RedisMaster + " through Sentinel)", nil
+	case len(f.RedisCluster) > 0:
+		return "Redis Cluster", nil
+	}
+	return "", nil
 }
 
 func (b *backends) close() error {

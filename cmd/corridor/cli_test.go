@@ -134,3 +134,48 @@ func TestPartiesCommand(t *testing.T) {
 		t.Fatal("the key's secret is stored in the clear")
 	}
 }
+
+// One way to reach Redis, and Sentinel only with the master's name.
+func TestRedisFlagsMustAgree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    storageFlags
+		want string // "" for no error
+	}{
+		{"url and cluster", storageFlags{RedisURL: "redis://x", RedisCluster: []string{"a:1"}}, "choose one"},
+		{"sentinels and cluster", storageFlags{RedisSentinels: []string{"a:1"}, RedisMaster: "m", RedisCluster: []string{"a:1"}}, "choose one"},
+		{"sentinels alone", storageFlags{RedisSentinels: []string{"a:1"}}, "--redis-master"},
+		{"master alone", storageFlags{RedisURL: "redis://x", RedisMaster: "m"}, "--redis-sentinels"},
+		{"url", storageFlags{RedisURL: "redis://x"}, ""},
+		{"sentinel", storageFlags{RedisSentinels: []string{"a:1", "b:2"}, RedisMaster: "m"}, ""},
+		{"cluster", storageFlags{RedisCluster: []string{"a:1"}}, ""},
+		{"none", storageFlags{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.f.redisMode()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("redisMode() = %v; want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// CORRIDOR_REDIS_SENTINELS and CORRIDOR_REDIS_CLUSTER take comma-separated lists.
+func TestRedisFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("CORRIDOR_REDIS_SENTINELS", "10.0.2.11:26379,10.0.2.12:26379")
+	t.Setenv("CORRIDOR_REDIS_MASTER", "corridor")
+	t.Setenv("CORRIDOR_REDIS_CLUSTER", "10.0.2.21:6379,10.0.2.22:6379,10.0.2.23:6379")
+	t.Setenv("CORRIDOR_REDIS_WAIT_REPLICAS", "1")
+	cmd := serveCommand()
+	if err := envDefaults(cmd); err != nil {
+		t.Fatal(err)
+	}
+	fs := cmd.Flags()
+	sentinels, _ := fs.GetStringSlice("redis-sentinels")
+	cluster, _ := fs.GetStringSlice("redis-cluster")
+	master, _ := fs.GetString("redis-master")
+	wait, _ := fs.GetInt("redis-wait-replicas")
+	if len(sentinels) != 2 || sentinels[1] != "10.0.2.12:26379" || len(cluster) != 3 || master != "corridor" || wait != 1 {
+		t.Fatalf("sentinels %q, cluster %q, master %q, wait %d", sentinels, cluster, master, wait)
+	}
+}

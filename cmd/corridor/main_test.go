@@ -105,7 +105,8 @@ func msgIDs(in inboxResp) []string {
 }
 
 // TestEndToEnd runs one document's whole path through the real binary's
-// code over HTTP, on the embedded backend and on Redis + MinIO.
+// code over HTTP, on the embedded backend, on Redis + MinIO and on a Redis
+// Cluster + MinIO.
 func TestEndToEnd(t *testing.T) {
 	t.Run("Embedded", func(t *testing.T) {
 		endToEnd(t, storageFlags{Data: t.TempDir()})
@@ -117,6 +118,11 @@ func TestEndToEnd(t *testing.T) {
 		bucket := "e2e-" + testenv.Prefix()
 		endToEnd(t, storageFlags{Data: t.TempDir(), RedisURL: redisURL, RedisPrefix: testenv.Prefix(), S3Endpoint: s3.Endpoint, S3Bucket: bucket,
 			S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey})
+	})
+	t.Run("RedisClusterMinIO", func(t *testing.T) {
+		s3 := testenv.MinIO(t)
+		endToEnd(t, storageFlags{Data: t.TempDir(), RedisCluster: testenv.RedisCluster(t), RedisPrefix: testenv.Prefix(), S3Endpoint: s3.Endpoint,
+			S3Bucket: "e2e-" + testenv.Prefix(), S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey})
 	})
 }
 

@@ -77,9 +77,10 @@ func serveCommand() *cobra.Command {
 		Short: "Run the gateway",
 		Long: `Run the gateway: the HTTP API (described by GET /openapi.json) on --listen.
 
-With no --redis-url and no --s3-endpoint everything is kept under --data
-(the embedded backend): nothing to install. With --redis-url, inboxes and
-indexes live in Redis; with --s3-endpoint, documents, records and parties
+With no Redis and no --s3-endpoint everything is kept under --data (the
+embedded backend): nothing to install. With --redis-url (one server),
+--redis-sentinels and --redis-master (Sentinel), or --redis-cluster,
+inboxes and indexes live in Redis; with --s3-endpoint, documents, records and parties
 live in S3 or MinIO. The admin API (/v1/admin) takes the key in
 CORRIDOR_ADMIN_KEY. SIGINT or SIGTERM drains requests in flight, then exits.
 

@@ -8,7 +8,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 func need(t testing.TB, name string) string {
@@ -25,6 +27,12 @@ func need(t testing.TB, name string) string {
 
 // RedisURL returns the test Redis server's URL.
 func RedisURL(t testing.TB) string { return need(t, "CORRIDOR_TEST_REDIS_URL") }
+
+// RedisCluster returns host:port of the nodes of the test Redis Cluster
+// (3 masters).
+func RedisCluster(t testing.TB) []string {
+	return strings.Split(need(t, "CORRIDOR_TEST_REDIS_CLUSTER"), ",")
+}
 
 // S3 is the test MinIO server.
 type S3 struct{ Endpoint, AccessKey, SecretKey, Bucket string }
@@ -45,4 +53,15 @@ func Prefix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "t" + hex.EncodeToString(b[:])
+}
+
+// Eventually polls cond until it holds, and fails the test if it does
+// not within limit.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
 }

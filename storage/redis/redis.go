@@ -3,6 +3,12 @@
 // XAUTOCLAIM to deliver again what was not acked in time), and indexes of
 // documents, shipments and natural keys. Everything here can be rebuilt
 // from the archive (corridor reindex).
+//
+// It runs on one server, on Sentinel or on a Redis Cluster. For the
+// cluster, every script touches the keys of one hash slot (a party's inbox
+// keys share the hash tag {party}; the other scripts touch one key), and
+// pipelines, which may span slots, use no MULTI: go-redis splits them by
+// node.
 package redis
 
 import (
@@ -18,10 +24,29 @@ import (
 	"github.com/landsea/corridor/exchange"
 )
 
-// Store implements exchange.Queue and exchange.Index on Redis.
+// Store implements exchange.Queue and exchange.Index on Redis: one server
+// (URL), a master watched by Sentinel (Sentinels and MasterName), or a
+// Redis Cluster (Cluster).
 type Store struct {
-	// URL is a redis:// or rediss:// URL.
+	// URL is a redis:// or rediss:// URL of one server.
 	URL string
+	// Sentinels are the host:port of Redis Sentinels watching the master
+	// named MasterName; when set, URL is not used.
+	Sentinels  []string
+	MasterName string
+	// Cluster holds host:port of some nodes of a Redis Cluster (the others
+	// are discovered); when set, URL is not used.
+	Cluster []string
+	// Username and Password authenticate to the servers found through
+	// Sentinel or Cluster (a URL carries its own).
+	Username, Password string
+	// WaitReplicas, when above 0, makes every write wait (WAIT) until that
+	// many replicas have it, at most WaitTimeout, and fail as unavailable
+	// if they do not: replication is asynchronous, and a replica that
+	// Sentinel promotes after the master dies has only what reached it.
+	// Not on Cluster, where WAIT cannot follow a pipeline across nodes.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// Prefix starts every key, so several gateways can share a server.
 	Prefix string
 	// VisibilityTimeout is how long a pulled message stays with its
@@ -32,8 +57,8 @@ type Store struct {
 	// message whose visibility timeout ran out.
 	PollChunk time.Duration
 
-	cmd  *goredis.Client // short commands
-	poll *goredis.Client // blocking reads, in their own pool so they cannot starve cmd
+	cmd  goredis.UniversalClient // short commands
+	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
 }
 
 var (
@@ -45,22 +70,62 @@ const group = "gateway"
 const consumer = "gateway"
 
 // New returns a store for url with defaults set; call Open before use.
+// Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
-	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond}
+	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
+		WaitTimeout: time.Second}
 }
 
 // Open connects and checks that Redis answers.
 func (s *Store) Open(ctx context.Context) error {
+	if s.WaitReplicas > 0 && len(s.Cluster) > 0 {
+		return errors.New("redis: waiting for replicas is not supported on Cluster")
+	}
+	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
+		// A pipeline is read with go-redis' default 3 s read timeout.
+		return errors.New("redis: WaitTimeout must be above 0 and below 3s")
+	}
+	var err error
+	if s.cmd, err = s.client(0, 0); err != nil {
+		return err
+	}
+	if s.poll, err = s.client(64, s.PollChunk+3*time.Second); err != nil {
+		s.cmd.Close()
+		s.cmd = nil
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+// client makes one pool (per server, with Sentinel or Cluster); a zero
+// poolSize or readTimeout keeps go-redis' default.
+func (s *Store) client(poolSize int, readTimeout time.Duration) (goredis.UniversalClient, error) {
+	switch {
+	case len(s.Cluster) > 0 && len(s.Sentinels) > 0:
+		return nil, errors.New("redis: choose Sentinel or Cluster, not both")
+	case len(s.Cluster) > 0:
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: s.Cluster,
+			Username: s.Username, Password: s.Password, PoolSize: poolSize, ReadTimeout: readTimeout}), nil
+	case len(s.Sentinels) > 0:
+		if s.MasterName == "" {
+			return nil, errors.New("redis: Sentinel needs the master's name")
+		}
+		// Sentinel and the servers it names share the credentials.
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Sentinels,
+			Username: s.Username, Password: s.Password, SentinelUsername: s.Username, SentinelPassword: s.Password,
+			PoolSize: poolSize, ReadTimeout: readTimeout}), nil
+	}
 	opts, err := goredis.ParseURL(s.URL)
 	if err != nil {
-		return fmt.Errorf("parse redis url: %w", err)
+		return nil, fmt.Errorf("parse redis url: %w", err)
 	}
-	s.cmd = goredis.NewClient(opts)
-	popts := *opts
-	popts.PoolSize = 64
-	popts.ReadTimeout = s.PollChunk + 3*time.Second
-	s.poll = goredis.NewClient(&popts)
-	return s.Ping(ctx)
+	if poolSize > 0 {
+		opts.PoolSize = poolSize
+	}
+	if readTimeout > 0 {
+		opts.ReadTimeout = readTimeout
+	}
+	return goredis.NewClient(opts), nil
 }
 
 // Close closes both pools.
@@ -92,10 +157,48 @@ func wrap(err error) error {
 		return exchange.ErrNotFound
 	}
 	var rerr goredis.Error
-	if errors.As(err, &rerr) {
+	if errors.As(err, &rerr) && !transient(rerr.Error()) {
 		return fmt.Errorf("redis: %w", err)
 	}
 	return fmt.Errorf("redis: %v: %w", err, exchange.ErrUnavailable)
+}
+
+// transient tells the replies of a Redis that cannot serve for now: a
+// replica not yet promoted or a master just demoted (READONLY), a server
+// loading its data, a cluster moving slots or missing a master, a master
+// short of replicas (min-replicas-to-write). They are worth a retry.
+func transient(reply string) bool {
+	for _, p := range []string{"READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "NOREPLICAS ", "MOVED ", "ASK "} {
+		if strings.HasPrefix(reply, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// write sends the commands fn queues in one pipeline, then, when
+// WaitReplicas is set, WAIT on the same connection, so the write counts
+// only once the replicas have it. Its errors are already wrapped.
+func (s *Store) write(ctx context.Context, fn func(p goredis.Pipeliner)) error {
+	var wait *goredis.Cmd
+	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		fn(p)
+		if s.WaitReplicas > 0 {
+			wait = p.Do(ctx, "WAIT", s.WaitReplicas, s.WaitTimeout.Milliseconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	if wait == nil {
+		return nil
+	}
+	if n, _ := wait.Int(); n < s.WaitReplicas {
+		return fmt.Errorf("redis: %d of %d replicas have the write after %s: %w",
+			n, s.WaitReplicas, s.WaitTimeout, exchange.ErrUnavailable)
+	}
+	return nil
 }
 
 // Keys of one party share a hash tag, so scripts work on Redis Cluster.
@@ -119,13 +222,11 @@ func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...stri
 		return err
 	}
 	// EVAL, not EVALSHA: a Redis that restarted empty has no script cache.
-	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	return s.write(ctx, func(p goredis.Pipeliner) {
 		for _, party := range parties {
 			enqueueScript.Eval(ctx, p, s.inboxKeys(party), m.DocumentID, raw)
 		}
-		return nil
 	})
-	return wrap(err)
 }
 
 var ackScript = goredis.NewScript(`
@@ -152,8 +253,11 @@ func (s *Store) Ack(ctx context.Context, party string, ids []string) (int, error
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	n, err := ackScript.Run(ctx, s.cmd, s.inboxKeys(party), args...).Int()
-	return n, wrap(err)
+	var res *goredis.Cmd
+	if err := s.write(ctx, func(p goredis.Pipeliner) { res = ackScript.Eval(ctx, p, s.inboxKeys(party), args...) }); err != nil {
+		return 0, err
+	}
+	return res.Int()
 }
 
 // Pull returns messages whose visibility timeout ran out, then new ones,
@@ -244,7 +348,7 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	_, err = s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	return s.write(ctx, func(p goredis.Pipeliner) {
 		p.Set(ctx, s.docKey(rec.ID), raw, 0)
 		for _, e := range entries {
 			p.ZAdd(ctx, s.listKey(e.List), goredis.Z{Score: 0, Member: e.Pos})
@@ -252,9 +356,7 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 		for _, k := range rec.Keys {
 			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID, rec.PreviousID)
 		}
-		return nil
 	})
-	return wrap(err)
 }
 
 // Doc returns an indexed record.
@@ -365,8 +467,13 @@ return ARGV[1]`)
 
 // Claim reserves a natural key for id.
 func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
-	holder, err := claimScript.Run(ctx, s.cmd, []string{s.natKey(key)}, id, now.UnixMilli(), staleBefore.UnixMilli()).Text()
-	return holder, wrap(err)
+	var res *goredis.Cmd
+	if err := s.write(ctx, func(p goredis.Pipeliner) {
+		res = claimScript.Eval(ctx, p, []string{s.natKey(key)}, id, now.UnixMilli(), staleBefore.UnixMilli())
+	}); err != nil {
+		return "", err
+	}
+	return res.Text()
 }
 
 // Lookup returns the indexed document holding a natural key.
@@ -378,16 +485,22 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	return id, wrap(err)
 }
 
-// FlushForTest deletes every key of this store's prefix. Tests use it to
-// act out Redis restarting empty.
+// FlushForTest deletes every key of this store's prefix (on every master
+// of a cluster). Tests use it to act out Redis restarting empty.
 func (s *Store) FlushForTest(ctx context.Context) error {
-	iter := s.cmd.Scan(ctx, 0, s.Prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if err := s.cmd.Del(ctx, iter.Val()).Err(); err != nil {
-			return err
+	flush := func(ctx context.Context, c goredis.Cmdable) error {
+		iter := c.Scan(ctx, 0, s.Prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
 		}
+		return iter.Err()
 	}
-	return iter.Err()
+	if cc, ok := s.cmd.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return flush(ctx, c) })
+	}
+	return flush(ctx, s.cmd)
 }
 
 // Contains reports whether a list holds an entry at pos.

@@ -3,8 +3,13 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
@@ -14,7 +19,19 @@ import (
 
 func open(t *testing.T, vis time.Duration) *redis.Store {
 	t.Helper()
-	s := redis.New(testenv.RedisURL(t))
+	return openOn(t, redis.New(testenv.RedisURL(t)), vis)
+}
+
+// openCluster opens a store on the test Redis Cluster.
+func openCluster(t *testing.T, vis time.Duration) *redis.Store {
+	t.Helper()
+	s := redis.New("")
+	s.Cluster = testenv.RedisCluster(t)
+	return openOn(t, s, vis)
+}
+
+func openOn(t *testing.T, s *redis.Store, vis time.Duration) *redis.Store {
+	t.Helper()
 	s.Prefix = testenv.Prefix()
 	s.VisibilityTimeout = vis
 	s.PollChunk = 100 * time.Millisecond
@@ -35,6 +52,64 @@ func TestConformance(t *testing.T) {
 	t.Run("Outbox", func(t *testing.T) {
 		storagetest.Outbox(t, func(t *testing.T) exchange.Outbox { return open(t, time.Minute) })
 	})
+}
+
+// The same cases on a Redis Cluster of 3 masters: every script and
+// MULTI-free pipeline must keep to keys of one hash slot, or Redis
+// answers CROSSSLOT.
+func TestConformanceCluster(t *testing.T) {
+	t.Run("Queue", func(t *testing.T) {
+		storagetest.Queue(t, func(t *testing.T, vis time.Duration) exchange.Queue { return openCluster(t, vis) })
+	})
+	t.Run("Index", func(t *testing.T) {
+		storagetest.Index(t, func(t *testing.T) exchange.Index { return openCluster(t, time.Minute) })
+	})
+}
+
+// A party's inbox keys live on one node (the scripts need them in one
+// slot), and different parties' inboxes spread over the masters (else
+// the cluster run proves little).
+func TestClusterKeepsAPartyOnOneNode(t *testing.T) {
+	ctx := context.Background()
+	s := openCluster(t, time.Minute)
+	for i := range 16 {
+		m := exchange.Message{DocumentID: exchange.DocumentID("spread", "", []byte{byte(i)}), Type: "one-bill", Sender: "a"}
+		if err := s.Enqueue(ctx, m, fmt.Sprintf("party-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: testenv.RedisCluster(t)})
+	defer c.Close()
+	var mu sync.Mutex
+	nodesOf := map[string]map[string]bool{} // party -> nodes holding its keys
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+		keys, err := n.Keys(ctx, s.Prefix+":*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			party := k[strings.Index(k, "{")+1 : strings.Index(k, "}")]
+			if nodesOf[party] == nil {
+				nodesOf[party] = map[string]bool{}
+			}
+			nodesOf[party][n.Options().Addr] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for party, nodes := range nodesOf {
+		if len(nodes) != 1 {
+			t.Fatalf("party %s has keys on %v; want one node", party, nodes)
+		}
+		for n := range nodes {
+			used[n] = true
+		}
+	}
+	if len(nodesOf) != 16 || len(used) < 2 {
+		t.Fatalf("%d parties' inboxes on %d nodes; want 16 on 2 or more", len(nodesOf), len(used))
+	}
 }
 
 // After Redis loses its data (a restart without persistence), XREADGROUP

@@ -16,7 +16,7 @@ import (
 
 // startRedis runs a redis-server of this test's own (it is killed below)
 // with the persistence the gateway needs, on a free loopback port.
-func startRedis(t *testing.T, dir string, port int) *exec.Cmd {
+func startRedis(t *testing.T, dir string, port int, extra ...string) *exec.Cmd {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -27,6 +27,7 @@ func startRedis(t *testing.T, dir string, port int) *exec.Cmd {
 	}
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "",
 		"--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no")
+	cmd.Args = append(cmd.Args, extra...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
