@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,3 +105,88 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 }
 
 func readFile(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// BenchmarkShipmentViewAmongMany: the first page of the demo shipment's
+// view on Redis once CORRIDOR_BENCH_DOCS other documents (default 10,000)
+// are indexed, a hundred to a shipment, by 8 seeders. The view reads only
+// the index, so this is the figure that grows with the archive.
+func BenchmarkShipmentViewAmongMany(b *testing.B) {
+	total := 10000
+	if v := os.Getenv("CORRIDOR_BENCH_DOCS"); v != "" {
+		fmt.Sscan(v, &total)
+	}
+	arch := local.New(b.TempDir())
+	if err := arch.Open(); err != nil {
+		b.Fatal(err)
+	}
+	defer arch.Close()
+	r := redis.New(testenv.RedisURL(b))
+	r.Prefix = testenv.Prefix()
+	if err := r.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
+	svc := exchange.NewService(arch, arch, r, arch, signer, nil)
+	var parties []exchange.Party
+	raw, _ := os.ReadFile(demoDir + "/parties.json")
+	_ = json.Unmarshal(raw, &parties)
+	for _, p := range parties {
+		if _, err := svc.CreateParty(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mto, _ := arch.Party(ctx, "cq-mto")
+	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
+	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+	if err != nil {
+		b.Fatal(err)
+	}
+	billRec, _ := r.Doc(ctx, rc.ID)
+	event := func(i int, link exchange.Link) exchange.Record {
+		at := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC).Add(time.Duration(i%100) * time.Minute)
+		f := map[string]string{"eventID": fmt.Sprintf("many-%08d", i), "eventType": "EQUIPMENT", "eventCode": "LOAD",
+			"eventClassifierCode": "ACT", "eventDateTime": at.Format(time.RFC3339), "location": "CNCKG", "containerNumber": "CSQU3054383"}
+		return exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", f["eventID"], nil), Type: "tracking-event",
+			SchemaVersion: 2, Sender: "cq-rail", SHA256: fmt.Sprintf("%064d", i), ReceivedAt: at, Recipients: []string{"sg-motors"}},
+			Format: exchange.RecordFormat, Size: 700, Facts: f, Shipments: []exchange.Link{link}}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < total; i += 8 {
+				link := exchange.Link{Ref: fmt.Sprintf("OTHER%07d", i/100), Doc: exchange.DocumentID("x", fmt.Sprint(i/100), nil), Opened: start}
+				rec := event(i, link)
+				if err := r.Add(ctx, rec, exchange.Entries(rec)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		rec := event(total+i, billRec.Shipments[0])
+		if err := r.Add(ctx, rec, exchange.Entries(rec)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("seeded %d documents in %s", total+100, time.Since(start).Round(time.Millisecond))
+	consignee, _ := arch.Party(ctx, "sg-motors")
+	b.ResetTimer()
+	for range b.N {
+		v, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
+		if err != nil || len(v.Shipment.Events) != 100 {
+			b.Fatalf("view: %v", err)
+		}
+	}
+}
