@@ -256,7 +256,9 @@ func (p *Pusher) Round(ctx context.Context) {
 // (a later one waits while an earlier one of its shipment is failing),
 // then acks each message every matching subscription took.
 func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscription) {
-	msgs, err := p.q.Peek(ctx, party, 200)
+	// The oldest 1000: messages no subscription wants (its types or refs)
+	// wait for pull and are passed over.
+	msgs, err := p.q.Peek(ctx, party, 1000)
 	if err != nil {
 		p.log.Warn("webhook: peek", "party", party, "err", err)
 		return
