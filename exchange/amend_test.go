@@ -170,7 +170,7 @@ func TestAmendOneBill(t *testing.T) {
 }
 
 // A declaration amended after customs answered keeps the answer with the
-// revision it answered.
+// revision it answered; the new revision waits for answers of its own.
 func TestAmendedDeclarationKeepsItsAnswer(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
@@ -184,7 +184,7 @@ func TestAmendedDeclarationKeepsItsAnswer(t *testing.T) {
 	}
 	v, _ := w.svc.Shipment(ctx, w.party(t, "cq-autoparts"), bill, exchange.EventQuery{})
 	c := v.Shipment.Customs
-	if len(c) != 1 || c[0].DeclarationID != d2.ID || c[0].Revision != 2 || c[0].Status != "PENDING" || c[0].Answers[0].Status != "RELEASED" ||
+	if len(c) != 1 || c[0].DeclarationID != d2.ID || c[0].Revision != 2 || c[0].Status != "PENDING" || c[0].Answers[0].Status != "PENDING" ||
 		len(c[0].Responses) != 1 || c[0].Responses[0].DeclarationID != d1.ID {
 		t.Fatalf("customs after the amendment: %+v", c)
 	}

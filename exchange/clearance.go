@@ -57,8 +57,11 @@ func clearanceOf(decl Record, responses []Record) Clearance {
 	c := Clearance{DeclarationNumber: decl.Facts["declarationNumber"], DeclarationID: decl.ID, Border: border(decl), Answers: []Answer{}}
 	latest := map[string]Record{}
 	for _, r := range responses {
-		if prev, ok := latest[r.Sender]; !ok || compareTimes(r.Facts["responseDateTime"], prev.Facts["responseDateTime"]) >= 0 {
-			latest[r.Sender] = r
+		if id := r.Facts["declarationId"]; id != "" && id != decl.ID {
+			continue // an answer to an earlier revision does not decide on this one
+		}
+		if prev, ok := latest[r.Sender]; !ok || r.ReceivedAt.After(prev.ReceivedAt) {
+			latest[r.Sender] = r // the last one received, whatever time it says it was given
 		}
 	}
 	c.Status = "RELEASED"
@@ -92,28 +95,33 @@ func listClearance(declID string) string { return "clearance:" + declID }
 // changed, archives a clearance message (one per change: its id is fixed
 // by declaration and place in the sequence, and the archive is
 // write-once) and delivers it.
-func (s *Service) clear(ctx context.Context, response Record) error {
-	if response.Type != TypeResponse || response.Facts["declarationId"] == "" || len(response.Shipments) == 0 {
+func (s *Service) clear(ctx context.Context, rec Record) error {
+	number := ""
+	switch {
+	case rec.Type == TypeResponse && rec.Facts["declarationId"] != "":
+		number = rec.Facts["declarationReference"]
+	case rec.Type == TypeDeclaration && rec.PreviousID != "":
+		number = rec.Facts["declarationNumber"] // amended: the answers so far were to the revision before
+	}
+	if number == "" || len(rec.Shipments) == 0 {
 		return nil
 	}
 	for range 5 { // another answer may take the same place first: look again
-		st, err := s.loadShipment(ctx, response.Shipments[0].Ref)
+		st, err := s.loadShipment(ctx, rec.Shipments[0].Ref)
 		if err != nil {
 			return err
 		}
-		decl, responses := declarationOf(st, response.Facts["declarationReference"])
+		decl, responses := declarationOf(st, number)
 		if decl.ID == "" {
 			return nil
 		}
 		c := clearanceOf(decl, responses)
-		last, err := s.Index.Page(ctx, listClearance(decl.ID), "", 1, true)
-		if err != nil {
-			return err
-		}
 		c.Previous = ClearancePending
-		if len(last) > 0 {
-			c.Previous = last[0].Record.Facts["status"]
-			c.Seq, _ = strconv.Atoi(last[0].Record.Facts["seq"])
+		if last, err := s.lastClearance(ctx, decl); err != nil {
+			return err
+		} else if last != nil {
+			c.Previous = last.Facts["status"]
+			c.Seq, _ = strconv.Atoi(last.Facts["seq"])
 			c.Seq++
 		}
 		if c.Status == c.Previous {
@@ -135,6 +143,30 @@ func (s *Service) clear(ctx context.Context, response Record) error {
 		return s.deliver(ctx, rec)
 	}
 	return nil
+}
+
+// lastClearance is the newest clearance message of a declaration, across
+// its revisions (an amendment continues its predecessor's sequence).
+func (s *Service) lastClearance(ctx context.Context, decl Record) (*Record, error) {
+	for id := decl.ID; id != ""; {
+		last, err := s.Index.Page(ctx, listClearance(id), "", 1, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(last) > 0 {
+			return &last[0].Record, nil
+		}
+		if id == decl.ID {
+			id = decl.PreviousID
+		} else {
+			prev, err := s.Index.Doc(ctx, id)
+			if err != nil {
+				return nil, nil
+			}
+			id = prev.PreviousID
+		}
+	}
+	return nil, nil
 }
 
 // declarationOf finds the latest revision of a declaration in a shipment

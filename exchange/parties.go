@@ -48,6 +48,7 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	} else if err != nil {
 		return Party{}, fmt.Errorf("create party: %w", err)
 	}
+	s.partyList.Purge() // routing by role sees it at once (other gateways within CacheTTL)
 	return p, nil
 }
 

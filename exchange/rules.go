@@ -354,6 +354,12 @@ func (s *Service) route(ctx context.Context, rt route, doc *schemas.Document, pl
 	}
 	var out []string
 	for _, h := range rules.Route(FactsOf(doc.Type, doc.Version, f, plan, country), parties) {
+		if h.Decides && rec.Type == TypeDeclaration && len(h.Missing) > 0 {
+			// Fail closed: a declaration the rules say someone must decide on
+			// is not taken while nobody can, or customs alone would clear it.
+			return nil, Errorf(CodeConflict, "routing rule %s says %s must decide on this declaration, and no party of this gateway is that; the corridor's operator must add it",
+				h.Rule, strings.Join(h.Missing, " and "))
+		}
 		if len(h.Parties) == 0 {
 			continue
 		}
@@ -388,6 +394,9 @@ type Explanation struct {
 	RoutedBy   []string `json:"routedBy"`
 	Recipients []string `json:"recipients"`
 	Deciders   []string `json:"deciders,omitempty"`
+	// Refused says why the gateway would refuse the document (a deciding
+	// rule whose parties do not exist), when parties were given.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Explain routes a validated document offline, the way Submit does:
@@ -418,6 +427,9 @@ func Explain(rules *Rules, typ string, version int, f map[string]any, plan *Plan
 	}
 	e.Hits = rules.Route(FactsOf(typ, version, f, plan, country), parties)
 	for _, h := range e.Hits {
+		if h.Decides && typ == TypeDeclaration && len(h.Missing) > 0 && parties != nil && e.Refused == "" {
+			e.Refused = fmt.Sprintf("rule %s needs a decision from %s, which no party is", h.Rule, strings.Join(h.Missing, " and "))
+		}
 		if len(h.Parties) > 0 {
 			e.RoutedBy = append(e.RoutedBy, h.Rule)
 		}

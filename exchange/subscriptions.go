@@ -286,18 +286,10 @@ func (s *Service) RotateSecret(ctx context.Context, caller Party, id string) (Su
 	if err != nil {
 		return Subscription{}, "", err
 	}
+	// The secret signing until now keeps signing for SecretOverlap; older
+	// ones stop: however often it is rotated, two secrets sign at most.
 	until := s.Now().UTC().Add(SecretOverlap).Truncate(time.Second)
-	now := s.Now()
-	kept := []Secret{{Value: secret}}
-	for _, old := range sub.Secrets {
-		if old.Until == nil {
-			old.Until = &until
-		}
-		if now.Before(*old.Until) {
-			kept = append(kept, old)
-		}
-	}
-	sub.Secrets = kept
+	sub.Secrets = []Secret{{Value: secret}, {Value: sub.Secrets[0].Value, Until: &until}}
 	store, _ := s.subscriptions()
 	if err := store.PutSubscription(ctx, sub); err != nil {
 		return Subscription{}, "", err

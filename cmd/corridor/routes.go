@@ -158,4 +158,7 @@ func printExplanation(w io.Writer, file string, e exchange.Explanation) {
 	if len(e.Deciders) > 0 {
 		fmt.Fprintf(w, "  deciders:   %s\n", strings.Join(e.Deciders, ", "))
 	}
+	if e.Refused != "" {
+		fmt.Fprintf(w, "  REFUSED:    %s\n", e.Refused)
+	}
 }
