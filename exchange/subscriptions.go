@@ -77,6 +77,8 @@ type Subscriptions interface {
 	Subscription(ctx context.Context, id string) (Subscription, error)
 	// ListSubscriptions returns every subscription, disabled ones too.
 	ListSubscriptions(ctx context.Context) ([]Subscription, error)
+	// DeleteSubscription removes one; an unknown id is no error.
+	DeleteSubscription(ctx context.Context, id string) error
 }
 
 // PushState is where the pushing of one message to one subscription stands.
@@ -102,8 +104,10 @@ type Attempt struct {
 // PushQueue is what pushing needs of the queue store, beside Queue.
 type PushQueue interface {
 	// Peek returns up to limit of a party's waiting messages, oldest
-	// first, without taking them: a pull still can.
-	Peek(ctx context.Context, party string, limit int) ([]Message, error)
+	// first, after the position after ("" for the oldest), without taking
+	// them: a pull still can. next is the position of the last one
+	// returned, to page on from.
+	Peek(ctx context.Context, party, after string, limit int) (msgs []Message, next string, err error)
 	// Lease takes, or renews, the right named name for holder until ttl
 	// passes; false when another holder has it. Gateways sharing a queue
 	// push each party's inbox from one of them at a time.
@@ -256,9 +260,8 @@ func (s *Service) Unsubscribe(ctx context.Context, caller Party, id string) erro
 	if err != nil {
 		return err
 	}
-	sub.Disabled, sub.DisabledReason = true, "deleted"
 	store, _ := s.subscriptions()
-	return store.PutSubscription(ctx, sub)
+	return store.DeleteSubscription(ctx, sub.ID) // gone, not kept disabled: a create-delete loop leaves nothing behind
 }
 
 // DisableSubscription stops pushing to a receiver that said it is gone (410).

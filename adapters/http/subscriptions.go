@@ -125,5 +125,5 @@ func (s *Server) replay(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"replayed": n})
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"replaying": n})
 }

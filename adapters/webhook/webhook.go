@@ -30,7 +30,9 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +76,11 @@ type Pusher struct {
 	subs    []exchange.Subscription
 	subsAt  time.Time
 	metrics metrics
+
+	busyMu  sync.Mutex
+	busy    map[string]bool // parties being drained now
+	running sync.WaitGroup
+	replays sync.Map // subscription ids being replayed
 }
 
 type metrics struct {
@@ -91,7 +98,7 @@ func New(svc *exchange.Service, cfg Config) (*Pusher, error) {
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = 72 * time.Hour
 	}
-	if cfg.InFlight == 0 {
+	if cfg.InFlight < 1 {
 		cfg.InFlight = 4
 	}
 	if cfg.Timeout == 0 {
@@ -114,7 +121,7 @@ func New(svc *exchange.Service, cfg Config) (*Pusher, error) {
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	p := &Pusher{svc: svc, q: q, cfg: cfg, holder: hex.EncodeToString(id[:]), log: cfg.Logger}
+	p := &Pusher{svc: svc, q: q, cfg: cfg, holder: hex.EncodeToString(id[:]), log: cfg.Logger, busy: map[string]bool{}}
 	p.client = &http.Client{
 		Timeout: cfg.Timeout,
 		// Redirects are not followed: a receiver cannot send the gateway elsewhere.
@@ -165,21 +172,53 @@ func (p *Pusher) CheckURL(ctx context.Context, raw string) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	// One message whether the name does not resolve or resolves to an
+	// address the gateway does not call: the answer is no oracle of
+	// internal names.
+	refused := fmt.Errorf("the host %s does not resolve to public addresses only", u.Hostname())
 	addrs, err := p.cfg.Resolver.LookupIPAddr(rctx, u.Hostname())
-	if err != nil {
-		return fmt.Errorf("the host %s does not resolve", u.Hostname())
+	if err != nil || len(addrs) == 0 {
+		return refused
 	}
 	for _, a := range addrs {
 		if forbidden(a.IP) {
-			return fmt.Errorf("the host %s resolves to %s, a loopback, private, link-local or multicast address", u.Hostname(), a.IP)
+			return refused
 		}
 	}
 	return nil
 }
 
+// notPublic are the special-purpose ranges (RFC 6890 and its updates)
+// beside loopback, private, link-local and multicast: shared address
+// space (CGNAT), benchmarking, reserved, broadcast, documentation, and
+// the IPv6 ranges that carry an IPv4 address inside (NAT64, 6to4,
+// Teredo), which could lead back to one of the others.
+var notPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
+		"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "2001:db8::/32", "100::/64", "fc00::/7"} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
+
 func forbidden(ip net.IP) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast()
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return true
+	}
+	a = a.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() {
+		return true
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Pusher) control(network, address string, _ syscall.RawConn) error {
@@ -196,10 +235,11 @@ func (p *Pusher) control(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// Run pushes until ctx ends.
+// Run pushes until ctx ends, then waits for the drains in flight.
 func (p *Pusher) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
+	defer p.running.Wait()
 	for {
 		p.Round(ctx)
 		select {
@@ -231,23 +271,45 @@ func (p *Pusher) Refresh() {
 	p.subsMu.Unlock()
 }
 
+// parallelParties bounds the inboxes one gateway drains at once.
+const parallelParties = 16
+
 // Round looks at every subscribed inbox once.
 func (p *Pusher) Round(ctx context.Context) {
 	byParty := map[string][]exchange.Subscription{}
 	for _, s := range p.subscriptions(ctx) {
 		byParty[s.Party] = append(byParty[s.Party], s)
 	}
+	// Each party is drained by a goroutine of its own, started when none
+	// is draining it already: a slow receiver holds up only its own party.
+	// At most parallelParties run at once.
 	for party, subs := range byParty {
 		if ctx.Err() != nil {
 			return
 		}
-		ttl := 3*p.cfg.Timeout + 3*p.cfg.Interval
-		if ok, err := p.q.Lease(ctx, "push:"+party, p.holder, ttl); err != nil || !ok {
-			continue // another gateway pushes this inbox
+		p.busyMu.Lock()
+		if p.busy[party] || len(p.busy) >= parallelParties {
+			p.busyMu.Unlock()
+			continue
 		}
-		rctx, cancel := context.WithTimeout(ctx, ttl-p.cfg.Timeout) // done before the lease runs out
-		p.drain(rctx, party, subs)
-		cancel()
+		p.busy[party] = true
+		p.busyMu.Unlock()
+		p.running.Add(1)
+		go func() {
+			defer func() {
+				p.busyMu.Lock()
+				delete(p.busy, party)
+				p.busyMu.Unlock()
+				p.running.Done()
+			}()
+			ttl := 3*p.cfg.Timeout + 3*p.cfg.Interval
+			if ok, err := p.q.Lease(ctx, "push:"+party, p.holder, ttl); err != nil || !ok {
+				return // another gateway pushes this inbox
+			}
+			rctx, cancel := context.WithTimeout(ctx, ttl-p.cfg.Timeout) // done before the lease runs out
+			defer cancel()
+			p.drain(rctx, party, subs)
+		}()
 	}
 }
 
@@ -256,12 +318,26 @@ func (p *Pusher) Round(ctx context.Context) {
 // (a later one waits while an earlier one of its shipment is failing),
 // then acks each message every matching subscription took.
 func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscription) {
-	// The oldest 1000: messages no subscription wants (its types or refs)
-	// wait for pull and are passed over.
-	msgs, err := p.q.Peek(ctx, party, 1000)
-	if err != nil {
-		p.log.Warn("webhook: peek", "party", party, "err", err)
-		return
+	// Page through the inbox, oldest first, keeping what a subscription
+	// wants: messages none wants (its types or refs), or that push gave up
+	// on, wait for pull and are passed over, however many they are.
+	var msgs []exchange.Message
+	after := ""
+	for pages := 0; pages < maxPages && len(msgs) < maxCandidates; pages++ {
+		page, next, err := p.q.Peek(ctx, party, after, 1000)
+		if err != nil {
+			p.log.Warn("webhook: peek", "party", party, "err", err)
+			return
+		}
+		for _, m := range page {
+			if slices.ContainsFunc(subs, func(s exchange.Subscription) bool { return s.Matches(m) && !p.gaveUp(ctx, s, m) }) {
+				msgs = append(msgs, m)
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = next
 	}
 	if len(msgs) == 0 {
 		for _, s := range subs {
@@ -309,6 +385,18 @@ func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscr
 	}
 }
 
+// One round looks at no more than maxPages pages of 1000 waiting messages
+// of an inbox, and pushes no more than maxCandidates of them.
+const (
+	maxPages      = 20
+	maxCandidates = 500
+)
+
+func (p *Pusher) gaveUp(ctx context.Context, s exchange.Subscription, m exchange.Message) bool {
+	st, err := p.q.PushState(ctx, s.ID, m.DocumentID)
+	return err == nil && (st.GaveUp || st.Done)
+}
+
 // pushSub pushes the messages of one subscription: InFlight workers, each
 // taking the shipments that hash to it, in order.
 func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, msgs []exchange.Message) {
@@ -335,7 +423,11 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, msgs []
 					return
 				}
 				st, err := p.q.PushState(ctx, sub.ID, m.DocumentID)
-				if err != nil || st.Done || st.GaveUp {
+				if err != nil {
+					blocked[m.Ref] = true // unknown: its shipment's later messages wait, not overtake it
+					continue
+				}
+				if st.Done || st.GaveUp {
 					continue
 				}
 				mu.Lock()
@@ -451,9 +543,15 @@ func (p *Pusher) send(ctx context.Context, sub exchange.Subscription, id string,
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // a small answer is read; the rest is not
 	var retryAfter time.Duration
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s > 0 {
-			retryAfter = min(time.Duration(s)*time.Second, p.cfg.MaxAge) // the receiver knows best, within reason
+		// Seconds or an HTTP date; honoured up to MaxBackoff, so a receiver
+		// cannot stall its shipments for days.
+		v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+		if s, err := strconv.Atoi(v); err == nil && s > 0 {
+			retryAfter = time.Duration(min(s, 1<<20)) * time.Second
+		} else if at, err := http.ParseTime(v); err == nil {
+			retryAfter = time.Until(at)
 		}
+		retryAfter = min(max(retryAfter, 0), p.cfg.MaxBackoff)
 	}
 	return resp.StatusCode, retryAfter, nil
 }
@@ -542,38 +640,55 @@ func Verify(secret string, pub ed25519.PublicKey, h http.Header, body []byte, no
 }
 
 // Replay pushes again, once each, the messages a subscription took since
-// a time (from its delivery log, the newest 1000 attempts), whether or not
-// they are still in the inbox; receivers dedupe by webhook-id.
+// a time (from its delivery log, the newest 1000 attempts; at most 100),
+// whether or not they are still in the inbox; receivers dedupe by
+// webhook-id. It returns how many it will send, and sends them in the
+// background, one at a time; one replay per subscription runs at once.
 func (p *Pusher) Replay(ctx context.Context, sub exchange.Subscription, since time.Time) (int, error) {
+	if sub.Disabled {
+		return 0, exchange.Errorf(exchange.CodeConflict, "subscription %s is disabled (%s)", sub.ID, sub.DisabledReason)
+	}
 	as, err := p.q.Attempts(ctx, sub.ID, 1000)
 	if err != nil {
 		return 0, err
 	}
 	seen := map[string]bool{}
-	n := 0
-	for i := len(as) - 1; i >= 0 && n < 100; i-- { // oldest first
+	var ids []string
+	for i := len(as) - 1; i >= 0 && len(ids) < 100; i-- { // oldest first
 		a := as[i]
 		if a.At.Before(since) || a.Status < 200 || a.Status >= 300 || a.Replay || seen[a.MessageID] {
 			continue
 		}
 		seen[a.MessageID] = true
-		rec, err := p.svc.Archive.Record(ctx, a.MessageID)
-		if err != nil {
-			return n, err
-		}
-		im, err := p.svc.InboxMessageOf(ctx, exchange.MessageOf(rec))
-		if err != nil {
-			return n, err
-		}
-		body, _ := json.Marshal(im)
-		now := time.Now()
-		status, _, err := p.send(ctx, sub, a.MessageID, body, now)
-		r := exchange.Attempt{MessageID: a.MessageID, At: now.UTC(), Status: status, DurationMS: time.Since(now).Milliseconds(), Replay: true}
-		if err != nil {
-			r.Error = err.Error()
-		}
-		_ = p.q.LogAttempt(ctx, sub.ID, r)
-		n++
+		ids = append(ids, a.MessageID)
 	}
-	return n, nil
+	if _, running := p.replays.LoadOrStore(sub.ID, true); running {
+		return 0, exchange.Errorf(exchange.CodeConflict, "a replay of subscription %s is running", sub.ID)
+	}
+	go func() {
+		defer p.replays.Delete(sub.ID)
+		rctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(ids)+1)*p.cfg.Timeout)
+		defer cancel()
+		for _, id := range ids {
+			rec, err := p.svc.Archive.Record(rctx, id)
+			if err != nil {
+				p.log.Warn("webhook: replay", "subscription", sub.ID, "id", id, "err", err)
+				return
+			}
+			im, err := p.svc.InboxMessageOf(rctx, exchange.MessageOf(rec))
+			if err != nil {
+				p.log.Warn("webhook: replay", "subscription", sub.ID, "id", id, "err", err)
+				return
+			}
+			body, _ := json.Marshal(im)
+			now := time.Now()
+			status, _, err := p.send(rctx, sub, id, body, now)
+			r := exchange.Attempt{MessageID: id, At: now.UTC(), Status: status, DurationMS: time.Since(now).Milliseconds(), Replay: true}
+			if err != nil {
+				r.Error = err.Error()
+			}
+			_ = p.q.LogAttempt(rctx, sub.ID, r)
+		}
+	}()
+	return len(ids), nil
 }

@@ -120,7 +120,7 @@ other 400, so the gateway retries it.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
-			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: listener(cmd.OutOrStdout(), secret, pub)}
+			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, Handler: listener(cmd.OutOrStdout(), secret, pub)}
 			go func() { <-cmd.Context().Done(); _ = srv.Shutdown(context.Background()) }()
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -143,13 +143,15 @@ func listener(out io.Writer, secret string, pub ed25519.PublicKey) http.Handler 
 			err = webhook.Verify(secret, pub, r.Header, body, time.Now())
 		}
 		if err != nil {
-			fmt.Fprintf(out, "refused %s: %v\n", r.Header.Get("webhook-id"), err)
+			fmt.Fprintf(out, "refused %s: %v\n", printable(r.Header.Get("webhook-id")), err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		var m exchange.InboxMessage
 		_ = json.Unmarshal(body, &m)
-		fmt.Fprintf(out, "%s  %-20s from %-14s %s  verified\n", m.ReceivedAt.Format(time.RFC3339), m.Type, m.Sender, m.ID)
+		// Only what verified is printed, and as plain text: a terminal is
+		// not handed escape sequences from the wire.
+		fmt.Fprintf(out, "%s  %-20s from %-14s %s  verified\n", m.ReceivedAt.Format(time.RFC3339), printable(m.Type), printable(m.Sender), printable(m.ID))
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -167,4 +169,20 @@ func (c *client) receiptKey(ctx context.Context) (string, error) {
 		PublicKey string `json:"publicKey"`
 	}
 	return k.PublicKey, json.Unmarshal(data, &k)
+}
+
+// printable keeps letters, digits and a little punctuation, at most 80.
+func printable(s string) string {
+	out := []rune{}
+	for _, r := range s {
+		if len(out) == 80 {
+			break
+		}
+		if r > 0x20 && r < 0x7f {
+			out = append(out, r)
+		} else {
+			out = append(out, '?')
+		}
+	}
+	return string(out)
 }

@@ -1,7 +1,10 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"encoding/binary"
 	"encoding/json"
 	"time"
@@ -24,23 +27,35 @@ var (
 )
 
 // Peek returns waiting messages without claiming them.
-func (s *Store) Peek(ctx context.Context, party string, limit int) ([]exchange.Message, error) {
+func (s *Store) Peek(ctx context.Context, party, after string, limit int) ([]exchange.Message, string, error) {
 	var out []exchange.Message
+	next := after
 	err := s.db.View(func(tx *bolt.Tx) error {
 		in := tx.Bucket(bInbox).Bucket([]byte(party))
 		if in == nil || in.Bucket(bMsgs) == nil {
 			return nil
 		}
 		c := in.Bucket(bMsgs).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		k, v := c.First()
+		if after != "" {
+			from, err := hex.DecodeString(after)
+			if err != nil {
+				return fmt.Errorf("peek: bad position %q", after)
+			}
+			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
 			var m exchange.Message
 			if json.Unmarshal(v, &m) == nil {
 				out = append(out, m)
 			}
+			next = hex.EncodeToString(k)
 		}
 		return nil
 	})
-	return out, err
+	return out, next, err
 }
 
 // Lease: one process holds the whole store (bbolt locks the file), so
@@ -153,6 +168,11 @@ func (s *Store) PutSubscription(ctx context.Context, sub exchange.Subscription) 
 func (s *Store) Subscription(ctx context.Context, id string) (exchange.Subscription, error) {
 	var sub exchange.Subscription
 	return sub, s.getJSON(bSubs, id, &sub)
+}
+
+// DeleteSubscription removes one.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSubs).Delete([]byte(id)) })
 }
 
 // ListSubscriptions returns them all.

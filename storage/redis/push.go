@@ -15,12 +15,16 @@ var _ exchange.PushQueue = (*Store)(nil)
 
 // Peek reads a party's stream without the consumer group: the stream
 // holds exactly the messages not acked (ack deletes), oldest first.
-func (s *Store) Peek(ctx context.Context, party string, limit int) ([]exchange.Message, error) {
-	entries, err := s.cmd.XRangeN(ctx, s.inboxKeys(party)[0], "-", "+", int64(limit)).Result()
-	if err != nil {
-		return nil, wrap(err)
+func (s *Store) Peek(ctx context.Context, party, after string, limit int) ([]exchange.Message, string, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
 	}
-	return decode(entries), nil
+	entries, err := s.cmd.XRangeN(ctx, s.inboxKeys(party)[0], start, "+", int64(limit)).Result()
+	if err != nil || len(entries) == 0 {
+		return nil, after, wrap(err)
+	}
+	return decode(entries), entries[len(entries)-1].ID, nil
 }
 
 // leaseScript: take the lease when free or already ours; renew it.

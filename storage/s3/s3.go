@@ -359,6 +359,14 @@ func (s *Store) Subscription(ctx context.Context, id string) (exchange.Subscript
 	return sub, s.readJSON(ctx, "subscriptions/", id, ".json", &sub)
 }
 
+// DeleteSubscription removes one.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	if !safeID(id) {
+		return nil
+	}
+	return wrap(s.client.RemoveObject(ctx, s.Bucket, s.name("subscriptions/", id, ".json"), minio.RemoveObjectOptions{}))
+}
+
 // ListSubscriptions returns them all.
 func (s *Store) ListSubscriptions(ctx context.Context) ([]exchange.Subscription, error) {
 	var out []exchange.Subscription
