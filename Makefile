@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 LISTEN  ?= 127.0.0.1:8080
 
-.PHONY: run test test-cluster check-deploy build lint fuzz bench clean
+.PHONY: run test test-cluster check-deploy build lint fuzz bench load soak clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/corridor ./cmd/corridor
@@ -35,6 +35,14 @@ fuzz:
 ## bench: the benchmarks, on the embedded backend and on real Redis + MinIO
 bench:
 	GOTESTFLAGS=-count=1 ./scripts/test.sh -run '^$$' -bench . -benchmem ./schemas ./exchange ./cmd/corridor
+
+## load: `corridor bench` against a gateway on Redis + MinIO: raw PutObject vs the gateway at -c 4, 16 and 64
+load:
+	./scripts/load.sh ratio
+
+## soak: 30 minutes at 200 documents/s on Redis + MinIO, p99, RSS and Redis memory each minute (a report, not a test)
+soak:
+	./scripts/load.sh soak
 
 clean:
 	rm -rf bin data

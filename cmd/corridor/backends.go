@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,12 +58,14 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.VisibilityTimeout, "visibility-timeout", 30*time.Second, "how long a pulled, unacked message waits before it is delivered again")
 }
 
-// envDefaults lets CORRIDOR_<FLAG> set any flag the command line did not.
-func envDefaults(cmd *cobra.Command) error {
+// envDefaults lets CORRIDOR_<FLAG> set any flag the command line did not,
+// except the flags whose names start with one of skip.
+func envDefaults(cmd *cobra.Command, skip ...string) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		name := "CORRIDOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok && !f.Changed && f.Name != "help" {
+		skipped := slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(f.Name, p) })
+		if v, ok := os.LookupEnv(name); ok && !f.Changed && f.Name != "help" && !skipped {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}

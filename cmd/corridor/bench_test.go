@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -50,4 +53,68 @@ func benchSubmit(b *testing.B, storage storageFlags) {
 			}
 		}
 	})
+}
+
+// TestBenchCommand runs `corridor bench` against a real gateway: every
+// document it sends is distinct and accepted, of each type, closed and
+// open loop, and a second run does not replay the first.
+func TestBenchCommand(t *testing.T) {
+	_, base, _ := gateway(t, storageFlags{Data: t.TempDir()})
+	common := []string{"bench", "--server", base, "--demo-dir", "../../deploy/demo"}
+
+	for range 2 { // the second run against the same gateway: 201 again, not 200
+		out, err := runCLI(t, append(common, "-n", "50", "-c", "2")...)
+		if err != nil {
+			t.Fatalf("bench: %v\n%s", err, out)
+		}
+		if !regexp.MustCompile(`(?m)^  tracking-event\s+201\s+50\s`).MatchString(out) || !strings.Contains(out, "50 requests") {
+			t.Fatalf("bench -n 50 printed:\n%s", out)
+		}
+		if strings.Contains(out, " 200 ") || strings.Contains(out, "first ") {
+			t.Fatalf("a document was refused or replayed:\n%s", out)
+		}
+	}
+
+	// Every type in turn, open loop, as JSON, sampled, acking the inboxes.
+	out, err := runCLI(t, append(common, "--type", "mix", "-n", "60", "--rate", "200", "--sample-every", "100ms", "--ack", "--json")...)
+	if err != nil {
+		t.Fatalf("bench --type mix: %v\n%s", err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("bench --json printed %s: %v", out, err)
+	}
+	if rep.Gateway.Mode != "open" || rep.Gateway.Requests != 60 || len(rep.Gateway.Groups) != len(benchKinds) {
+		t.Fatalf("bench --type mix: %+v", rep.Gateway)
+	}
+	for _, g := range rep.Gateway.Groups {
+		if g.Status != "201" || g.Count != 10 {
+			t.Errorf("%s: %d answered %s (%s), want 10 answered 201", g.Type, g.Count, g.Status, g.Answer)
+		}
+	}
+	if len(rep.Samples) == 0 || rep.Samples[0].RSS == 0 || rep.Drained == 0 {
+		t.Errorf("samples %+v, acked %d: want the gateway's RSS in each and messages acked", rep.Samples, rep.Drained)
+	}
+
+	// Refusals are counted by status, with the gateway's answer.
+	out, err = runCLI(t, append(common, "-n", "3", "--keys", "cq-rail=cor.wrong.key")...)
+	if err != nil || !regexp.MustCompile(`(?m)^  tracking-event\s+401\s+3\s`).MatchString(out) || !strings.Contains(out, "first 401 answer") {
+		t.Fatalf("bench with a wrong key: %v\n%s", err, out)
+	}
+}
+
+// TestBenchRawPut times raw PutObject against MinIO before the gateway and
+// prints the ratio of the two.
+func TestBenchRawPut(t *testing.T) {
+	s3 := testenv.MinIO(t)
+	_, base, _ := gateway(t, storageFlags{Data: t.TempDir()})
+	out, err := runCLI(t, "bench", "--server", base, "--demo-dir", "../../deploy/demo", "-n", "20", "-c", "2",
+		"--s3-endpoint", s3.Endpoint, "--s3-access-key", s3.AccessKey, "--s3-secret-key", s3.SecretKey, "--s3-bucket", "bench-"+testenv.Prefix())
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^raw PutObject .*20 requests`).MatchString(out) || !regexp.MustCompile(`(?m)^  tracking-event\s+200\s+20\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^  tracking-event\s+201\s+20\s`).MatchString(out) || !strings.Contains(out, "gateway/raw PutObject: ") {
+		t.Fatalf("bench with --s3-endpoint printed:\n%s", out)
+	}
 }

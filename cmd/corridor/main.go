@@ -70,6 +70,6 @@ Every flag can also be set by the environment variable CORRIDOR_<FLAG>
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCommand(), validateCommand(), submitCommand(), pullCommand(), trackCommand(),
-		partiesCommand(), reindexCommand(), verifyCommand(), routesCommand(), subscriptionsCommand(), listenCommand())
+		partiesCommand(), reindexCommand(), verifyCommand(), routesCommand(), subscriptionsCommand(), listenCommand(), benchCommand())
 	return root
 }

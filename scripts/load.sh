@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Load runs behind `make soak` and `make load`: starts a redis-server
+# (appendonly yes, appendfsync always) and a single-drive MinIO on free
+# loopback ports with the test harness, a gateway on them (demo loaded,
+# per-party limit lifted), and drives it with `corridor bench`. Everything
+# started here is stopped at the end. Not part of `make test`: these are
+# measurements, not tests.
+#
+#   scripts/load.sh soak    # --rate 200 --duration 30m --sample-every 1m, inboxes acked
+#   scripts/load.sh ratio   # raw PutObject vs the gateway at -c 4, 16 and 64
+#
+# SOAK_RATE, SOAK_DURATION, SOAK_SAMPLE and RATIO_DURATION, RATIO_CLIENTS
+# change the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/harness.sh
+
+mode="${1:-}"
+case "$mode" in soak | ratio) ;; *) echo "usage: scripts/load.sh soak|ratio" >&2; exit 2 ;; esac
+
+need_apt redis-server redis-server
+need_minio
+go build -o "$WORK/corridor" ./cmd/corridor
+start_redis
+start_minio
+
+port="$(free_ports 1)"
+"$WORK/corridor" serve --demo --listen "127.0.0.1:$port" --data "$WORK/gateway" --log-format text \
+  --redis-url "$CORRIDOR_TEST_REDIS_URL" --s3-endpoint "$CORRIDOR_TEST_S3_ENDPOINT" --s3-bucket corridor \
+  --s3-access-key "$CORRIDOR_TEST_S3_ACCESS_KEY" --s3-secret-key "$CORRIDOR_TEST_S3_SECRET_KEY" \
+  --rate-limit 1000000000 >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+ready "$port" /healthz
+echo "load: gateway on 127.0.0.1:$port (Redis + MinIO), $(nproc) cores shared by the gateway, Redis, MinIO and the load"
+
+bench=("$WORK/corridor" bench --server "http://127.0.0.1:$port")
+case "$mode" in
+soak)
+  "${bench[@]}" --rate "${SOAK_RATE:-200}" --duration "${SOAK_DURATION:-30m}" --sample-every "${SOAK_SAMPLE:-1m}" \
+    --ack --redis-url "$CORRIDOR_TEST_REDIS_URL"
+  ;;
+ratio)
+  for c in ${RATIO_CLIENTS:-4 16 64}; do
+    echo
+    "${bench[@]}" -c "$c" --duration "${RATIO_DURATION:-20s}" --s3-endpoint "$CORRIDOR_TEST_S3_ENDPOINT" \
+      --s3-access-key "$CORRIDOR_TEST_S3_ACCESS_KEY" --s3-secret-key "$CORRIDOR_TEST_S3_SECRET_KEY" --s3-bucket corridor-bench
+  done
+  ;;
+esac
