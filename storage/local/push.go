@@ -3,10 +3,10 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"fmt"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
