@@ -33,27 +33,36 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 		benchView(b, store, store, events)
 	})
 	b.Run("Redis", func(b *testing.B) {
-		arch := local.New(b.TempDir())
-		if err := arch.Open(); err != nil {
-			b.Fatal(err)
-		}
-		defer arch.Close()
-		r := redis.New(testenv.RedisURL(b))
-		r.Prefix = testenv.Prefix()
-		if err := r.Open(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		defer r.Close()
+		arch, r := benchStores(b)
 		benchView(b, arch, r, events)
 	})
 }
 
-func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) {
+// benchStores opens an embedded archive (and queue and parties) and, on
+// Redis, an index; they close when the benchmark ends.
+func benchStores(b *testing.B) (*local.Store, *redis.Store) {
+	arch := local.New(b.TempDir())
+	if err := arch.Open(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { arch.Close() })
+	r := redis.New(testenv.RedisURL(b))
+	r.Prefix = testenv.Prefix()
+	if err := r.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return arch, r
+}
+
+// benchDemo is a service with the demo parties and the demo one bill; it
+// returns the bill's indexed record.
+func benchDemo(b *testing.B, store *local.Store, ix exchange.Index) (*exchange.Service, exchange.Record) {
 	ctx := context.Background()
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	svc := exchange.NewService(store, store, ix, store, signer, nil)
 	var parties []exchange.Party
-	raw, _ := readFile(demoDir + "/parties.json")
+	raw, _ := os.ReadFile(demoDir + "/parties.json")
 	if err := json.Unmarshal(raw, &parties); err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +72,7 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 		}
 	}
 	mto, _ := store.Party(ctx, "cq-mto")
-	bill, _ := readFile(demoDir + "/documents/01-one-bill.json")
+	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
 	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
 	if err != nil {
 		b.Fatal(err)
@@ -72,6 +81,12 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 	if err != nil {
 		b.Fatal(err)
 	}
+	return svc, billRec
+}
+
+func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) {
+	ctx := context.Background()
+	svc, billRec := benchDemo(b, store, ix)
 	link := billRec.Shipments[0]
 	start := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC)
 	for i := range events {
@@ -104,8 +119,6 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 	b.ReportMetric(float64(size), "bytes/view")
 }
 
-func readFile(name string) ([]byte, error) { return os.ReadFile(name) }
-
 // BenchmarkShipmentViewAmongMany: the first page of the demo shipment's
 // view on Redis once CORRIDOR_BENCH_DOCS other documents (default 10,000)
 // are indexed, a hundred to a shipment, by 8 seeders. The view reads only
@@ -115,35 +128,9 @@ func BenchmarkShipmentViewAmongMany(b *testing.B) {
 	if v := os.Getenv("CORRIDOR_BENCH_DOCS"); v != "" {
 		fmt.Sscan(v, &total)
 	}
-	arch := local.New(b.TempDir())
-	if err := arch.Open(); err != nil {
-		b.Fatal(err)
-	}
-	defer arch.Close()
-	r := redis.New(testenv.RedisURL(b))
-	r.Prefix = testenv.Prefix()
-	if err := r.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	arch, r := benchStores(b)
 	ctx := context.Background()
-	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
-	svc := exchange.NewService(arch, arch, r, arch, signer, nil)
-	var parties []exchange.Party
-	raw, _ := os.ReadFile(demoDir + "/parties.json")
-	_ = json.Unmarshal(raw, &parties)
-	for _, p := range parties {
-		if _, err := svc.CreateParty(ctx, p); err != nil {
-			b.Fatal(err)
-		}
-	}
-	mto, _ := arch.Party(ctx, "cq-mto")
-	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
-	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
-	if err != nil {
-		b.Fatal(err)
-	}
-	billRec, _ := r.Doc(ctx, rc.ID)
+	svc, billRec := benchDemo(b, arch, r)
 	event := func(i int, link exchange.Link) exchange.Record {
 		at := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC).Add(time.Duration(i%100) * time.Minute)
 		f := map[string]string{"eventID": fmt.Sprintf("many-%08d", i), "eventType": "EQUIPMENT", "eventCode": "LOAD",

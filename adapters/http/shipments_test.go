@@ -92,10 +92,7 @@ func TestGrantStatuses(t *testing.T) {
 		t.Fatalf("one bill: %d %s", r.status, r.body)
 	}
 	const grants = "/v1/shipments/CQNL2026000187/grants"
-	for _, c := range []struct {
-		method, path, party, body string
-		status                    int
-	}{
+	e.statuses(t, []call{
 		{"POST", grants, "sg-motors", `{"party":"outsider","publish":true}`, 201},
 		{"POST", grants, "sg-motors", `{"party":"outsider","until":"2020-01-01T00:00:00Z"}`, 422},
 		{"POST", grants, "sg-motors", `{"party":"nobody-here"}`, 422},
@@ -110,15 +107,7 @@ func TestGrantStatuses(t *testing.T) {
 		{"DELETE", grants + "/outsider", "sg-motors", "", 204},
 		{"DELETE", grants + "/outsider", "sg-motors", "", 404},
 		{"GET", "/v1/shipments/CQNL2026000187", "outsider", "", 404},
-	} {
-		var body []byte
-		if c.body != "" {
-			body = []byte(c.body)
-		}
-		if r := e.do(t, c.method, c.path, c.party, body); r.status != c.status {
-			t.Errorf("%s %s by %s %s: %d %s; want %d", c.method, c.path, c.party, c.body, r.status, r.body, c.status)
-		}
-	}
+	})
 }
 
 func TestEventQueryStatuses(t *testing.T) {
@@ -136,6 +125,26 @@ func TestEventQueryStatuses(t *testing.T) {
 	} {
 		if r := e.do(t, "GET", path, "sg-motors", nil); r.status != status {
 			t.Errorf("GET %s: %d %s; want %d", path, r.status, r.body, status)
+		}
+	}
+}
+
+// call is a request and the status it must get.
+type call struct {
+	method, path, party, body string
+	status                    int
+}
+
+// statuses makes each call in turn and checks its status.
+func (e *env) statuses(t *testing.T, calls []call) {
+	t.Helper()
+	for _, c := range calls {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		if r := e.do(t, c.method, c.path, c.party, body); r.status != c.status {
+			t.Errorf("%s %s by %s %s: %d %s; want %d", c.method, c.path, c.party, c.body, r.status, r.body, c.status)
 		}
 	}
 }

@@ -18,10 +18,7 @@ func TestTitleStatuses(t *testing.T) {
 		t.Fatalf("one bill: %d %s", r.status, r.body)
 	}
 	const title = "/v1/bills/CQNL2026000187/title"
-	for _, c := range []struct {
-		method, path, party, body string
-		status                    int
-	}{
+	e.statuses(t, []call{
 		{"GET", title, "sg-motors", "", 200},
 		{"GET", title, "corridor-ops", "", 200},
 		{"GET", title, "outsider", "", 404},
@@ -38,15 +35,7 @@ func TestTitleStatuses(t *testing.T) {
 		{"POST", title, "sg-bank", `{"action":"RELEASE"}`, 201},
 		{"POST", title + "/reject", "cq-autoparts", "", 201},
 		{"GET", "/v1/bills/NOSUCHBILL/title", "sg-motors", "", 404},
-	} {
-		var body []byte
-		if c.body != "" {
-			body = []byte(c.body)
-		}
-		if r := e.do(t, c.method, c.path, c.party, body); r.status != c.status {
-			t.Errorf("%s %s by %s %s: %d %s; want %d", c.method, c.path, c.party, c.body, r.status, r.body, c.status)
-		}
-	}
+	})
 }
 
 func TestRoutesStatuses(t *testing.T) {
