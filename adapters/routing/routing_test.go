@@ -86,3 +86,22 @@ rules:
 		}
 	}
 }
+
+// FuzzParse: any file is parsed or refused, without panicking, and what is
+// accepted parses again to the same rules.
+func FuzzParse(f *testing.F) {
+	f.Add(routing.DefaultFile())
+	f.Add([]byte("version: 1\nrules: []\n"))
+	f.Add([]byte("version: 1\nrules:\n  - name: a1\n    match: {hs: [\"01-02\"]}\n    send: [{role: port, routePlace: portOfLoading}]\n"))
+	f.Add([]byte("a: &x [*x]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := routing.Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		again, err := routing.Parse("fuzz.yaml", data)
+		if err != nil || len(again.Rules) != len(r.Rules) {
+			t.Fatalf("parsed once, not twice: %v", err)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -116,6 +117,21 @@ func TestOneRequestPerSubmit(t *testing.T) {
 	got, err := arch.Body(context.Background(), rc.ID)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read back: %v", err)
+	}
+	// The object's layout is the ledger's: a line naming it, the record, the exact bytes.
+	c, err := minio.New(env.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(env.AccessKey, env.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := c.GetObject(context.Background(), env.Bucket, arch.Prefix+"docs/"+rc.ID, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(obj)
+	first, rest, _ := bytes.Cut(raw, []byte("\n"))
+	record, bytesAfter, _ := bytes.Cut(rest, []byte("\n"))
+	if err != nil || string(first) != "corridor-document 1" || !json.Valid(record) || !bytes.Equal(bytesAfter, body) {
+		t.Fatalf("object layout: %q... (%v)", raw[:min(len(raw), 60)], err)
 	}
 }
 
