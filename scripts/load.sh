@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 . scripts/harness.sh
 
 mode="${1:-}"
-case "$mode" in soak | ratio) ;; *) echo "usage: scripts/load.sh soak|ratio" >&2; exit 2 ;; esac
+case "$mode" in soak | ratio | split) ;; *) echo "usage: scripts/load.sh soak|ratio|split" >&2; exit 2 ;; esac
 
 need_apt redis-server redis-server
 need_minio
@@ -28,12 +28,35 @@ port="$(free_ports 1)"
 "$WORK/corridor" serve --demo --listen "127.0.0.1:$port" --data "$WORK/gateway" --log-format text \
   --redis-url "$CORRIDOR_TEST_REDIS_URL" --s3-endpoint "$CORRIDOR_TEST_S3_ENDPOINT" --s3-bucket corridor \
   --s3-access-key "$CORRIDOR_TEST_S3_ACCESS_KEY" --s3-secret-key "$CORRIDOR_TEST_S3_SECRET_KEY" \
-  --rate-limit 1000000000 >"$WORK/gateway.log" 2>&1 &
+  --rate-limit 1000000000 ${LOAD_PPROF:+--pprof-listen 127.0.0.1:$LOAD_PPROF} >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 ready "$port" /healthz
 echo "load: gateway on 127.0.0.1:$port (Redis + MinIO), $(nproc) cores shared by the gateway, Redis, MinIO and the load"
 
 bench=("$WORK/corridor" bench --server "http://127.0.0.1:$port")
+
+# Where the cores go while the gateway is driven at -c 16: the gateway's
+# CPU profile (LOAD_PPROF must name a free port) beside each process's CPU
+# time (from /proc) over the same 15 s.
+cpu_ticks() {
+  local p
+  for p in "$@"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0; done
+}
+split_cpu() {
+  : "${LOAD_PPROF:?set LOAD_PPROF to a free port for the gateway profiles}"
+  "${bench[@]}" -c 16 --duration 30s >"$WORK/bench.out" 2>&1 &
+  local bpid=$!
+  sleep 5
+  local pids=("${PIDS[@]}" "$bpid")
+  local before after
+  before=$(cpu_ticks "${pids[@]}" | tr '\n' ' ')
+  go tool pprof -top -seconds 15 "http://127.0.0.1:$LOAD_PPROF/debug/pprof/profile" 2>/dev/null | head -25
+  after=$(cpu_ticks "${pids[@]}" | tr '\n' ' ')
+  echo "CPU seconds in those 15 s (2 cores: 30 at most), redis-server minio gateway bench:"
+  paste <(tr ' ' '\n' <<<"$before") <(tr ' ' '\n' <<<"$after") | awk -v hz="$(getconf CLK_TCK)" 'NF==2 {printf "  %.1f", ($2-$1)/hz} END {print ""}'
+  wait "$bpid"
+  tail -8 "$WORK/bench.out"
+}
 case "$mode" in
 soak)
   "${bench[@]}" --rate "${SOAK_RATE:-200}" --duration "${SOAK_DURATION:-30m}" --sample-every "${SOAK_SAMPLE:-1m}" \
@@ -45,5 +68,8 @@ ratio)
     "${bench[@]}" -c "$c" --duration "${RATIO_DURATION:-20s}" --s3-endpoint "$CORRIDOR_TEST_S3_ENDPOINT" \
       --s3-access-key "$CORRIDOR_TEST_S3_ACCESS_KEY" --s3-secret-key "$CORRIDOR_TEST_S3_SECRET_KEY" --s3-bucket corridor-bench
   done
+  ;;
+split)
+  split_cpu
   ;;
 esac

@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +49,9 @@ type Gateway struct {
 	// rules. SIGHUP reads it again.
 	Routing  string
 	Webhooks webhook.Config
+	// PprofListen, when set, serves net/http/pprof there (keep it on
+	// loopback: profiles show what the gateway is doing).
+	PprofListen string
 	// OutboxInterval is how often deliveries left pending (a gateway died
 	// after an archive write) are completed; they are also at start.
 	OutboxInterval time.Duration
@@ -122,6 +127,7 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.DurationVar(&g.Webhooks.FirstRetry, "webhook-first-retry", 5*time.Second, "the first retry of a failed push comes within this; later ones back off exponentially")
 	fs.DurationVar(&g.OutboxInterval, "outbox-interval", 30*time.Second,
 		"how often to complete deliveries a gateway left pending when it died after archiving (also done at start; 0: only at start)")
+	fs.StringVar(&g.PprofListen, "pprof-listen", "", "serve Go's profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	fs.StringVar(&g.LogFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
@@ -255,6 +261,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	defer wg.Wait()
 	defer stopBg()
+	if g.PprofListen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Addr: g.PprofListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.ListenAndServe() }()
+		defer ps.Close()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
