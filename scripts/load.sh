@@ -55,7 +55,7 @@ split_cpu() {
   echo "CPU seconds in those 15 s (2 cores: 30 at most), redis-server minio gateway bench:"
   paste <(tr ' ' '\n' <<<"$before") <(tr ' ' '\n' <<<"$after") | awk -v hz="$(getconf CLK_TCK)" 'NF==2 {printf "  %.1f", ($2-$1)/hz} END {print ""}'
   wait "$bpid"
-  tail -8 "$WORK/bench.out"
+  grep -v '%|' "$WORK/bench.out"
 }
 case "$mode" in
 soak)
