@@ -81,12 +81,7 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 			st.members[m] = true
 		}
 	}
-	chain := []TitleEntry{{Action: ActionIssue, Actor: st.original.Sender, Recipient: st.original.Facts["holder"],
-		DocumentID: st.original.ID, DocumentSHA256: st.original.SHA256}}
-	for _, r := range st.titleRecs {
-		chain = append(chain, entryOf(r))
-	}
-	if st.title, err = replayTitle(chain); err != nil {
+	if st.title, err = replayTitle(st.chain()); err != nil {
 		return nil, fmt.Errorf("title of %s: %w", ref, err)
 	}
 	return st, nil

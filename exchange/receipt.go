@@ -1,10 +1,8 @@
 package exchange
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"time"
 )
@@ -46,11 +44,7 @@ func SigningBytes(r Receipt) []byte {
 	if len(r.RoutedBy) > 0 {
 		m["routedBy"] = r.RoutedBy
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m) // only strings, ints and string slices: cannot fail
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return canonical(m)
 }
 
 // VerifyReceipt checks a receipt's signature against the gateway's public key.

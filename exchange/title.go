@@ -125,11 +125,13 @@ func TitleHeadSigningBytes(h TitleHead) []byte {
 		"status": h.Status, "holder": h.Holder, "pendingHash": h.PendingHash, "time": h.Time})
 }
 
+// canonical is RFC 8785 canonical JSON of a map of strings, integers and
+// string slices (encoding/json sorts map keys; HTML is not escaped).
 func canonical(m map[string]any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m) // strings and ints only: cannot fail
+	_ = enc.Encode(m) // strings, ints and string slices only: cannot fail
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
@@ -378,13 +380,19 @@ type TitleRequest struct {
 // Ed25519 signs deterministically) from the one bill as first submitted,
 // then the archived entries.
 func (s *Service) chainOf(st *shipState) []TitleEntry {
-	b := st.original
-	issue := TitleEntry{Format: TitleFormat, Ref: st.ref, Seq: 0, Action: ActionIssue, Actor: b.Sender, Recipient: b.Facts["holder"],
-		DocumentID: b.ID, DocumentSHA256: b.SHA256, Time: b.ReceivedAt.UTC().Format(time.RFC3339Nano)}
+	chain := st.chain()
 	if s.Signer != nil {
-		s.Signer.sealTitle(&issue)
+		s.Signer.sealTitle(&chain[0])
 	}
-	chain := []TitleEntry{issue}
+	return chain
+}
+
+// chain is a shipment's chain as the index holds it, its issue entry not
+// yet signed (replaying it needs no signature).
+func (st *shipState) chain() []TitleEntry {
+	b := st.original
+	chain := []TitleEntry{{Format: TitleFormat, Ref: st.ref, Seq: 0, Action: ActionIssue, Actor: b.Sender, Recipient: b.Facts["holder"],
+		DocumentID: b.ID, DocumentSHA256: b.SHA256, Time: b.ReceivedAt.UTC().Format(time.RFC3339Nano)}}
 	for _, r := range st.titleRecs {
 		chain = append(chain, entryOf(r))
 	}
