@@ -16,17 +16,29 @@ func malformed(format string, args ...any) error {
 	return exchange.Errorf(exchange.CodeMalformed, format, args...)
 }
 
-// queryInt reads an optional whole-number query parameter.
-func queryInt(c *fiber.Ctx, name string) (int, error) {
-	v := c.Query(name)
+// queryLimit reads ?limit=: absent is 0 (the service's default); given,
+// it is a whole number of at least 1 (the service bounds it from above).
+func queryLimit(c *fiber.Ctx) (int, error) {
+	v := c.Query("limit")
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, malformed("%s must be a whole number", name)
+	if err != nil || n < 1 {
+		return 0, malformed("limit is a whole number of at least 1")
 	}
 	return n, nil
+}
+
+// queryDesc reads an order parameter: asc (oldest first, the default) or desc.
+func queryDesc(c *fiber.Ctx, name string) (bool, error) {
+	switch c.Query(name, "asc") {
+	case "asc":
+		return false, nil
+	case "desc":
+		return true, nil
+	}
+	return false, malformed("%s is asc (oldest first) or desc (newest first)", name)
 }
 
 // queryTime reads an optional RFC 3339 query parameter.
@@ -47,18 +59,11 @@ func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
 func (s *Server) shipment(c *fiber.Ctx) error {
 	q := exchange.EventQuery{Cursor: utils.CopyString(c.Query("cursor"))}
 	var err error
-	if q.Limit, err = queryInt(c, "limit"); err != nil {
+	if q.Limit, err = queryLimit(c); err != nil {
 		return s.fail(c, err)
 	}
-	switch c.Query("order", "asc") {
-	case "asc":
-	case "desc":
-		q.Desc = true
-	default:
-		return s.fail(c, malformed("order is asc (oldest first) or desc (newest first)"))
-	}
-	if q.Limit == 0 && c.Query("limit") != "" {
-		q.Limit = -1 // limit=0 is out of range, not the default
+	if q.Desc, err = queryDesc(c, "order"); err != nil {
+		return s.fail(c, err)
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
@@ -78,9 +83,7 @@ func (s *Server) shipments(c *fiber.Ctx) error {
 	q := exchange.ShipmentQuery{Status: strings.ToUpper(c.Query("status")), Mode: strings.ToUpper(c.Query("mode")),
 		Location: strings.ToUpper(c.Query("location")), Cursor: utils.CopyString(c.Query("cursor"))}
 	var err error
-	if q.Limit, err = queryInt(c, "limit"); err == nil && q.Limit == 0 && c.Query("limit") != "" {
-		q.Limit = -1
-	}
+	q.Limit, err = queryLimit(c)
 	if err == nil {
 		q.From, err = queryTime(c, "from")
 	}
@@ -153,9 +156,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 		EventTypeCode: strings.ToUpper(c.Query("eventTypeCode")), UNLocationCode: strings.ToUpper(c.Query("UNLocationCode")),
 		Cursor: utils.CopyString(c.Query("cursor"))}
 	var err error
-	if q.Limit, err = queryInt(c, "limit"); err == nil && q.Limit == 0 && c.Query("limit") != "" {
-		q.Limit = -1
-	}
+	q.Limit, err = queryLimit(c)
 	if err == nil {
 		q.Min, err = queryTime(c, "eventDateTimeMin")
 	}
@@ -163,13 +164,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 		q.Max, err = queryTime(c, "eventDateTimeMax")
 	}
 	if err == nil {
-		switch c.Query("sort", "asc") {
-		case "asc":
-		case "desc":
-			q.Desc = true
-		default:
-			err = malformed("sort is asc (oldest first) or desc (newest first)")
-		}
+		q.Desc, err = queryDesc(c, "sort") // DCSA's name for it
 	}
 	if err != nil {
 		return s.fail(c, err)

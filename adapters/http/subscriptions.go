@@ -86,8 +86,8 @@ func (s *Server) rotateSecret(c *fiber.Ctx) error {
 }
 
 func (s *Server) deliveries(c *fiber.Ctx) error {
-	limit, err := queryInt(c, "limit")
-	if err == nil && (limit < 0 || limit > 1000) {
+	limit, err := queryLimit(c)
+	if err == nil && limit > 1000 {
 		err = malformed("limit is 1 to 1000")
 	}
 	if err != nil {
