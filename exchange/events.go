@@ -149,10 +149,7 @@ func (s *Service) eventScope(ctx context.Context, caller Party, q EventFilter) (
 		}
 		return out, nil
 	}
-	list := listPartyShips(caller.ID)
-	if caller.Has(RoleOperator) {
-		list = listShips
-	}
+	list := shipsListOf(caller)
 	items, err := s.Index.Page(ctx, list, "", maxEventScopes, true)
 	if err != nil {
 		return nil, err

@@ -54,12 +54,22 @@ func grantOf(rec Record, now time.Time) Grant {
 
 // activeGrant returns the party's grant on a shipment if one is in force.
 func (s *Service) activeGrant(ctx context.Context, ship, party string) (Grant, bool, error) {
-	items, err := s.Index.Page(ctx, listGrant(ship, party), "", 1, true)
-	if err != nil || len(items) == 0 {
+	rec, err := s.latestGrant(ctx, ship, party)
+	if err != nil || rec == nil {
 		return Grant{}, false, err
 	}
-	g := grantOf(items[0].Record, s.Now())
+	g := grantOf(*rec, s.Now())
 	return g, g.Active, nil
+}
+
+// latestGrant is the record of a party's latest grant (or revocation) on a
+// shipment, the highest numbered; nil when there is none.
+func (s *Service) latestGrant(ctx context.Context, ship, party string) (*Record, error) {
+	items, err := s.Index.Page(ctx, listGrant(ship, party), "", 1, true)
+	if err != nil || len(items) == 0 {
+		return nil, err
+	}
+	return &items[0].Record, nil
 }
 
 // memberShipment resolves a ref to one shipment the caller is a member
@@ -166,10 +176,10 @@ const maxGrants = 500
 // the gateways' clocks say, and of two changes at once one wins (409).
 func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g Grant) (Grant, error) {
 	seq := 0
-	if last, err := s.Index.Page(ctx, listGrant(st.ref, g.Party), "", 1, true); err != nil {
+	if last, err := s.latestGrant(ctx, st.ref, g.Party); err != nil {
 		return Grant{}, err
-	} else if len(last) > 0 {
-		n, _ := strconv.Atoi(last[0].Record.Facts["seq"])
+	} else if last != nil {
+		n, _ := strconv.Atoi(last.Facts["seq"])
 		seq = n + 1
 	}
 	now := s.Now().UTC().Truncate(time.Microsecond)
@@ -229,12 +239,12 @@ func (s *Service) GrantOf(ctx context.Context, caller Party, ref, party string) 
 	if acc != accessMember && caller.ID != party {
 		return Grant{}, Errorf(CodeForbidden, "only the members of shipment %s see its grants", st.ref)
 	}
-	items, err := s.Index.Page(ctx, listGrant(st.ref, party), "", 1, true)
+	rec, err := s.latestGrant(ctx, st.ref, party)
 	if err != nil {
 		return Grant{}, err
 	}
-	if len(items) == 0 {
+	if rec == nil {
 		return Grant{}, Errorf(CodeNotFound, "%s holds no grant on shipment %s", party, st.ref)
 	}
-	return grantOf(items[0].Record, s.Now()), nil
+	return grantOf(*rec, s.Now()), nil
 }

@@ -22,6 +22,15 @@ func listPartyShips(party string) string  { return "party:" + party + ":ships" }
 // listShips holds every one bill: the shipments an operator sees.
 const listShips = "ships"
 
+// shipsListOf is the list of the shipments a party may see: every one for
+// an operator, else those it takes part in (or was granted, or asked).
+func shipsListOf(p Party) string {
+	if p.Has(RoleOperator) {
+		return listShips
+	}
+	return listPartyShips(p.ID)
+}
+
 // Entries returns the lists a record is filed in: what Submit and
 // Reindex hand to Index.Add (and seeding tools with them).
 func Entries(rec Record) []Entry {

@@ -172,11 +172,11 @@ func (s *Service) place(ctx context.Context, caller Party, rt route, f map[strin
 		if err != nil {
 			return nil, err
 		}
-		if acc == accessNone && rec.Type == TypeResponse {
-			// To an outsider a declaration of a shipment it takes no part in
-			// is one the gateway does not hold: its existence is not told.
-			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no customs declaration %s", first(f, rt.ref.path)),
-				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: fmt.Sprintf("no customs declaration %s has been submitted", first(f, rt.ref.path))}}}
+		if acc == accessNone && target != nil && rt.ref.inheritShipments {
+			// A document that joins a shipment through another (an answer
+			// through its declaration) tells an outsider what a missing
+			// reference would: the other's existence is not disclosed.
+			return nil, rt.ref.missing(first(f, rt.ref.path))
 		}
 		if acc < accessPublish || (acc == accessPublish && rec.Type != TypeEvent) {
 			// A grant with publish is for tracking events: a grantee's
@@ -189,16 +189,15 @@ func (s *Service) place(ctx context.Context, caller Party, rt route, f map[strin
 			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("shipment %s holds %d documents besides its events, the most one shipment takes", st.ref, maxGraphDocs),
 				Problems: []schemas.Problem{{Pointer: out[i].pointer, Detail: "names a shipment that takes no more documents"}}}
 		}
-		if rec.Type == TypeResponse && target != nil {
+		if r := rt.ref; r != nil && r.perSender > 0 && target != nil {
 			n := 0
 			for _, d := range st.docs {
-				if d.Type == TypeResponse && d.Sender == rec.Sender && d.Facts["declarationId"] != "" &&
-					NormalizeRef(d.Facts["declarationReference"]) == NormalizeRef(target.Facts["declarationNumber"]) {
+				if d.Type == rec.Type && d.Sender == rec.Sender && NormalizeRef(d.Facts[r.path]) == NormalizeRef(first(f, r.path)) {
 					n++
 				}
 			}
-			if n >= MaxAnswers {
-				return nil, Errorf(CodeConflict, "you answered declaration %s %d times, the most one authority may", target.Facts["declarationNumber"], MaxAnswers)
+			if n >= r.perSender {
+				return nil, Errorf(CodeConflict, "you referred to %s %s %d times, the most one party may", r.what, first(f, r.path), r.perSender)
 			}
 		}
 		out[i].state = st

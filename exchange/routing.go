@@ -1,9 +1,12 @@
 package exchange
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/landsea/corridor/schemas"
 )
 
 // route is what the gateway knows of a document type: who may issue it,
@@ -62,6 +65,15 @@ type reference struct {
 	inheritShipments bool
 	// check refuses a document that does not match what it refers to
 	check func(doc map[string]any, target Record) error
+	// perSender bounds how many documents one sender refers to one target
+	// with (0: no bound), so one party cannot grow a shipment without end.
+	perSender int
+}
+
+// missing is the refusal of a reference the gateway does not hold.
+func (r *reference) missing(ref string) error {
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no %s %s", r.what, ref),
+		Problems: []schemas.Problem{{Pointer: "/" + r.path, Detail: fmt.Sprintf("no %s %s has been submitted", r.what, ref)}}}
 }
 
 const (
@@ -131,7 +143,7 @@ var routes = map[string]route{
 			"responseCode": "responseCode", "responseDateTime": "responseDateTime", "customsAuthority": "customsAuthority"},
 		// A response goes back to the declarant, in the declaration's shipments.
 		ref: &reference{path: "declarationReference", prefix: keyDeclaration, what: "customs declaration",
-			required: true, inheritShipments: true, check: responseMatches,
+			required: true, inheritShipments: true, check: responseMatches, perSender: MaxAnswers,
 			parties: func(decl Record) []string { return []string{decl.Facts["declarant"]} }},
 	},
 	TypeEvent: {

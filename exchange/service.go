@@ -260,8 +260,7 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 		t, err := s.referenced(ctx, r.prefix+NormalizeRef(ref))
 		switch {
 		case errors.Is(err, ErrNotFound) && r.required:
-			return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway holds no %s %s", r.what, ref),
-				Problems: []schemas.Problem{{Pointer: "/" + r.path, Detail: fmt.Sprintf("no %s %s has been submitted", r.what, ref)}}}
+			return r.missing(ref)
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
 			return err

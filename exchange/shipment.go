@@ -552,10 +552,7 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 	if after == "" && !q.To.IsZero() {
 		after = Position(q.To.Add(time.Microsecond), "") // newest first: start just after To
 	}
-	list := listPartyShips(caller.ID)
-	if caller.Has(RoleOperator) {
-		list = listShips
-	}
+	list := shipsListOf(caller)
 	out := ShipmentList{Shipments: []Summary{}}
 	for scanned := 0; scanned < maxScan; {
 		batch := min(100, maxScan-scanned)
