@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -318,20 +317,43 @@ func (p *Pusher) Round(ctx context.Context) {
 // (a later one waits while an earlier one of its shipment is failing),
 // then acks each message every matching subscription took.
 func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscription) {
-	// Page through the inbox, oldest first, keeping what a subscription
-	// wants: messages none wants (its types or refs), or that push gave up
-	// on, wait for pull and are passed over, however many they are.
-	var msgs []exchange.Message
-	after := ""
-	for pages := 0; pages < maxPages && len(msgs) < maxCandidates; pages++ {
+	// Page through the inbox, oldest first, reading each message's state
+	// for each subscription that wants it once a round. Messages none
+	// wants (its types or refs), or that push gave up on, wait for pull
+	// and are passed over, however many they are.
+	work := map[string][]item{} // by subscription: what it has still to take
+	matched := map[string]int{} // by message: how many subscriptions want it
+	took := map[string]int{}    // by message: how many of those took it
+	var order []string          // the messages wanted, oldest first
+	after, wanted := "", 0
+	for pages := 0; pages < maxPages && wanted < maxCandidates; pages++ {
 		page, next, err := p.q.Peek(ctx, party, after, 1000)
 		if err != nil {
 			p.log.Warn("webhook: peek", "party", party, "err", err)
 			return
 		}
 		for _, m := range page {
-			if slices.ContainsFunc(subs, func(s exchange.Subscription) bool { return s.Matches(m) && !p.gaveUp(ctx, s, m) }) {
-				msgs = append(msgs, m)
+			open := false
+			for _, s := range subs {
+				if !s.Matches(m) {
+					continue
+				}
+				matched[m.DocumentID]++
+				st, err := p.q.PushState(ctx, s.ID, m.DocumentID)
+				switch {
+				case err == nil && st.Done:
+					took[m.DocumentID]++ // taken in a round whose ack did not happen
+				case err == nil && st.GaveUp:
+				default:
+					work[s.ID] = append(work[s.ID], item{m: m, st: st, err: err})
+					open = true
+				}
+			}
+			if matched[m.DocumentID] > 0 {
+				order = append(order, m.DocumentID)
+			}
+			if open {
+				wanted++
 			}
 		}
 		if len(page) < 1000 {
@@ -339,36 +361,24 @@ func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscr
 		}
 		after = next
 	}
-	if len(msgs) == 0 {
-		for _, s := range subs {
-			p.metrics.retrying.WithLabelValues(s.ID).Set(0)
-			p.metrics.oldest.WithLabelValues(s.ID).Set(0)
-		}
-		return
-	}
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, sub := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.pushSub(ctx, sub, msgs)
+			for _, id := range p.pushSub(ctx, sub, work[sub.ID]) {
+				mu.Lock()
+				took[id]++
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
 	var acks []string
-	for _, m := range msgs {
-		took, matched := true, false
-		for _, s := range subs {
-			if !s.Matches(m) {
-				continue
-			}
-			matched = true
-			if st, err := p.q.PushState(ctx, s.ID, m.DocumentID); err != nil || !st.Done {
-				took = false
-			}
-		}
-		if matched && took {
-			acks = append(acks, m.DocumentID)
+	for _, id := range order {
+		if took[id] == matched[id] {
+			acks = append(acks, id)
 		}
 	}
 	if len(acks) == 0 {
@@ -385,6 +395,14 @@ func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscr
 	}
 }
 
+// item is a message a subscription has still to take, with its state as
+// read this round (err: the state could not be read).
+type item struct {
+	m   exchange.Message
+	st  exchange.PushState
+	err error
+}
+
 // One round looks at no more than maxPages pages of 1000 waiting messages
 // of an inbox, and pushes no more than maxCandidates of them.
 const (
@@ -392,25 +410,20 @@ const (
 	maxCandidates = 500
 )
 
-func (p *Pusher) gaveUp(ctx context.Context, s exchange.Subscription, m exchange.Message) bool {
-	st, err := p.q.PushState(ctx, s.ID, m.DocumentID)
-	return err == nil && (st.GaveUp || st.Done)
-}
-
-// pushSub pushes the messages of one subscription: InFlight workers, each
-// taking the shipments that hash to it, in order.
-func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, msgs []exchange.Message) {
-	lanes := make([][]exchange.Message, p.cfg.InFlight)
-	for _, m := range msgs {
-		if sub.Matches(m) {
-			h := fnv.New32a()
-			h.Write([]byte(m.Ref))
-			i := int(h.Sum32() % uint32(p.cfg.InFlight))
-			lanes[i] = append(lanes[i], m)
-		}
+// pushSub pushes what one subscription has still to take: InFlight
+// workers, each taking the shipments that hash to it, in order. It
+// returns the messages taken.
+func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items []item) []string {
+	lanes := make([][]item, p.cfg.InFlight)
+	for _, it := range items {
+		h := fnv.New32a()
+		h.Write([]byte(it.m.Ref))
+		i := int(h.Sum32() % uint32(p.cfg.InFlight))
+		lanes[i] = append(lanes[i], it)
 	}
 	var retrying int64
 	var oldest time.Time
+	var taken []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, lane := range lanes {
@@ -418,39 +431,32 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, msgs []
 		go func() {
 			defer wg.Done()
 			blocked := map[string]bool{}
-			for _, m := range lane {
+			for _, it := range lane {
+				m := it.m
 				if ctx.Err() != nil {
 					return
-				}
-				st, err := p.q.PushState(ctx, sub.ID, m.DocumentID)
-				if err != nil {
-					blocked[m.Ref] = true // unknown: its shipment's later messages wait, not overtake it
-					continue
-				}
-				if st.Done || st.GaveUp {
-					continue
 				}
 				mu.Lock()
 				if oldest.IsZero() || m.ReceivedAt.Before(oldest) {
 					oldest = m.ReceivedAt
 				}
 				mu.Unlock()
-				if blocked[m.Ref] {
+				switch {
+				case it.err != nil:
+					blocked[m.Ref] = true // unknown: its shipment's later messages wait, not overtake it
 					continue
-				}
-				if time.Now().Before(st.Next) {
+				case blocked[m.Ref]:
+					continue
+				case time.Now().Before(it.st.Next) || !p.push(ctx, sub, m, it.st):
 					blocked[m.Ref] = true // its shipment waits for it
 					mu.Lock()
 					retrying++
 					mu.Unlock()
 					continue
 				}
-				if ok := p.push(ctx, sub, m, st); !ok {
-					blocked[m.Ref] = true
-					mu.Lock()
-					retrying++
-					mu.Unlock()
-				}
+				mu.Lock()
+				taken = append(taken, m.DocumentID)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -461,6 +467,7 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, msgs []
 	} else {
 		p.metrics.oldest.WithLabelValues(sub.ID).Set(time.Since(oldest).Seconds())
 	}
+	return taken
 }
 
 // push makes one attempt and records it; it reports whether the receiver took the message.
