@@ -6,18 +6,14 @@ import (
 	"testing"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 // BenchmarkSubmit measures the whole submit path on the embedded backend:
 // validation, archive (two fsynced files), index and one inbox per recipient.
 func BenchmarkSubmit(b *testing.B) {
 	ctx := context.Background()
-	store := local.New(b.TempDir())
-	if err := store.Open(); err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := storagetest.Local(b)
 	signer, _ := exchange.NewSigner(make([]byte, 32))
 	svc := exchange.NewService(store, store, store, store, signer, nil)
 	for _, p := range []exchange.Party{

@@ -16,6 +16,7 @@ import (
 	"github.com/landsea/corridor/adapters/routing"
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 const demoDir = "../deploy/demo"
@@ -30,11 +31,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	store := local.New(t.TempDir())
-	if err := store.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storagetest.Local(t)
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	w := &world{svc: exchange.NewService(store, store, store, store, signer, nil), store: store,
 		now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}

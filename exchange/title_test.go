@@ -10,9 +10,9 @@ import (
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
-	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
 	"github.com/landsea/corridor/storage/s3"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 const bill = "CQNL2026000187"
@@ -285,11 +285,7 @@ func TestTitleEntryMissingFromTheIndexIsFound(t *testing.T) {
 	ctx := context.Background()
 	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
 	// A second gateway shares the archive and parties, with an index of its own.
-	other := local.New(t.TempDir())
-	if err := other.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := storagetest.Local(t)
 	svc2 := exchange.NewService(w.store, other, other, w.store, w.svc.Signer, nil)
 	if _, err := svc2.Reindex(ctx, false, func() {}); err != nil {
 		t.Fatal(err)

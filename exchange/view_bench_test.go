@@ -14,6 +14,7 @@ import (
 	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 // BenchmarkShipmentFirstPage: the view of the demo shipment (first page
@@ -24,12 +25,7 @@ import (
 func BenchmarkShipmentFirstPage(b *testing.B) {
 	const events = 20000
 	b.Run("Embedded", func(b *testing.B) {
-		store := local.New(b.TempDir())
-		store.NoSync = true
-		if err := store.Open(); err != nil {
-			b.Fatal(err)
-		}
-		defer store.Close()
+		store := storagetest.Local(b, func(s *local.Store) { s.NoSync = true })
 		benchView(b, store, store, events)
 	})
 	b.Run("Redis", func(b *testing.B) {
@@ -41,11 +37,7 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 // benchStores opens an embedded archive (and queue and parties) and, on
 // Redis, an index; they close when the benchmark ends.
 func benchStores(b *testing.B) (*local.Store, *redis.Store) {
-	arch := local.New(b.TempDir())
-	if err := arch.Open(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { arch.Close() })
+	arch := storagetest.Local(b)
 	r := redis.New(testenv.RedisURL(b))
 	r.Prefix = testenv.Prefix()
 	if err := r.Open(context.Background()); err != nil {

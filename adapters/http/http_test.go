@@ -24,6 +24,7 @@ import (
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
 	"github.com/landsea/corridor/storage/s3"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 type env struct {
@@ -48,11 +49,7 @@ var testParties = []exchange.Party{
 func newEnv(t *testing.T, cfg httpapi.Config, store *local.Store, queue exchange.Queue) *env {
 	t.Helper()
 	if store == nil {
-		store = local.New(t.TempDir())
-		if err := store.Open(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
+		store = storagetest.Local(t)
 	}
 	if queue == nil {
 		queue = store
@@ -377,11 +374,7 @@ func TestLimitsHoldAcrossGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	store := local.New(t.TempDir())
-	if err := store.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storagetest.Local(t)
 	cfg := httpapi.Config{RateLimit: 4, RateWindow: time.Hour, AuthFailures: 3,
 		RateLimiter: s.Limiter("party", 4, time.Hour), AuthLimiter: s.Limiter("auth", 3, time.Minute)}
 	one := newEnv(t, cfg, store, nil)
@@ -544,11 +537,7 @@ func TestForwardedForTrust(t *testing.T) {
 
 // With S3 down the submit is 503 and nothing is indexed or queued.
 func TestArchiveDown503(t *testing.T) {
-	store := local.New(t.TempDir())
-	if err := store.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := storagetest.Local(t)
 	down := s3.New("127.0.0.1:1", "corridor", "k", "secretsecret")
 	_ = down.Open(context.Background()) // fails: nothing listens there
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{7}, 32))

@@ -9,8 +9,8 @@ import (
 	httpapi "github.com/landsea/corridor/adapters/http"
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
-	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/s3"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 // With MinIO hung (SIGSTOP), submits, reads and authentications answer
@@ -21,11 +21,7 @@ func TestPausedMinIO503(t *testing.T) {
 	if err := archive.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	store := local.New(t.TempDir())
-	if err := store.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := storagetest.Local(t)
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{7}, 32))
 	svc := exchange.NewService(archive, store, store, archive, signer, nil)
 	e := &env{srv: httpapi.New(svc, httpapi.Config{RequestTimeout: 300 * time.Millisecond}), svc: svc, store: store, keys: map[string]string{}}

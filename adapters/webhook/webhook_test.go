@@ -24,6 +24,7 @@ import (
 	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 const demo = "../../deploy/demo"
@@ -77,11 +78,7 @@ type env struct {
 
 func newEnv(t *testing.T, queue exchange.Queue, cfg webhook.Config) *env {
 	t.Helper()
-	store := local.New(t.TempDir())
-	if err := store.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storagetest.Local(t)
 	if queue == nil {
 		queue = store
 	}

@@ -11,13 +11,7 @@ import (
 
 func open(t testing.TB, vis time.Duration) *local.Store {
 	t.Helper()
-	s := local.New(t.TempDir())
-	s.VisibilityTimeout = vis
-	if err := s.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return storagetest.Local(t, func(s *local.Store) { s.VisibilityTimeout = vis })
 }
 
 func TestConformance(t *testing.T) {

@@ -18,7 +18,6 @@ import (
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/schemas"
-	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/s3"
 	"github.com/landsea/corridor/storage/storagetest"
 )
@@ -85,11 +84,7 @@ func TestOneRequestPerSubmit(t *testing.T) {
 	if err := arch.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ix := local.New(t.TempDir())
-	if err := ix.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := storagetest.Local(t)
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{2}, 32))
 	svc := exchange.NewService(arch, ix, ix, ix, signer, nil)
 	mto, err := svc.CreateParty(context.Background(), exchange.Party{ID: "cq-mto", Name: "MTO", Roles: []exchange.Role{exchange.RoleMTO}, Country: "CN"})
