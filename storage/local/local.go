@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -396,21 +395,9 @@ func (s *Store) Party(ctx context.Context, id string) (exchange.Party, error) {
 	return p, s.getJSON(bParties, id, &p)
 }
 
-// ListParties returns every party, by id.
+// ListParties returns every party, by id (bolt keeps keys in byte order).
 func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
-	var out []exchange.Party
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bParties).ForEach(func(_, v []byte) error {
-			var p exchange.Party
-			if err := json.Unmarshal(v, &p); err != nil {
-				return err
-			}
-			out = append(out, p)
-			return nil
-		})
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, err
+	return allJSON[exchange.Party](s, bParties)
 }
 
 // PutKey stores a key record.
@@ -436,6 +423,26 @@ func (s *Store) putJSON(bucket []byte, key string, v any, create bool) error {
 		}
 		return b.Put([]byte(key), raw)
 	})
+}
+
+// allJSON decodes every value of a bucket, in key order.
+func allJSON[T any](s *Store, bucket []byte) ([]T, error) {
+	var out []T
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return err
+			}
+			out = append(out, x)
+			return nil
+		})
+	})
+	return out, err
 }
 
 func (s *Store) getJSON(bucket []byte, key string, v any) error {

@@ -177,20 +177,5 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 
 // ListSubscriptions returns them all.
 func (s *Store) ListSubscriptions(ctx context.Context) ([]exchange.Subscription, error) {
-	var out []exchange.Subscription
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bSubs)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var sub exchange.Subscription
-			if err := json.Unmarshal(v, &sub); err != nil {
-				return err
-			}
-			out = append(out, sub)
-			return nil
-		})
-	})
-	return out, err
+	return allJSON[exchange.Subscription](s, bSubs)
 }
