@@ -229,6 +229,23 @@ func (s *Store) Body(ctx context.Context, id string) ([]byte, error) {
 // safeID: an id that could leave its folder names nothing.
 func safeID(id string) bool { return id != "" && !strings.ContainsAny(id, "/.") }
 
+// listJSON reads every JSON object under a prefix, in the listing's order.
+func listJSON[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
+	var out []T
+	err := s.eachID(ctx, prefix, ".json", func(id string) error {
+		var x T
+		if err := s.readJSON(ctx, prefix, id, ".json", &x); err != nil {
+			return err
+		}
+		out = append(out, x)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // readJSON decodes the object folder+id+suffix into v, or ErrNotFound.
 func (s *Store) readJSON(ctx context.Context, folder, id, suffix string, v any) error {
 	if !safeID(id) {
@@ -320,19 +337,12 @@ func (s *Store) Party(ctx context.Context, id string) (exchange.Party, error) {
 	return p, s.readJSON(ctx, "parties/", id, ".json", &p)
 }
 
-// ListParties returns every party, by id.
+// ListParties returns every party, by id (the listing's key order puts
+// "a-b.json" before "a.json", so it sorts).
 func (s *Store) ListParties(ctx context.Context) ([]exchange.Party, error) {
-	var out []exchange.Party
-	err := s.eachID(ctx, "parties/", ".json", func(id string) error {
-		p, err := s.Party(ctx, id)
-		out = append(out, p)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
+	out, err := listJSON[exchange.Party](ctx, s, "parties/")
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, err
 }
 
 // PutKey stores a key record.
@@ -369,11 +379,5 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 
 // ListSubscriptions returns them all.
 func (s *Store) ListSubscriptions(ctx context.Context) ([]exchange.Subscription, error) {
-	var out []exchange.Subscription
-	err := s.eachID(ctx, "subscriptions/", ".json", func(id string) error {
-		sub, err := s.Subscription(ctx, id)
-		out = append(out, sub)
-		return err
-	})
-	return out, err
+	return listJSON[exchange.Subscription](ctx, s, "subscriptions/")
 }
