@@ -75,24 +75,13 @@ func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
 	}
 	f := doc.Fields
 	rec.Format, rec.Refs, rec.Members, rec.Shipments = RecordFormat, nil, nil, nil
-	for _, r := range valuesAll(f, rt.refs) {
-		rec.Refs = append(rec.Refs, NormalizeRef(r))
-	}
 	for _, m := range rt.members {
 		rec.Members = append(rec.Members, values(f, m.path)...)
 	}
-	for name, path := range rt.facts {
-		if v := first(f, path); v != "" {
-			if rec.Facts == nil {
-				rec.Facts = map[string]string{}
-			}
-			rec.Facts[name] = v
-		}
-	}
+	rt.derive(f, &rec)
 	switch {
 	case rec.Type == TypeOneBill:
-		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
-		rec.Plan = planOf(f)
+		openBill(f, &rec)
 	case rt.ship != nil:
 		for _, path := range rt.ship.paths {
 			for _, v := range values(f, path) {

@@ -303,8 +303,7 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 	}
 	named = append(named, routed...)
 	if rec.Type == TypeOneBill {
-		rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
-		rec.Plan = planOf(f)
+		openBill(f, rec)
 	}
 	if prev != nil {
 		if err := s.revise(ctx, rt, f, rec, prev); err != nil {
@@ -335,6 +334,17 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 			rec.Keys = append(rec.Keys, key)
 		}
 	}
+	rt.derive(f, rec)
+	if rec.Type == TypeEvent && len(placed) > 0 && milestone(rec.Facts, rec.Sender, placed[0].state.bill.Plan, placed[0].state.bill.Sender) {
+		rec.Facts["milestone"] = "true"
+	}
+	return s.recipients(ctx, named, rec)
+}
+
+// derive sets what a record takes from its fields alone: the references
+// it carries (normalised, once each) and its facts. Submit and the
+// upgrade of an old record both call it, so both read a document alike.
+func (rt route) derive(f map[string]any, rec *Record) {
 	for _, r := range valuesAll(f, rt.refs) {
 		if n := NormalizeRef(r); n != "" && !slices.Contains(rec.Refs, n) {
 			rec.Refs = append(rec.Refs, n)
@@ -348,10 +358,13 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 			rec.Facts[name] = v
 		}
 	}
-	if rec.Type == TypeEvent && len(placed) > 0 && milestone(rec.Facts, rec.Sender, placed[0].state.bill.Plan, placed[0].state.bill.Sender) {
-		rec.Facts["milestone"] = "true"
-	}
-	return s.recipients(ctx, named, rec)
+}
+
+// openBill makes a one bill the opening document of its own shipment,
+// with the route and legs it plans.
+func openBill(f map[string]any, rec *Record) {
+	rec.Shipments = []Link{{Ref: NormalizeRef(first(f, "transportDocumentReference")), Doc: rec.ID, Opened: rec.ReceivedAt}}
+	rec.Plan = planOf(f)
 }
 
 // planOf reads a one bill's route and legs.
