@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,15 +209,10 @@ func (s *Service) clearanceRecord(ctx context.Context, st *shipState, decl Recor
 	if err != nil {
 		return Record{}, nil, err
 	}
-	sum := sha256.Sum256(body)
 	now := s.Now().UTC().Truncate(time.Microsecond)
-	rec := Record{
-		Receipt: Receipt{ID: DocumentID("clearance:"+decl.ID, strconv.Itoa(c.Seq), nil), Type: TypeClearance, SchemaVersion: 1,
-			Sender: GatewayParty, SHA256: hex.EncodeToString(sum[:]), ReceivedAt: now, Recipients: to},
-		Format: RecordFormat, Size: int64(len(body)), Shipments: decl.Shipments,
-		Facts: map[string]string{"declarationId": decl.ID, "declarationNumber": c.DeclarationNumber, "status": c.Status,
-			"previousStatus": c.Previous, "seq": strconv.Itoa(c.Seq), "border": c.Border},
-	}
-	rec.Signature = s.Signer.Sign(rec.Receipt)
+	rec := s.sealed(DocumentID("clearance:"+decl.ID, strconv.Itoa(c.Seq), nil), TypeClearance, GatewayParty, now, to, body)
+	rec.Shipments = decl.Shipments
+	rec.Facts = map[string]string{"declarationId": decl.ID, "declarationNumber": c.DeclarationNumber, "status": c.Status,
+		"previousStatus": c.Previous, "seq": strconv.Itoa(c.Seq), "border": c.Border}
 	return rec, body, nil
 }

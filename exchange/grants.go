@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,21 +197,15 @@ func (s *Service) writeGrant(ctx context.Context, caller Party, st *shipState, g
 	if err != nil {
 		return Grant{}, err
 	}
-	sum := sha256.Sum256(body)
-	rec := Record{
-		Receipt: Receipt{ID: DocumentID("grant:"+st.ref+":"+g.Party, strconv.Itoa(seq), nil), Type: TypeGrant, SchemaVersion: 1, Sender: caller.ID,
-			SHA256: hex.EncodeToString(sum[:]), ReceivedAt: now, Recipients: []string{g.Party}},
-		Format: RecordFormat, Size: int64(len(body)),
-		Shipments: []Link{{Ref: st.ref, Doc: st.bill.ID, Opened: st.bill.ReceivedAt}},
-		Facts:     map[string]string{"party": g.Party, "publish": strconv.FormatBool(g.Publish), "seq": strconv.Itoa(seq)},
-	}
+	rec := s.sealed(DocumentID("grant:"+st.ref+":"+g.Party, strconv.Itoa(seq), nil), TypeGrant, caller.ID, now, []string{g.Party}, body)
+	rec.Shipments = []Link{{Ref: st.ref, Doc: st.bill.ID, Opened: st.bill.ReceivedAt}}
+	rec.Facts = map[string]string{"party": g.Party, "publish": strconv.FormatBool(g.Publish), "seq": strconv.Itoa(seq)}
 	if g.Until != nil {
 		rec.Facts["until"] = g.Until.UTC().Format(time.RFC3339Nano)
 	}
 	if g.Revoked {
 		rec.Facts["revoked"] = "true"
 	}
-	rec.Signature = s.Signer.Sign(rec.Receipt)
 	if err := s.Archive.Put(ctx, rec, body); errors.Is(err, ErrExists) {
 		if won, err := s.Archive.Record(ctx, rec.ID); err == nil {
 			_ = s.deliver(ctx, won) // the winner's, indexed in case its gateway did not get that far

@@ -247,6 +247,18 @@ func (s *Service) deliver(ctx context.Context, rec Record) error {
 	return nil
 }
 
+// sealed is the signed record of a document the gateway writes itself (a
+// grant, a title entry, a clearance): the body's digest and size, and a
+// signature over the receipt. The caller adds its shipments, facts and
+// members, which the signature does not cover.
+func (s *Service) sealed(id, typ, sender string, at time.Time, to []string, body []byte) Record {
+	sum := sha256.Sum256(body)
+	rec := Record{Receipt: Receipt{ID: id, Type: typ, SchemaVersion: 1, Sender: sender, SHA256: hex.EncodeToString(sum[:]),
+		ReceivedAt: at, Recipients: to}, Format: RecordFormat, Size: int64(len(body))}
+	rec.Signature = s.Signer.Sign(rec.Receipt)
+	return rec
+}
+
 // resolve fills in what the record needs from the document and the
 // gateway's state, refusing it before anything is written: references
 // that must exist, the shipments it joins (and whether the sender may

@@ -621,7 +621,6 @@ func (s *Service) appendTitle(ctx context.Context, st *shipState, e TitleEntry) 
 // chain is read from the index without reading the bodies.
 func (s *Service) titleRecord(st *shipState, e TitleEntry, body []byte) Record {
 	at, _ := time.Parse(time.RFC3339Nano, e.Time)
-	sum := sha256.Sum256(body)
 	var to []string
 	for m := range st.members {
 		if m != e.Actor && m != e.Recipient {
@@ -632,14 +631,10 @@ func (s *Service) titleRecord(st *shipState, e TitleEntry, body []byte) Record {
 		to = append(to, e.Recipient) // a new holder may be new to the shipment
 	}
 	slices.Sort(to)
-	rec := Record{
-		Receipt: Receipt{ID: titleEntryID(st.ref, e.Seq), Type: TypeTitle, SchemaVersion: 1, Sender: e.Actor,
-			SHA256: hex.EncodeToString(sum[:]), ReceivedAt: at, Recipients: to},
-		Format: RecordFormat, Size: int64(len(body)), Facts: factsOf(e),
-		Shipments: []Link{{Ref: st.ref, Doc: st.original.ID, Opened: st.original.ReceivedAt}},
-		Members:   titleMembers(e),
-	}
-	rec.Signature = s.Signer.Sign(rec.Receipt)
+	rec := s.sealed(titleEntryID(st.ref, e.Seq), TypeTitle, e.Actor, at, to, body)
+	rec.Facts = factsOf(e)
+	rec.Shipments = []Link{{Ref: st.ref, Doc: st.original.ID, Opened: st.original.ReceivedAt}}
+	rec.Members = titleMembers(e)
 	return rec
 }
 
