@@ -42,9 +42,7 @@ func newWorld(t *testing.T) *world {
 		w.now = w.now.Add(time.Millisecond)
 		return w.now
 	}
-	var parties []exchange.Party
-	readJSON(t, filepath.Join(demoDir, "parties.json"), &parties)
-	parties = append(parties,
+	parties := append(demoParties(t),
 		exchange.Party{ID: "rogue-line", Name: "Rogue", Roles: []exchange.Role{exchange.RoleCarrier, exchange.RoleDeclarant}, Country: "SG"},
 		exchange.Party{ID: "rogue-customs", Name: "Rogue customs", Roles: []exchange.Role{exchange.RoleCustoms}, Country: "SG"})
 	for _, p := range parties {
@@ -55,7 +53,14 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func readJSON(t *testing.T, file string, v any) {
+// demoParties are the parties of the demo corridor (deploy/demo).
+func demoParties(t testing.TB) []exchange.Party {
+	var parties []exchange.Party
+	readJSON(t, filepath.Join(demoDir, "parties.json"), &parties)
+	return parties
+}
+
+func readJSON(t testing.TB, file string, v any) {
 	t.Helper()
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -387,10 +392,8 @@ func TestOneBillViewCoversTheDemo(t *testing.T) {
 	for _, r := range rcpts {
 		all[r.ID] = true
 	}
-	var parties []exchange.Party
-	readJSON(t, filepath.Join(demoDir, "parties.json"), &parties)
 	readable := map[string]bool{}
-	for _, p := range parties {
+	for _, p := range demoParties(t) {
 		v, err := w.svc.Shipment(ctx, p, "CQNL2026000187", exchange.EventQuery{})
 		if err != nil {
 			t.Fatalf("%s: %v", p.ID, err)

@@ -206,9 +206,7 @@ func TestTitleOneHolderUnderConcurrency(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			svc := open(t)
 			ctx := context.Background()
-			var parties []exchange.Party
-			readJSON(t, demoDir+"/parties.json", &parties)
-			for _, p := range parties {
+			for _, p := range demoParties(t) {
 				if _, err := svc.CreateParty(ctx, p); err != nil && exchange.ErrorCode(err) != exchange.CodeConflict {
 					t.Fatal(err)
 				}

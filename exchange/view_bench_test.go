@@ -53,12 +53,7 @@ func benchDemo(b *testing.B, store *local.Store, ix exchange.Index) (*exchange.S
 	ctx := context.Background()
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	svc := exchange.NewService(store, store, ix, store, signer, nil)
-	var parties []exchange.Party
-	raw, _ := os.ReadFile(demoDir + "/parties.json")
-	if err := json.Unmarshal(raw, &parties); err != nil {
-		b.Fatal(err)
-	}
-	for _, p := range parties {
+	for _, p := range demoParties(b) {
 		if _, err := svc.CreateParty(ctx, p); err != nil {
 			b.Fatal(err)
 		}
