@@ -72,7 +72,10 @@ func validationError(err error) error {
 		return e
 	case errors.As(err, &inv):
 		msg := fmt.Sprintf("the document breaks %d rule(s); see errors", len(inv.Problems))
-		if inv.Total > len(inv.Problems) {
+		switch {
+		case inv.Stopped:
+			msg = fmt.Sprintf("the document breaks at least %d rules (the check stopped there); errors lists the first %d", inv.Total, len(inv.Problems))
+		case inv.Total > len(inv.Problems):
 			msg = fmt.Sprintf("the document breaks %d rules; errors lists the first %d", inv.Total, len(inv.Problems))
 		}
 		return &Error{Code: CodeInvalid, Message: msg, Problems: inv.Problems}

@@ -2,8 +2,11 @@ package schemas_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +49,21 @@ var hostileBodies = []hostile{
 	// Within every limit, and as many problems per token as we found:
 	// every container number of every bill has the wrong type.
 	{"many-problems", "cargo-manifest", func() []byte { return manyProblems(schemas.MaxTokens) }},
+	// Within every limit and under MaxProblems, so nothing stops early: the
+	// largest manifest the token limit lets through, every container number
+	// valid (each costs a check digit), and 99 problems in the last bills.
+	{"late-problems", "cargo-manifest", func() []byte {
+		bills := billsWithin(schemas.MaxTokens, 48)
+		return manifest(bills, 48, func(bill, c int) string {
+			if bill >= bills-3 && c < 33 {
+				return "0"
+			}
+			return ""
+		})
+	}},
+	// As many bills as the token limit allows, each as small as a valid one
+	// can be: the most parts (three gojsonschema runs a bill).
+	{"many-bills", "cargo-manifest", func() []byte { return manifest(billsWithin(schemas.MaxTokens, 1), 1, nil) }},
 	// Within every limit: objects full of members no schema knows.
 	{"unknown-members", "cargo-manifest", func() []byte {
 		var obj strings.Builder
@@ -74,6 +92,86 @@ func wideObject(keys int) []byte {
 	}
 	b.WriteString("}")
 	return []byte(b.String())
+}
+
+// filledBodies makes, for every array at the top of every type's example,
+// the example with that array filled with copies of its first item to the
+// token limit: valid but for what the rules say of the copies, so the schema
+// never stops early and the rules see the most items.
+func filledBodies(tb testing.TB) []hostile {
+	var out []hostile
+	for _, ti := range schemas.Types() {
+		ex := example(tb, ti.Type, ti.Newest)
+		var doc map[string]any
+		if err := json.Unmarshal(ex, &doc); err != nil {
+			tb.Fatal(err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(doc)) {
+			arr, ok := doc[name].([]any)
+			if !ok || len(arr) == 0 {
+				continue
+			}
+			item, err := json.Marshal(arr[0])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			per := schemas.Tokens([]byte(`[`+string(item)+`]`)) - 2
+			n := min(schemas.MaxItems, (schemas.MaxTokens-schemas.Tokens(ex))/per)
+			filled := maps.Clone(doc)
+			filled[name] = slices.Repeat([]any{arr[0]}, n)
+			body, err := json.Marshal(filled)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out = append(out, hostile{"filled-" + ti.Type + "-" + name, ti.Type, func() []byte { return body }})
+		}
+	}
+	return out
+}
+
+// manifest builds a cargo manifest of bills bills of containers container
+// numbers each, valid but for the totals and the numbers change returns
+// ("": a valid one).
+func manifest(bills, containers int, change func(bill, c int) string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"documentType":"cargo-manifest","manifestNumber":"QZH2611S-001","manifestType":"ORIGINAL",
+		"carrier":"beibu-line","customsAuthority":"qz-customs","modeOfTransport":"SEA","vesselName":"BEIBU PIONEER",
+		"vesselIMONumber":"9811000","voyageNumber":"2611S",
+		"placeOfDeparture":{"UNLocationCode":"CNQZH","locationName":"Qinzhou Port"},
+		"placeOfArrival":{"UNLocationCode":"SGSIN","locationName":"Singapore"},
+		"plannedDeparture":"2026-11-10T18:00:00+08:00","plannedArrival":"2026-11-16T08:00:00+08:00","bills":[`)
+	for i := range bills {
+		fmt.Fprintf(&b, `%s{"transportDocumentReference":"BBLSIN%07d","numberOfPackages":10,"grossWeight":1000.5,"containerNumbers":[`, sep(i), i)
+		for j := range containers {
+			c := ""
+			if change != nil {
+				c = change(i, j)
+			}
+			if c == "" {
+				c = `"` + validContainer(i*containers+j) + `"`
+			}
+			b.WriteString(sep(j) + c)
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+// billsWithin is how many bills of containers container numbers each fit
+// in a manifest of at most tokens tokens: a bill is 12 tokens and its
+// numbers, and the rest of the manifest about 40.
+func billsWithin(tokens, containers int) int { return (tokens - 40) / (12 + containers) }
+
+// validContainer makes the n-th valid ISO 6346 number of a made-up owner.
+func validContainer(n int) string {
+	for d := range 10 {
+		c := fmt.Sprintf("TSTU%06d%d", n, d)
+		if schemas.CheckContainerNumber(c) == nil {
+			return c
+		}
+	}
+	panic(fmt.Sprintf("no check digit for %d", n))
 }
 
 // manyProblems builds a manifest of bills whose container numbers are all
@@ -115,7 +213,7 @@ func TestLimitsRefuseHostileBodies(t *testing.T) {
 }
 
 // A hostile body within the limits gets the first MaxProblems problems, in
-// document order, and the count of all of them.
+// document order, and how many were found before the check stopped.
 func TestProblemListIsCapped(t *testing.T) {
 	for _, name := range []string{"many-problems", "unknown-members"} {
 		t.Run(name, func(t *testing.T) {
@@ -125,8 +223,8 @@ func TestProblemListIsCapped(t *testing.T) {
 			if !errors.As(err, &inv) {
 				t.Fatalf("Validate = %v, want an InvalidError", err)
 			}
-			if len(inv.Problems) != schemas.MaxProblems || inv.Total < 10_000 {
-				t.Fatalf("%d problems of %d listed, want %d of more than 10,000", len(inv.Problems), inv.Total, schemas.MaxProblems)
+			if len(inv.Problems) != schemas.MaxProblems || inv.Total < schemas.MaxProblems || !inv.Stopped {
+				t.Fatalf("%d problems of %d listed (stopped %v), want %d of at least as many, stopped", len(inv.Problems), inv.Total, inv.Stopped, schemas.MaxProblems)
 			}
 			if first := inv.Problems[0].Pointer; first != "/bills/0" && !strings.HasPrefix(first, "/bills/0/") {
 				t.Errorf("first problem at %s, want one in the first bill", first)
@@ -139,7 +237,7 @@ func TestProblemListIsCapped(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(inv.Error(), fmt.Sprintf("%d problems, the first 100 listed", inv.Total)) {
+			if !strings.Contains(inv.Error(), fmt.Sprintf("at least %d problems (the check stopped there), the first 100 listed", inv.Total)) {
 				t.Errorf("Error() = %q", inv.Error())
 			}
 		})
@@ -238,7 +336,7 @@ func TestValidateContextStopsWhenDone(t *testing.T) {
 //	go test -c -o /tmp/schemas.test ./schemas
 //	/usr/bin/time -v /tmp/schemas.test -test.run '^$' -test.bench 'Hostile/wide-object$' -test.benchtime 1x
 func BenchmarkHostile(b *testing.B) {
-	for _, h := range hostileBodies {
+	for _, h := range append(hostileBodies, filledBodies(b)...) {
 		body := h.body()
 		b.Run(h.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
@@ -314,4 +412,82 @@ func tokens(n int) []byte {
 	}
 	b.WriteString("}")
 	return []byte(b.String())
+}
+
+// The hostile bodies meant to be within the limits are, and near the token
+// limit, so what they cost is what the limits allow.
+func TestHostileBodiesWithinLimits(t *testing.T) {
+	for _, name := range []string{"many-problems", "late-problems", "many-bills", "unknown-members"} {
+		body := hostileBody(t, name).body()
+		if err := schemas.Prescan(body); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if n := schemas.Tokens(body); n < schemas.MaxTokens*9/10 {
+			t.Errorf("%s: %d tokens, want near %d", name, n, schemas.MaxTokens)
+		}
+	}
+}
+
+// A large document is checked in parts; the parts find what the whole does,
+// at the same pointers, however far into an array a problem is (runs of
+// items start at an offset) and however deep (bills hold arrays).
+func TestLargeDocumentsInParts(t *testing.T) {
+	var bill map[string]any
+	if err := json.Unmarshal(example(t, "one-bill", 0), &bill); err != nil {
+		t.Fatal(err)
+	}
+	var containers []any
+	for i := range 500 {
+		c := map[string]any{"containerNumber": validContainer(i), "ISOEquipmentCode": "45G1", "sealNumber": fmt.Sprint("S", i)}
+		switch i {
+		case 300:
+			c["ISOEquipmentCode"] = "4"
+		case 450:
+			c["colour"] = "red"
+		}
+		containers = append(containers, c)
+	}
+	bill["containers"] = containers
+	oneBill, err := json.Marshal(bill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bills := 1990
+	for _, c := range []struct {
+		name, typ string
+		body      []byte
+		want      []string
+	}{
+		{"one-bill", "one-bill", oneBill, []string{"/containers/300/ISOEquipmentCode", "/containers/450/colour"}},
+		{"manifest", "cargo-manifest", manifest(bills, 12, func(b, c int) string {
+			if b == 1500 && c == 7 || b == bills-1 && c == 11 {
+				return `"TSTU0000000"`
+			}
+			return ""
+		}), []string{"/bills/1500/containerNumbers/7", "/bills/1989/containerNumbers/11"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if n := schemas.Tokens(c.body); n < 2*1024 {
+				t.Fatalf("%d tokens: too few to be checked in parts", n)
+			}
+			var got [2][]schemas.Problem
+			for i, parts := range []bool{false, true} {
+				schemas.InParts(t, parts)
+				_, err := schemas.Validate(c.typ, 0, c.body)
+				var inv *schemas.InvalidError
+				if !errors.As(err, &inv) || inv.Stopped {
+					t.Fatalf("in parts %v: Validate = %v, want an InvalidError that did not stop", parts, err)
+				}
+				got[i] = inv.Problems
+			}
+			if !slices.Equal(got[0], got[1]) {
+				t.Errorf("in parts the problems differ:\nwhole: %+v\nparts: %+v", got[0], got[1])
+			}
+			for _, w := range c.want {
+				if !slices.ContainsFunc(got[1], func(p schemas.Problem) bool { return p.Pointer == w }) {
+					t.Errorf("no problem at %s: %+v", w, got[1])
+				}
+			}
+		})
+	}
 }

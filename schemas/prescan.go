@@ -20,9 +20,11 @@ import (
 // nothing reaches it that is not one small, well-formed JSON value.
 //
 // MaxMembers, MaxItems and MaxTokens bound the validator's work: it is
-// linear in the tokens it is given, but every problem it reports costs it
-// microseconds and kilobytes, and a hostile body can hold about one problem
-// per token. TestSchemasStayWithinLimits keeps the schemas inside them.
+// linear in the tokens it is given, and a large document is checked in parts
+// that stop at MaxProblems (split.go), since every problem gojsonschema
+// reports costs it microseconds and kilobytes and a hostile body can hold
+// about one problem per token. TestSchemasStayWithinLimits keeps the schemas
+// inside them.
 const (
 	MaxDepth        = 32  // nesting of objects and arrays
 	MaxNumberLength = 40  // characters in one number literal
@@ -60,31 +62,32 @@ func (e *MalformedError) Error() string {
 // value, no duplicate keys, bounded depth, members, items and tokens, and
 // sane numbers. It returns a *MalformedError for anything it refuses.
 func Prescan(body []byte) error {
-	_, err := parse(context.Background(), body)
+	_, _, err := parse(context.Background(), body)
 	return err
 }
 
 // parse is Prescan that also returns the value it read (objects as
-// map[string]any, numbers as json.Number), so the body is decoded once.
-// It gives up with ctx's error once ctx is done.
-func parse(ctx context.Context, body []byte) (any, error) {
+// map[string]any, numbers as json.Number), so the body is decoded once,
+// and how many tokens it holds. It gives up with ctx's error once ctx is
+// done.
+func parse(ctx context.Context, body []byte) (any, int, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, &MalformedError{Detail: "the body is empty; send one JSON document"}
+		return nil, 0, &MalformedError{Detail: "the body is empty; send one JSON document"}
 	}
 	// jsontext refuses invalid UTF-8 too, but this says it plainly.
 	if !utf8.Valid(body) {
-		return nil, &MalformedError{Detail: "the body is not valid UTF-8"}
+		return nil, 0, &MalformedError{Detail: "the body is not valid UTF-8"}
 	}
 	// A *bytes.Buffer lets the decoder read body in place, without a copy.
 	s := scanner{ctx: ctx, dec: jsontext.NewDecoder(bytes.NewBuffer(body))}
 	v, err := s.value(0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := s.dec.ReadToken(); err != io.EOF {
-		return nil, &MalformedError{Detail: "the body holds data after the JSON document; send exactly one value"}
+		return nil, 0, &MalformedError{Detail: "the body holds data after the JSON document; send exactly one value"}
 	}
-	return v, nil
+	return v, s.tokens, nil
 }
 
 // scanner builds the value as jsontext reads it. jsontext itself refuses

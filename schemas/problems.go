@@ -26,6 +26,21 @@ func (ps *problemSet) add(pointer, detail string) {
 	}
 }
 
+// whole runs schema on the whole value v and files every problem it finds.
+// The raw loader hands gojsonschema the value the pre-scan built (numbers as
+// json.Number, as its own decoder makes them) instead of parsing the body
+// again.
+func (ps *problemSet) whole(schema *gojsonschema.Schema, v any) error {
+	res, err := schema.Validate(gojsonschema.NewRawLoader(v))
+	if err != nil {
+		return &MalformedError{Detail: err.Error()}
+	}
+	for _, re := range res.Errors() {
+		ps.addSchemaError(re, "", 0)
+	}
+	return nil
+}
+
 func (ps *problemSet) pointers() map[string]bool {
 	m := make(map[string]bool, len(ps.list))
 	for _, p := range ps.list {
@@ -37,11 +52,14 @@ func (ps *problemSet) pointers() map[string]bool {
 // Summaries that gojsonschema adds on top of the errors that explain them.
 var summaries = map[string]bool{"condition_then": true, "condition_else": true, "number_all_of": true}
 
-func (ps *problemSet) addSchemaError(re gojsonschema.ResultError) {
+// addSchemaError files a problem gojsonschema found in the value at
+// pointer at; in a run of array items that starts at index offset, the
+// first token of its context is moved by offset.
+func (ps *problemSet) addSchemaError(re gojsonschema.ResultError, at string, offset int) {
 	if summaries[re.Type()] {
 		return
 	}
-	pointer := contextPointer(re.Context().String("\x00"))
+	pointer := at + shift(contextPointer(re.Context().String("\x00")), offset)
 	d := re.Details()
 	detail := sentence(re.Description())
 	switch re.Type() {
@@ -82,6 +100,16 @@ func contextPointer(ctx string) string {
 		return "/" + strings.ReplaceAll(rest, "\x00", "/")
 	}
 	return Pointer(strings.Split(rest, "\x00")...)
+}
+
+// shift moves the array index that starts pointer ("/3/x") by offset.
+func shift(pointer string, offset int) string {
+	if offset == 0 || pointer == "" {
+		return pointer
+	}
+	tok, rest := cutToken(pointer)
+	i, _ := arrayIndex(tok)
+	return "/" + strconv.Itoa(i+offset) + rest
 }
 
 func quoteValue(v any) string {

@@ -48,11 +48,17 @@ const MaxProblems = 100
 type InvalidError struct {
 	Problems []Problem
 	Total    int // problems found, listed or not ("100 of 12,345 shown")
+	// Stopped says the check of a large document stopped once it had found
+	// MaxProblems: Total is then a lower bound.
+	Stopped bool
 }
 
 func (e *InvalidError) Error() string {
 	if len(e.Problems) == 1 && e.Total <= 1 {
 		return fmt.Sprintf("invalid document: %s: %s", e.Problems[0].Pointer, e.Problems[0].Detail)
+	}
+	if e.Stopped {
+		return fmt.Sprintf("invalid document: at least %d problems (the check stopped there), the first %d listed", e.Total, len(e.Problems))
 	}
 	if e.Total > len(e.Problems) {
 		return fmt.Sprintf("invalid document: %d problems, the first %d listed", e.Total, len(e.Problems))
@@ -74,6 +80,7 @@ type entry struct {
 	raw      []byte
 	example  []byte
 	schema   *gojsonschema.Schema
+	parts    *part // the schema in parts, for large documents (nil: no arrays)
 	required []string
 }
 
@@ -130,8 +137,12 @@ func load(typ, version string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	parts, err := plan(raw)
+	if err != nil {
+		return nil, fmt.Errorf("in parts: %w", err)
+	}
 	v, _ := strconv.Atoi(version)
-	return &entry{typ: typ, version: v, title: meta.Title, raw: raw, example: example, schema: compiled, required: meta.Required}, nil
+	return &entry{typ: typ, version: v, title: meta.Title, raw: raw, example: example, schema: compiled, parts: parts, required: meta.Required}, nil
 }
 
 // localRefsOnly refuses a schema with a $ref that leaves the file:
@@ -233,7 +244,7 @@ func Example(typ string, version int) ([]byte, error) {
 // Detect tells a document's type from its content: its documentType field,
 // else the one type whose required top-level fields it alone has.
 func Detect(body []byte) (string, error) {
-	v, err := parse(context.Background(), body)
+	v, _, err := parse(context.Background(), body)
 	if err != nil {
 		return "", err
 	}
@@ -260,9 +271,10 @@ func Detect(body []byte) (string, error) {
 	return match[0], nil
 }
 
-// Budget is the deadline Validate gives itself: about four times the worst
-// body within the pre-scan's limits (0.27 s, BenchmarkHostile), so it fires
-// only on a starved machine, where giving up beats queueing more work.
+// Budget is the deadline Validate gives itself: more than ten times the
+// worst body within the pre-scan's limits (about 60 ms, BenchmarkHostile),
+// so it fires only on a starved machine, where giving up beats queueing
+// more work.
 const Budget = time.Second
 
 // Validate checks body as a document of type typ at version (0: newest):
@@ -279,17 +291,16 @@ func Validate(typ string, version int, body []byte) (*Document, error) {
 
 // ValidateContext is Validate that gives up with an error wrapping ctx's
 // (context.DeadlineExceeded or context.Canceled) once ctx is done. It looks
-// at ctx every 4,096 tokens of the pre-scan and before the schema.
-// gojsonschema takes no context, so once the schema runs, it and the rules
-// finish (giving up then would throw away the costly part): an answer comes
-// at most one schema run after the deadline, and the pre-scan's limits bound
-// that run (see MaxTokens).
+// at ctx every 4,096 tokens of the pre-scan, before the schema and before
+// each part of a large document (see split.go). gojsonschema takes no
+// context, so an answer comes at most one part (or one small document) after
+// the deadline.
 func ValidateContext(ctx context.Context, typ string, version int, body []byte) (*Document, error) {
 	e, err := lookup(typ, version)
 	if err != nil {
 		return nil, err
 	}
-	v, err := parse(ctx, body)
+	v, n, err := parse(ctx, body)
 	if err != nil {
 		return nil, err
 	}
@@ -297,42 +308,41 @@ func ValidateContext(ctx context.Context, typ string, version int, body []byte) 
 	if !ok {
 		return nil, &MalformedError{Detail: "the document must be a JSON object"}
 	}
-	problems, total, err := check(ctx, e, fields)
+	problems, total, stopped, err := check(ctx, e, fields, n > splitAbove)
 	if err != nil {
 		return nil, err
 	}
 	if total > 0 {
-		return nil, &InvalidError{Problems: problems, Total: total}
+		return nil, &InvalidError{Problems: problems, Total: total, Stopped: stopped}
 	}
 	return &Document{Type: e.typ, Version: e.version, Fields: fields}, nil
 }
 
 // check runs the schema and the rules on the decoded document and returns
 // the first MaxProblems problems and how many there are; a panic in either
-// fails this document, never the process.
-func check(ctx context.Context, e *entry, fields map[string]any) (problems []Problem, total int, err error) {
+// fails this document, never the process. With inParts (a large document)
+// the schema runs in parts and stops once MaxProblems are found (stopped):
+// the rest of the document, and the rules, are then not looked at.
+func check(ctx context.Context, e *entry, fields map[string]any, inParts bool) (problems []Problem, total int, stopped bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			problems, total, err = nil, 0, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
+			problems, total, stopped, err = nil, 0, false, fmt.Errorf("validate %s v%d: validator failed: %v", e.typ, e.version, r)
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return nil, 0, fmt.Errorf("validate %s v%d: before the schema: %w", e.typ, e.version, err)
+		return nil, 0, false, fmt.Errorf("validate %s v%d: before the schema: %w", e.typ, e.version, err)
 	}
-	// The raw loader hands gojsonschema the value the pre-scan built (numbers
-	// as json.Number, as its own decoder makes them) instead of parsing the
-	// body again.
-	res, err := e.schema.Validate(gojsonschema.NewRawLoader(fields))
-	if err != nil {
-		return nil, 0, &MalformedError{Detail: err.Error()}
+	var ps problemSet
+	if inParts && e.parts != nil {
+		r := splitRun{ctx: ctx, ps: &ps}
+		if err := r.validate(e.parts, fields, ""); err != nil {
+			return nil, 0, false, fmt.Errorf("validate %s v%d: %w", e.typ, e.version, err)
+		}
+		stopped = r.stopped
+	} else if err := ps.whole(e.schema, fields); err != nil {
+		return nil, 0, false, err
 	}
-	errs := res.Errors()
-	// Sized up front: a hostile document has a hundred thousand problems.
-	ps := problemSet{list: make([]Problem, 0, len(errs)), seen: make(map[Problem]bool, len(errs))}
-	for _, re := range errs {
-		ps.addSchemaError(re)
-	}
-	if rule := rules[e.typ]; rule != nil {
+	if rule := rules[e.typ]; rule != nil && !stopped {
 		r := &reporter{schema: ps.pointers()}
 		rule(fields, r)
 		for _, p := range r.problems {
@@ -340,5 +350,5 @@ func check(ctx context.Context, e *entry, fields map[string]any) (problems []Pro
 		}
 	}
 	problems, total = ps.first(MaxProblems)
-	return problems, total, nil
+	return problems, total, stopped, nil
 }

@@ -72,9 +72,37 @@ type invalidCase struct {
 	Want    []string          `json:"want"`
 }
 
+// checkCase validates body whole or in parts and checks its problems' pointers
+// are want; it returns the problems.
+func checkCase(t *testing.T, typ string, v int, body []byte, parts bool, want []string) []schemas.Problem {
+	t.Helper()
+	schemas.InParts(t, parts)
+	_, err := schemas.Validate(typ, v, body)
+	var inv *schemas.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("in parts %v: Validate = %v, want an InvalidError", parts, err)
+	}
+	var got []string
+	for _, p := range inv.Problems {
+		got = append(got, p.Pointer)
+		if p.Detail == "" {
+			t.Errorf("problem at %s has no detail", p.Pointer)
+		}
+	}
+	want = slices.Clone(want)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(slices.Compact(got), want) {
+		t.Errorf("in parts %v: pointers = %v, want %v\nproblems: %+v", parts, got, want, inv.Problems)
+	}
+	return inv.Problems
+}
+
 // TestInvalidDocuments runs schemas/testdata/invalid/<type>.json: each case
 // patches the type's example (RFC 6902 add, replace, remove) and lists
-// exactly the pointers the problems must carry.
+// exactly the pointers the problems must carry. Each runs twice: checked
+// whole, as small documents are, and in parts, as large ones are; both must
+// find the same problems.
 func TestInvalidDocuments(t *testing.T) {
 	files, _ := filepath.Glob("testdata/invalid/*.json")
 	if len(files) != 7 {
@@ -97,23 +125,10 @@ func TestInvalidDocuments(t *testing.T) {
 			t.Run(typ+"/"+c.Name, func(t *testing.T) {
 				v := max(c.Version, 1) // cases patch the v1 example unless they say
 				body := patch(t, example(t, typ, v), c.Patch)
-				_, err := schemas.Validate(typ, v, body)
-				var inv *schemas.InvalidError
-				if !errors.As(err, &inv) {
-					t.Fatalf("Validate = %v, want an InvalidError", err)
-				}
-				var got []string
-				for _, p := range inv.Problems {
-					got = append(got, p.Pointer)
-					if p.Detail == "" {
-						t.Errorf("problem at %s has no detail", p.Pointer)
-					}
-				}
-				want := slices.Clone(c.Want)
-				slices.Sort(got)
-				slices.Sort(want)
-				if !slices.Equal(slices.Compact(got), want) {
-					t.Errorf("pointers = %v, want %v\nproblems: %+v", got, want, inv.Problems)
+				whole := checkCase(t, typ, v, body, false, c.Want)
+				parts := checkCase(t, typ, v, body, true, c.Want)
+				if !slices.Equal(whole, parts) {
+					t.Errorf("in parts the problems differ:\nwhole: %+v\nparts: %+v", whole, parts)
 				}
 			})
 		}
