@@ -478,3 +478,35 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParts: checked in parts, a document gets what it gets checked whole,
+// unless the parts stopped at MaxProblems, which the whole must then reach.
+func FuzzParts(f *testing.F) {
+	for _, ti := range schemas.Types() {
+		f.Add(ti.Type, example(f, ti.Type, ti.Newest))
+	}
+	types := schemas.Types()
+	f.Fuzz(func(t *testing.T, typ string, body []byte) {
+		if !slices.ContainsFunc(types, func(ti schemas.TypeInfo) bool { return ti.Type == typ }) {
+			typ = types[len(body)%len(types)].Type
+		}
+		var errs [2]error
+		var invs [2]*schemas.InvalidError
+		for i, parts := range []bool{false, true} {
+			schemas.InParts(t, parts)
+			_, errs[i] = schemas.Validate(typ, 0, body)
+			errors.As(errs[i], &invs[i])
+		}
+		whole, parts := invs[0], invs[1]
+		switch {
+		case parts != nil && parts.Stopped:
+			if whole == nil || whole.Total < schemas.MaxProblems {
+				t.Fatalf("parts stopped at %d problems; whole: %v", parts.Total, errs[0])
+			}
+		case (errs[0] == nil) != (errs[1] == nil) || (whole == nil) != (parts == nil):
+			t.Fatalf("whole: %v; parts: %v", errs[0], errs[1])
+		case whole != nil && (whole.Total != parts.Total || !slices.Equal(whole.Problems, parts.Problems)):
+			t.Fatalf("whole: %+v\nparts: %+v", whole.Problems, parts.Problems)
+		}
+	})
+}
