@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/landsea/corridor/schemas"
 )
@@ -553,16 +554,25 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 	if err != nil {
 		return nil, fmt.Errorf("pull inbox: %w", err)
 	}
-	out := make([]InboxMessage, 0, len(msgs))
-	for _, m := range msgs {
-		im, err := s.InboxMessageOf(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, im)
+	// The bodies are read side by side: from S3 each is a request, and one
+	// after another they would cap a pull near a thousand messages a second.
+	out := make([]InboxMessage, len(msgs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(PullReaders)
+	for i, m := range msgs {
+		g.Go(func() (err error) {
+			out[i], err = s.InboxMessageOf(gctx, m)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// PullReaders is how many bodies one pull reads from the archive at once.
+const PullReaders = 16
 
 // InboxMessageOf is a message as a pull returns it (and a push sends it).
 func (s *Service) InboxMessageOf(ctx context.Context, m Message) (InboxMessage, error) {
