@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/errgroup"
 
@@ -43,6 +44,7 @@ type Service struct {
 
 	revocations Revocations
 	outbox      Outbox
+	deliveries  *lru.Cache[string, []byte] // see deliveries.go
 	// Failpoint, for tests only, is called at named points of a
 	// submission ("after-archive"); nil in production.
 	Failpoint func(point string)
@@ -60,7 +62,8 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	}
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, cachedKey](10000, nil, CacheTTL),
-		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL)}
+		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL),
+		deliveries: newDeliveryCache()}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -95,8 +98,10 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Party, error) {
 
 // Submission is a document as it arrives.
 type Submission struct {
-	Type           string
-	Version        int // 0: the newest
+	Type    string
+	Version int // 0: the newest
+	// Body is kept once archived (the delivery cache): it must not change
+	// after Submit (the HTTP adapter copies fasthttp's reused buffer).
 	Body           []byte
 	IdempotencyKey string
 	// Amends is the id of the revision this document corrects (its
@@ -188,6 +193,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
 	}
 	s.failpoint("after-archive")
+	s.remember(rec.ID, sub.Body)
 	if err := s.deliver(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
@@ -573,16 +579,6 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 
 // PullReaders is how many bodies one pull reads from the archive at once.
 const PullReaders = 16
-
-// InboxMessageOf is a message as a pull returns it (and a push sends it).
-func (s *Service) InboxMessageOf(ctx context.Context, m Message) (InboxMessage, error) {
-	body, err := s.Archive.Body(ctx, m.DocumentID)
-	if err != nil {
-		return InboxMessage{}, fmt.Errorf("read document %s: %w", m.DocumentID, err)
-	}
-	return InboxMessage{ID: m.DocumentID, DocumentID: m.DocumentID, Type: m.Type, Sender: m.Sender,
-		SHA256: m.SHA256, ReceivedAt: m.ReceivedAt, Document: body}, nil
-}
 
 // Ack acknowledges messages of the caller's inbox; it returns how many were pending.
 func (s *Service) Ack(ctx context.Context, caller Party, ids []string) (int, error) {
