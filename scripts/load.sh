@@ -28,7 +28,7 @@ port="$(free_ports 1)"
 "$WORK/corridor" serve --demo --listen "127.0.0.1:$port" --data "$WORK/gateway" --log-format text \
   --redis-url "$CORRIDOR_TEST_REDIS_URL" --s3-endpoint "$CORRIDOR_TEST_S3_ENDPOINT" --s3-bucket corridor \
   --s3-access-key "$CORRIDOR_TEST_S3_ACCESS_KEY" --s3-secret-key "$CORRIDOR_TEST_S3_SECRET_KEY" \
-  --rate-limit 1000000000 ${LOAD_PPROF:+--pprof-listen 127.0.0.1:$LOAD_PPROF} >"$WORK/gateway.log" 2>&1 &
+  --rate-limit 1000000000 --volume-limit 1000000 ${LOAD_PPROF:+--pprof-listen 127.0.0.1:$LOAD_PPROF} >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 ready "$port" /healthz
 echo "load: gateway on 127.0.0.1:$port (Redis + MinIO), $(nproc) cores shared by the gateway, Redis, MinIO and the load"

@@ -30,11 +30,12 @@ type AuthLimiter interface {
 	Failed(ctx context.Context, bucket string) error
 }
 
-// RateLimiter counts a party's requests (Config.RateLimiter).
+// RateLimiter counts a party's requests (Config.RateLimiter) and the
+// volume of its documents (Config.VolumeLimiter).
 type RateLimiter interface {
-	// Allow takes one request from the bucket; when none is left it
-	// returns false and the time until one is.
-	Allow(ctx context.Context, bucket string) (ok bool, retryAfter time.Duration, err error)
+	// AllowN takes n events from the bucket; when fewer are left it takes
+	// none and returns false and the time until there are.
+	AllowN(ctx context.Context, bucket string, n int) (ok bool, retryAfter time.Duration, err error)
 }
 
 // NewMemoryAuthLimiter returns an in-process AuthLimiter that allows
@@ -68,12 +69,12 @@ func (m *MemoryLimiter) Blocked(_ context.Context, bucket string) (bool, error) 
 
 // Failed takes one event from the bucket.
 func (m *MemoryLimiter) Failed(ctx context.Context, bucket string) error {
-	_, _, err := m.Allow(ctx, bucket)
+	_, _, err := m.AllowN(ctx, bucket, 1)
 	return err
 }
 
-// Allow takes one event from the bucket, if one is left.
-func (m *MemoryLimiter) Allow(_ context.Context, bucket string) (bool, time.Duration, error) {
+// AllowN takes n events from the bucket, if n are left.
+func (m *MemoryLimiter) AllowN(_ context.Context, bucket string, n int) (bool, time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.buckets[bucket]
@@ -85,7 +86,7 @@ func (m *MemoryLimiter) Allow(_ context.Context, bucket string) (bool, time.Dura
 		m.buckets[bucket] = l
 	}
 	now := time.Now()
-	r := l.ReserveN(now, 1)
+	r := l.ReserveN(now, n)
 	if !r.OK() {
 		return false, m.per, nil
 	}
@@ -161,10 +162,10 @@ type rateFallback struct {
 	degraded
 }
 
-func (f *rateFallback) Allow(ctx context.Context, bucket string) (bool, time.Duration, error) {
-	ok, retry, err := f.shared.Allow(ctx, bucket)
+func (f *rateFallback) AllowN(ctx context.Context, bucket string, n int) (bool, time.Duration, error) {
+	ok, retry, err := f.shared.AllowN(ctx, bucket, n)
 	if f.failed(err) {
-		return f.local.Allow(ctx, bucket)
+		return f.local.AllowN(ctx, bucket, n)
 	}
 	return ok, retry, nil
 }

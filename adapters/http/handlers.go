@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"mime"
 	"strconv"
@@ -43,9 +44,14 @@ func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 			"send the document as Content-Type: application/json", nil)
 		return nil, false
 	}
+	raw := c.Request().Body()
+	if !s.allowed(c, s.volume, max(1, kib(len(raw))), fmt.Sprintf("slow down: a party may send %d KiB of documents per %s; this one is %d KiB",
+		s.cfg.VolumeLimit, s.cfg.RateWindow, kib(len(raw)))) {
+		return nil, false
+	}
 	// Request().Body() is the raw body (c.Body() would decompress it), and
 	// it is copied: fasthttp reuses the buffer after the handler returns.
-	return append([]byte{}, c.Request().Body()...), true
+	return append([]byte{}, raw...), true
 }
 
 // version reads ?version=N; when ok is false the problem is written.

@@ -365,6 +365,39 @@ func TestRateLimit429(t *testing.T) {
 	}
 }
 
+// A party's documents are limited in volume as well as in number: past
+// VolumeLimit KiB a window, validations and submits get 429 with
+// Retry-After; requests without a document still pass, and other parties
+// are not held up.
+func TestVolumeLimit429(t *testing.T) {
+	body := example(t, "one-bill")
+	n := (len(body) + 1023) / 1024
+	for _, l := range limiters {
+		t.Run(l.name, func(t *testing.T) {
+			cfg := httpapi.Config{BodyLimit: len(body), VolumeLimit: 2 * n, RateWindow: time.Hour}
+			if l.new != nil {
+				cfg.VolumeLimiter = l.new(t, "volume", 2*n, time.Hour)
+			}
+			e := newEnv(t, cfg, nil, nil)
+			for i := range 2 {
+				if r := e.do(t, "POST", "/v1/validate/one-bill", "cq-mto", body); r.status != 200 {
+					t.Fatalf("document %d: %d %s", i, r.status, r.body)
+				}
+			}
+			r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", body)
+			if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "KiB of documents per") {
+				t.Fatalf("a third document: %d, Retry-After %q, %s", r.status, r.header.Get("Retry-After"), r.body)
+			}
+			if r := e.do(t, "GET", "/v1/schemas", "cq-mto", nil); r.status != 200 {
+				t.Fatalf("a request without a document: %d", r.status)
+			}
+			if r := e.do(t, "POST", "/v1/validate/one-bill", "cq-rail", body); r.status != 200 {
+				t.Fatalf("another party's document: %d", r.status)
+			}
+		})
+	}
+}
+
 // Two gateways on one Redis share a party's requests and its failed
 // authentications: what one counted, the other refuses.
 func TestLimitsHoldAcrossGateways(t *testing.T) {
@@ -403,7 +436,7 @@ func TestLimitsHoldAcrossGateways(t *testing.T) {
 // brokenLimiter fails as a Redis that cannot be reached.
 type brokenLimiter struct{}
 
-func (brokenLimiter) Allow(context.Context, string) (bool, time.Duration, error) {
+func (brokenLimiter) AllowN(context.Context, string, int) (bool, time.Duration, error) {
 	return false, 0, exchange.ErrUnavailable
 }
 func (brokenLimiter) Blocked(context.Context, string) (bool, error) {

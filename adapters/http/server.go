@@ -53,6 +53,13 @@ type Config struct {
 	// RateWindow); nil: in this process only. One that fails is stood in
 	// for as AuthLimiter is.
 	RateLimiter RateLimiter
+	// VolumeLimit is the KiB of documents (submitted or validated) a party
+	// may send per RateWindow, so that its requests' cost is bounded in
+	// CPU as well as in number: checking a document costs up to about
+	// 50 ms per MiB (BenchmarkHostile). It is raised to BodyLimit when
+	// below it. VolumeLimiter counts it as RateLimiter counts requests.
+	VolumeLimit   int
+	VolumeLimiter RateLimiter
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
 	// Pusher is the webhook pusher, when this gateway pushes.
@@ -72,6 +79,7 @@ type Server struct {
 	metrics  *metrics
 	failures AuthLimiter
 	requests RateLimiter
+	volume   RateLimiter
 }
 
 const partyKey = "corridor.party"
@@ -102,6 +110,10 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.RateWindow == 0 {
 		cfg.RateWindow = time.Minute
 	}
+	if cfg.VolumeLimit == 0 {
+		cfg.VolumeLimit = DefaultVolumeLimit
+	}
+	cfg.VolumeLimit = max(cfg.VolumeLimit, kib(cfg.BodyLimit))
 	if cfg.AuthFailures == 0 {
 		cfg.AuthFailures = 30
 	}
@@ -109,7 +121,8 @@ func New(svc *exchange.Service, cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger, adminSum: sha256.Sum256([]byte(cfg.AdminKey)),
-		failures: NewMemoryAuthLimiter(cfg.AuthFailures), requests: NewMemoryLimiter(cfg.RateLimit, cfg.RateWindow)}
+		failures: NewMemoryAuthLimiter(cfg.AuthFailures), requests: NewMemoryLimiter(cfg.RateLimit, cfg.RateWindow),
+		volume: NewMemoryLimiter(cfg.VolumeLimit, cfg.RateWindow)}
 	if cfg.AuthLimiter != nil {
 		s.failures = &authFallback{shared: cfg.AuthLimiter, local: NewMemoryLimiter(cfg.AuthFailures, time.Minute),
 			degraded: degraded{log: cfg.Logger, name: "failed authentications"}}
@@ -117,6 +130,10 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.RateLimiter != nil {
 		s.requests = &rateFallback{shared: cfg.RateLimiter, local: NewMemoryLimiter(cfg.RateLimit, cfg.RateWindow),
 			degraded: degraded{log: cfg.Logger, name: "requests per party"}}
+	}
+	if cfg.VolumeLimiter != nil {
+		s.volume = &rateFallback{shared: cfg.VolumeLimiter, local: NewMemoryLimiter(cfg.VolumeLimit, cfg.RateWindow),
+			degraded: degraded{log: cfg.Logger, name: "document volume per party"}}
 	}
 	s.metrics = newMetrics()
 	s.app = fiber.New(fiber.Config{
@@ -226,20 +243,41 @@ func (s *Server) recover(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// limit counts the caller's request against its party's limit (the admin
-// key's against one of its own) and answers 429 past it.
-func (s *Server) limit(c *fiber.Ctx) error {
-	bucket := "admin"
+// DefaultVolumeLimit is 64 MiB of documents per party and minute: over a
+// hundred of the largest manifests, and at most about 3 s of checking.
+const DefaultVolumeLimit = 64 << 10
+
+// kib is n bytes in KiB, rounded up.
+func kib(n int) int { return (n + 1023) / 1024 }
+
+// bucket names the caller's limit buckets: its party's, or the admin
+// key's own.
+func bucket(c *fiber.Ctx) string {
 	if p, ok := c.Locals(partyKey).(exchange.Party); ok {
-		bucket = "party:" + p.ID
+		return "party:" + p.ID
 	}
-	ok, retry, err := s.requests.Allow(c.UserContext(), bucket)
+	return "admin"
+}
+
+// limit counts the caller's request against its party's limit and answers
+// 429 past it.
+func (s *Server) limit(c *fiber.Ctx) error {
+	if s.allowed(c, s.requests, 1, "slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String()) {
+		return c.Next()
+	}
+	return nil
+}
+
+// allowed takes n from the caller's bucket of l, or answers 429 with detail
+// and returns false.
+func (s *Server) allowed(c *fiber.Ctx, l RateLimiter, n int, detail string) bool {
+	ok, retry, err := l.AllowN(c.UserContext(), bucket(c), n)
 	if err != nil || ok {
-		return c.Next() // an in-process limiter does not fail
+		return true // an in-process limiter does not fail
 	}
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
-	return s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests",
-		"slow down: the rate limit is "+strconv.Itoa(s.cfg.RateLimit)+" requests per "+s.cfg.RateWindow.String(), nil)
+	_ = s.problem(c, fiber.StatusTooManyRequests, "too-many-requests", "Too many requests", detail, nil)
+	return false
 }
 
 // blocked answers 429 to a bucket (key id and address) that had too many

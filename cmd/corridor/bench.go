@@ -99,8 +99,9 @@ or more it compares the first five with the last five (a soak: p99 within
 inboxes of the parties the receipts name, as their consumers would, so
 that Redis holds only what is in flight.
 
-The gateway's per-party limit (--rate-limit, 1200 a minute by default)
-answers 429 long before the gateway is busy: run it with a higher one.`,
+The gateway's per-party limits (--rate-limit, 1200 requests a minute, and
+--volume-limit, 64 MiB of documents a minute, by default) answer 429 long
+before the gateway is busy: run it with higher ones.`,
 		Example: `  corridor bench -c 16 --duration 30s
   corridor bench --rate 200 --duration 30m --sample-every 1m --ack --redis-url redis://127.0.0.1:6379/0
   corridor bench -c 4 -n 5000 --s3-endpoint 127.0.0.1:9000 --s3-access-key K --s3-secret-key S

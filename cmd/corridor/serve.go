@@ -41,7 +41,9 @@ type Gateway struct {
 	DemoDir    string
 	BodyLimit  int
 	RateLimit  int
-	MaxWait    time.Duration
+	// VolumeLimit is in MiB per minute.
+	VolumeLimit int
+	MaxWait     time.Duration
 	// TrustedProxies (CIDR prefixes or addresses) may name the client in
 	// X-Forwarded-For; from any other peer the header is ignored.
 	TrustedProxies []string
@@ -116,6 +118,7 @@ keys, and its scenario, a Chongqing -> Qinzhou -> Singapore shipment.`,
 	fs.StringVar(&g.DemoDir, "demo-dir", "deploy/demo", "folder of the demo corridor")
 	fs.IntVar(&g.BodyLimit, "body-limit", 4<<20, "largest document accepted, in bytes")
 	fs.IntVar(&g.RateLimit, "rate-limit", 1200, "requests per minute per party")
+	fs.IntVar(&g.VolumeLimit, "volume-limit", httpapi.DefaultVolumeLimit>>10, "MiB of documents (submitted or validated) per minute per party; at least --body-limit")
 	fs.DurationVar(&g.MaxWait, "max-wait", 30*time.Second, "longest inbox long poll")
 	fs.StringSliceVar(&g.TrustedProxies, "trusted-proxies", nil,
 		"load balancers or proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client")
@@ -183,11 +186,13 @@ func (g *Gateway) Open(ctx context.Context) error {
 			return fmt.Errorf("load demo: %w", err)
 		}
 	}
-	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit, RateWindow: time.Minute,
+	volume := max(g.VolumeLimit<<10, (g.BodyLimit+1023)>>10) // KiB, at least one body
+	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit, RateWindow: time.Minute, VolumeLimit: volume,
 		AuthFailures: authFailures, MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log}
 	if b.redis != nil {
 		// Kept in Redis, the limits hold across every gateway on it.
 		cfg.RateLimiter = b.redis.Limiter("party", g.RateLimit, time.Minute)
+		cfg.VolumeLimiter = b.redis.Limiter("volume", volume, time.Minute)
 		cfg.AuthLimiter = b.redis.Limiter("auth", authFailures, time.Minute)
 	}
 	wcfg := g.Webhooks

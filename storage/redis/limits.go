@@ -35,14 +35,21 @@ func (l *Limiter) bucketKey(bucket string) string {
 	return l.key + hex.EncodeToString(sum[:16])
 }
 
-// Allow takes one event from the bucket; when none is left it returns
-// false and the time until one is.
-func (l *Limiter) Allow(ctx context.Context, bucket string) (bool, time.Duration, error) {
-	res, err := l.rl.Allow(ctx, l.bucketKey(bucket), l.limit)
+// AllowN takes n events from the bucket; when fewer are left it takes
+// none and returns false and the time until there are (the whole period
+// when n is more than the bucket ever holds).
+func (l *Limiter) AllowN(ctx context.Context, bucket string, n int) (bool, time.Duration, error) {
+	res, err := l.rl.AllowN(ctx, l.bucketKey(bucket), l.limit, n)
 	if err != nil {
 		return false, 0, wrap(err)
 	}
-	return res.Allowed > 0, max(res.RetryAfter, 0), nil
+	if res.Allowed > 0 {
+		return true, 0, nil
+	}
+	if res.RetryAfter < 0 {
+		return false, l.limit.Period, nil
+	}
+	return false, res.RetryAfter, nil
 }
 
 // Blocked reports whether the bucket has no event left, taking none.
