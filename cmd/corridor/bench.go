@@ -93,7 +93,9 @@ that endpoint (into a bucket of its own, not the gateway's), then the
 gateway, and prints the ratio of the two rates.
 
 --sample-every prints, per interval, the rate, p99, the gateway's RSS (from
-its /metrics) and, with --redis-url, Redis's used_memory; with ten intervals
+its /metrics) and, with --redis-url, Redis's used_memory and how many AOF
+rewrites it has made (a rewrite writes the whole dataset while every write
+waits for its fsync: slow intervals often have one); with ten intervals
 or more it compares the first five with the last five (a soak: p99 within
 1.2x, RSS and Redis memory within 1.2x). --ack also pulls and acks the
 inboxes of the parties the receipts name, as their consumers would, so
@@ -238,7 +240,11 @@ type benchSample struct {
 	P99        float64 `json:"p99ms"`
 	RSS        int64   `json:"rssBytes,omitempty"`
 	RedisBytes int64   `json:"redisUsedMemory,omitempty"`
-	hist       *hdrhistogram.Histogram
+	// AOFRewrites counts Redis's AOF rewrites so far: a rewrite forks Redis
+	// and writes its whole dataset while every write still waits for its
+	// fsync, so a slow interval often has one.
+	AOFRewrites int64 `json:"redisAofRewrites,omitempty"`
+	hist        *hdrhistogram.Histogram
 }
 
 type soakCheck struct {
@@ -564,19 +570,20 @@ func (s *benchSampler) sample(ctx context.Context, now time.Time, h *hdrhistogra
 		P99: float64(h.ValueAtQuantile(99)) / 1000, hist: h}
 	smp.RSS = s.rss(ctx)
 	if s.redis != nil {
-		smp.RedisBytes = redisUsedMemory(ctx, s.redis)
+		smp.RedisBytes = redisInfo(ctx, s.redis, "memory", "used_memory")
+		smp.AOFRewrites = redisInfo(ctx, s.redis, "persistence", "aof_rewrites")
 	}
 	if len(s.samples) == 0 && !s.o.asJSON {
-		fmt.Fprintf(s.out, "%8s %9s %8s %8s %8s %9s\n", "at", "requests", "rate/s", "p99 ms", "RSS MB", "Redis MB")
+		fmt.Fprintf(s.out, "%8s %9s %8s %8s %8s %9s %12s\n", "at", "requests", "rate/s", "p99 ms", "RSS MB", "Redis MB", "AOF rewrites")
 	}
 	s.samples = append(s.samples, smp)
 	if !s.o.asJSON {
-		redis := "-"
+		redis, rewrites := "-", "-"
 		if s.redis != nil {
-			redis = fmt.Sprintf("%.1f", float64(smp.RedisBytes)/(1<<20))
+			redis, rewrites = fmt.Sprintf("%.1f", float64(smp.RedisBytes)/(1<<20)), strconv.FormatInt(smp.AOFRewrites, 10)
 		}
-		fmt.Fprintf(s.out, "%8s %9d %8.1f %8.1f %8.1f %9s\n", at.Round(time.Second), smp.Requests, smp.PerSecond, smp.P99,
-			float64(smp.RSS)/(1<<20), redis)
+		fmt.Fprintf(s.out, "%8s %9d %8.1f %8.1f %8.1f %9s %12s\n", at.Round(time.Second), smp.Requests, smp.PerSecond, smp.P99,
+			float64(smp.RSS)/(1<<20), redis, rewrites)
 	}
 }
 
@@ -601,14 +608,14 @@ func (s *benchSampler) rss(ctx context.Context) int64 {
 	return 0
 }
 
-// redisUsedMemory reads used_memory from INFO memory (0 when it cannot).
-func redisUsedMemory(ctx context.Context, c *goredis.Client) int64 {
-	info, err := c.Info(ctx, "memory").Result()
+// redisInfo reads a number from a section of INFO (0 when it cannot).
+func redisInfo(ctx context.Context, c *goredis.Client, section, field string) int64 {
+	info, err := c.Info(ctx, section).Result()
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			return n
 		}

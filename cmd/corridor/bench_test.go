@@ -76,7 +76,9 @@ func TestBenchCommand(t *testing.T) {
 	}
 
 	// Every type in turn, open loop, as JSON, sampled, acking the inboxes.
-	out, err := runCLI(t, append(common, "--type", "mix", "-n", "60", "--rate", "200", "--sample-every", "100ms", "--ack", "--json")...)
+	// (Redis is sampled as the gateway's would be: the harness's.)
+	out, err := runCLI(t, append(common, "--type", "mix", "-n", "60", "--rate", "200", "--sample-every", "100ms", "--ack", "--json",
+		"--redis-url", testenv.RedisURL(t))...)
 	if err != nil {
 		t.Fatalf("bench --type mix: %v\n%s", err, out)
 	}
@@ -92,8 +94,8 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("%s: %d answered %s (%s), want 10 answered 201", g.Type, g.Count, g.Status, g.Answer)
 		}
 	}
-	if len(rep.Samples) == 0 || rep.Samples[0].RSS == 0 || rep.Drained == 0 {
-		t.Errorf("samples %+v, acked %d: want the gateway's RSS in each and messages acked", rep.Samples, rep.Drained)
+	if len(rep.Samples) == 0 || rep.Samples[0].RSS == 0 || rep.Samples[0].RedisBytes == 0 || rep.Drained == 0 {
+		t.Errorf("samples %+v, acked %d: want the gateway's RSS and Redis's memory in each and messages acked", rep.Samples, rep.Drained)
 	}
 
 	// Refusals are counted by status, with the gateway's answer.
