@@ -8,7 +8,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/landsea/corridor/exchange"
@@ -166,8 +165,7 @@ acknowledged is lost.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
-				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-					progressbar.OptionSetDescription("reindexing"), progressbar.OptionShowCount())
+				bar := newBar(cmd.ErrOrStderr(), -1, "reindexing")
 				n, err := svc.Reindex(cmd.Context(), requeue, func() { _ = bar.Add(1) })
 				_ = bar.Finish()
 				fmt.Fprintf(cmd.OutOrStdout(), "\nreindexed %d document(s)\n", n)

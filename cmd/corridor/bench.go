@@ -518,12 +518,11 @@ func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string,
 }
 
 func (o *benchOptions) progress(errw io.Writer, target string) *progressbar.ProgressBar {
+	throttle := progressbar.OptionThrottle(200 * time.Millisecond)
 	if o.count > 0 {
-		return progressbar.NewOptions64(o.count, progressbar.OptionSetWriter(errw), progressbar.OptionSetDescription(target),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond))
+		return newBar(errw, o.count, target, throttle)
 	}
-	return progressbar.NewOptions64(int64(o.duration/time.Second), progressbar.OptionSetWriter(errw),
-		progressbar.OptionSetDescription(target+" (s)"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond))
+	return newBar(errw, int64(o.duration/time.Second), target+" (s)", throttle)
 }
 
 func (r *benchRecorder) result(o *benchOptions, target string, elapsed time.Duration) *benchResult {

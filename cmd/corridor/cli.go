@@ -17,6 +17,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/schemas"
@@ -202,7 +203,7 @@ receives it twice. With several files a progress bar shows on stderr.`,
 			}
 			var bar *progressbar.ProgressBar
 			if len(files) > 1 {
-				bar = progressbar.NewOptions(len(files), progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("submitting"))
+				bar = newBar(cmd.ErrOrStderr(), int64(len(files)), "submitting")
 			}
 			failed := false
 			for _, f := range files {
@@ -424,4 +425,13 @@ func printShipment(w io.Writer, sh exchange.Shipment) {
 	if sh.Next != "" {
 		fmt.Fprintln(w, "  (more events: GET /v1/shipments/"+sh.Ref+"?cursor="+sh.Next+")")
 	}
+}
+
+// newBar is a progress bar on w that shows only when w is a terminal: in a
+// log file or a pipe every redraw would be one more line of noise.
+func newBar(w io.Writer, max int64, desc string, opts ...progressbar.Option) *progressbar.ProgressBar {
+	f, ok := w.(*os.File)
+	shown := ok && term.IsTerminal(int(f.Fd()))
+	return progressbar.NewOptions64(max, append([]progressbar.Option{progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(), progressbar.OptionSetVisibility(shown)}, opts...)...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,25 @@ func TestRedisFlagsFromEnvironment(t *testing.T) {
 	wait, _ := fs.GetInt("redis-wait-replicas")
 	if len(sentinels) != 2 || sentinels[1] != "10.0.2.12:26379" || len(cluster) != 3 || master != "corridor" || wait != 1 {
 		t.Fatalf("sentinels %q, cluster %q, master %q, wait %d", sentinels, cluster, master, wait)
+	}
+}
+
+// Progress bars draw on a terminal only: into a pipe, a buffer or a log
+// file each redraw would be a line of noise.
+func TestProgressBarOnlyOnATerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	for _, w := range []io.Writer{&buf, f} {
+		bar := newBar(w, 10, "working")
+		_ = bar.Add(5)
+		_ = bar.Finish()
+	}
+	st, _ := f.Stat()
+	if buf.Len() != 0 || st.Size() != 0 {
+		t.Errorf("a bar drew %d bytes into a buffer and %d into a file: %q", buf.Len(), st.Size(), buf.String())
 	}
 }
