@@ -485,6 +485,10 @@ func FuzzParts(f *testing.F) {
 	for _, ti := range schemas.Types() {
 		f.Add(ti.Type, example(f, ti.Type, ti.Newest))
 	}
+	// Values of the wrong shape where the parts expect an object or array.
+	for _, b := range []string{`{"bills":{"a":1}}`, `{"bills":[[1,2]]}`, `{"bills":[{"containerNumbers":{"x":1}}]}`, `{"bills":"x"}`} {
+		f.Add("cargo-manifest", []byte(b))
+	}
 	types := schemas.Types()
 	f.Fuzz(func(t *testing.T, typ string, body []byte) {
 		if !slices.ContainsFunc(types, func(ti schemas.TypeInfo) bool { return ti.Type == typ }) {

@@ -37,10 +37,10 @@ type part struct {
 	schema *gojsonschema.Schema // the node, with what is split off it set aside
 	// An object's properties that are validated on their own, by name.
 	props []namedPart
-	// An array's items: run validates runs of items at once; items, when
-	// set, splits each item further (it holds arrays of its own).
-	run   *gojsonschema.Schema
+	// An array's items: items splits each item further when it holds
+	// arrays of its own; else run validates runs of items at once.
 	items *part
+	run   *gojsonschema.Schema
 }
 
 type namedPart struct {
@@ -87,13 +87,11 @@ func (pl planner) build(node any, depth int) (*part, error) {
 		if p.schema, err = pl.compile(shell); err != nil {
 			return nil, err
 		}
-		if p.run, err = pl.compile(map[string]any{"type": "array", "items": items}); err != nil {
-			return nil, err
+		if p.items, err = pl.build(items, depth+1); err != nil || p.items != nil {
+			return p, err
 		}
-		if p.items, err = pl.build(items, depth+1); err != nil {
-			return nil, err
-		}
-		return p, nil
+		p.run, err = pl.compile(map[string]any{"type": "array", "items": items})
+		return p, err
 	case "object":
 		props, _ := n["properties"].(map[string]any)
 		if props == nil || tied(n) {
@@ -240,7 +238,8 @@ func (r *splitRun) validate(p *part, v any, at string) error {
 	if err := r.check(p.schema, v, at, 0); err != nil || r.stopped {
 		return err
 	}
-	if obj, ok := v.(map[string]any); ok {
+	if p.props != nil { // an object's part
+		obj, _ := v.(map[string]any) // nil when not an object: the schema said so
 		for _, np := range p.props {
 			if c, ok := obj[np.name]; ok {
 				if err := r.validate(np.part, c, at+Pointer(np.name)); err != nil || r.stopped {
@@ -248,9 +247,10 @@ func (r *splitRun) validate(p *part, v any, at string) error {
 				}
 			}
 		}
+		return nil
 	}
-	arr, ok := v.([]any)
-	if !ok || p.run == nil {
+	arr, ok := v.([]any) // an array's part
+	if !ok {
 		return nil
 	}
 	if p.items != nil {
