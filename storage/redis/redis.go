@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -43,8 +44,9 @@ type Store struct {
 	// WaitReplicas, when above 0, makes every write wait (WAIT) until that
 	// many replicas have it, at most WaitTimeout, and fail as unavailable
 	// if they do not: replication is asynchronous, and a replica that
-	// Sentinel promotes after the master dies has only what reached it.
-	// Not on Cluster, where WAIT cannot follow a pipeline across nodes.
+	// Sentinel or a cluster promotes after the master dies has only what
+	// reached it. On a cluster every master a write touches must have that
+	// many replicas.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 	// Prefix starts every key, so several gateways can share a server.
@@ -78,9 +80,6 @@ func New(url string) *Store {
 
 // Open connects and checks that Redis answers.
 func (s *Store) Open(ctx context.Context) error {
-	if s.WaitReplicas > 0 && len(s.Cluster) > 0 {
-		return errors.New("redis: waiting for replicas is not supported on Cluster")
-	}
 	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
 		// A pipeline is read with go-redis' default 3 s read timeout.
 		return errors.New("redis: WaitTimeout must be above 0 and below 3s")
@@ -176,13 +175,59 @@ func transient(reply string) bool {
 	return false
 }
 
-// write sends the commands fn queues in one pipeline, then, when
-// WaitReplicas is set, WAIT on the same connection, so the write counts
-// only once the replicas have it. Its errors are already wrapped.
-func (s *Store) write(ctx context.Context, fn func(p goredis.Pipeliner)) error {
+// A step is one command (or script) of a write, queued by run, and a
+// key it touches: on a cluster, the master of that key's hash slot runs it.
+type step struct {
+	key string
+	run func(p goredis.Pipeliner)
+}
+
+// write sends the steps in one pipeline, then, when WaitReplicas is set,
+// WAIT on the same connection, so the write counts only once the replicas
+// have it. On a cluster with WaitReplicas, the steps go in one pipeline per
+// master, each with its WAIT: WAIT counts the replicas of the connection's
+// own server, and go-redis would send it, a keyless command, to a master
+// of its choosing, on another connection. Its errors are already wrapped.
+func (s *Store) write(ctx context.Context, steps ...step) error {
+	cc, ok := s.cmd.(*goredis.ClusterClient)
+	if !ok || s.WaitReplicas == 0 {
+		return s.pipeline(ctx, s.cmd, steps)
+	}
+	byMaster := map[*goredis.Client][]step{}
+	var masters []*goredis.Client
+	for _, st := range steps {
+		m, err := cc.MasterForKey(ctx, st.key)
+		if err != nil {
+			return wrap(err)
+		}
+		if byMaster[m] == nil {
+			masters = append(masters, m)
+		}
+		byMaster[m] = append(byMaster[m], st)
+	}
+	errs := make([]error, len(masters))
+	var wg sync.WaitGroup
+	for i, m := range masters {
+		wg.Go(func() { errs[i] = s.pipeline(ctx, m, byMaster[m]) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err != nil {
+		// A master may have died or handed its slots on (MOVED): the client
+		// follows that itself only for commands sent through it.
+		cc.ReloadState(ctx)
+	}
+	return err
+}
+
+// pipeline runs steps in one pipeline of c, and WAIT after them when
+// WaitReplicas is set.
+func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, steps []step) error {
 	var wait *goredis.Cmd
-	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		fn(p)
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, st := range steps {
+			st.run(p)
+		}
 		if s.WaitReplicas > 0 {
 			wait = p.Do(ctx, "WAIT", s.WaitReplicas, s.WaitTimeout.Milliseconds())
 		}
@@ -222,11 +267,12 @@ func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...stri
 		return err
 	}
 	// EVAL, not EVALSHA: a Redis that restarted empty has no script cache.
-	return s.write(ctx, func(p goredis.Pipeliner) {
-		for _, party := range parties {
-			enqueueScript.Eval(ctx, p, s.inboxKeys(party), m.DocumentID, raw)
-		}
-	})
+	steps := make([]step, len(parties))
+	for i, party := range parties {
+		keys := s.inboxKeys(party)
+		steps[i] = step{keys[0], func(p goredis.Pipeliner) { enqueueScript.Eval(ctx, p, keys, m.DocumentID, raw) }}
+	}
+	return s.write(ctx, steps...)
 }
 
 var ackScript = goredis.NewScript(`
@@ -254,7 +300,8 @@ func (s *Store) Ack(ctx context.Context, party string, ids []string) (int, error
 		args = append(args, id)
 	}
 	var res *goredis.Cmd
-	if err := s.write(ctx, func(p goredis.Pipeliner) { res = ackScript.Eval(ctx, p, s.inboxKeys(party), args...) }); err != nil {
+	keys := s.inboxKeys(party)
+	if err := s.write(ctx, step{keys[0], func(p goredis.Pipeliner) { res = ackScript.Eval(ctx, p, keys, args...) }}); err != nil {
 		return 0, err
 	}
 	return res.Int()
@@ -348,15 +395,17 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(p goredis.Pipeliner) {
-		p.Set(ctx, s.docKey(rec.ID), raw, 0)
-		for _, e := range entries {
-			p.ZAdd(ctx, s.listKey(e.List), goredis.Z{Score: 0, Member: e.Pos})
-		}
-		for _, k := range rec.Keys {
-			confirmScript.Eval(ctx, p, []string{s.natKey(k)}, rec.ID, rec.PreviousID)
-		}
-	})
+	doc := s.docKey(rec.ID)
+	steps := []step{{doc, func(p goredis.Pipeliner) { p.Set(ctx, doc, raw, 0) }}}
+	for _, e := range entries {
+		list := s.listKey(e.List)
+		steps = append(steps, step{list, func(p goredis.Pipeliner) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})
+	}
+	for _, k := range rec.Keys {
+		nat := s.natKey(k)
+		steps = append(steps, step{nat, func(p goredis.Pipeliner) { confirmScript.Eval(ctx, p, []string{nat}, rec.ID, rec.PreviousID) }})
+	}
+	return s.write(ctx, steps...)
 }
 
 // Doc returns an indexed record.
@@ -468,9 +517,10 @@ return ARGV[1]`)
 // Claim reserves a natural key for id.
 func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
 	var res *goredis.Cmd
-	if err := s.write(ctx, func(p goredis.Pipeliner) {
-		res = claimScript.Eval(ctx, p, []string{s.natKey(key)}, id, now.UnixMilli(), staleBefore.UnixMilli())
-	}); err != nil {
+	nat := s.natKey(key)
+	if err := s.write(ctx, step{nat, func(p goredis.Pipeliner) {
+		res = claimScript.Eval(ctx, p, []string{nat}, id, now.UnixMilli(), staleBefore.UnixMilli())
+	}}); err != nil {
 		return "", err
 	}
 	return res.Text()
