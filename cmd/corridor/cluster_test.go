@@ -290,6 +290,33 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 		})
 }
 
+// A Redis Cluster promotes a replica while documents are submitted, after
+// its master is killed with SIGKILL: the master of the hash slot of
+// sg-motors' inbox keys ({sg-motors}), which every submission writes.
+// With --redis-wait-replicas 1 every acknowledged document is still in the
+// archive, the index, the inboxes and the shipment's view. The promoted
+// replica has no replica of its own, so writes to its slots are refused
+// (503) until the killed node is started again and follows it.
+func TestRedisClusterFailoverLosesNothing(t *testing.T) {
+	needCluster(t)
+	rc := testenv.StartRedisCluster(t)
+	s3 := testenv.MinIO(t)
+	failover(t, "Redis Cluster failover", storageFlags{Data: t.TempDir(), RedisCluster: rc.Nodes, RedisWaitReplicas: 1,
+		RedisPrefix: testenv.Prefix(),
+		S3Endpoint:  s3.Endpoint, S3Bucket: "rcfailover-" + testenv.Prefix(), S3AccessKey: s3.AccessKey, S3SecretKey: s3.SecretKey},
+		func(s *submitter) {
+			const slot = "{sg-motors}" // the hash tag of sg-motors' inbox keys (storage/redis)
+			old := rc.MasterOf(t, slot)
+			rc.Kill(t, old)
+			killedAt := len(s.ackedIDs())
+			testenv.Eventually(t, time.Minute, "the cluster promotes a replica", func() bool { return rc.MasterOf(t, slot) != old })
+			promoted, promotedAt := rc.MasterOf(t, slot), len(s.ackedIDs())
+			rc.Start(t, old)
+			t.Logf("master %s of %s killed after %d acknowledged; %s promoted after %d; %s back as its replica after %d",
+				old, slot, killedAt, promoted, promotedAt, old, len(s.ackedIDs()))
+		})
+}
+
 // One node of a 4-node MinIO is killed while documents are submitted and
 // brought back: reads keep working while it is down, and every
 // acknowledged document is still there afterwards.
