@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -111,10 +112,12 @@ func (c *OwnRedisCluster) MasterOf(t testing.TB, key string) string {
 			if err != nil {
 				return err
 			}
-			ranges, err := r.ClusterSlots(ctx).Result()
-			for _, s := range ranges {
-				if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-					master = s.Nodes[0].Addr
+			shards, err := r.ClusterShards(ctx).Result()
+			for _, sh := range shards {
+				for _, n := range sh.Nodes {
+					if n.Role == "master" && slices.ContainsFunc(sh.Slots, func(s goredis.SlotRange) bool { return s.Start <= slot && slot <= s.End }) {
+						master = n.IP + ":" + strconv.FormatInt(n.Port, 10)
+					}
 				}
 			}
 			return err
