@@ -284,9 +284,10 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 		func(s *submitter) {
 			old := sen.Master(t)
 			sen.Kill(t, old)
-			killedAt := len(s.ackedIDs())
+			killed, killedAt := time.Now(), len(s.ackedIDs())
 			testenv.Eventually(t, time.Minute, "a Sentinel promotes a replica", func() bool { return sen.Master(t) != old })
-			t.Logf("master %s killed after %d acknowledged; %s promoted", old, killedAt, sen.Master(t))
+			t.Logf("master %s killed after %d acknowledged; %s promoted %s later",
+				old, killedAt, sen.Master(t), time.Since(killed).Round(100*time.Millisecond))
 		})
 }
 
@@ -308,12 +309,13 @@ func TestRedisClusterFailoverLosesNothing(t *testing.T) {
 			const slot = "{sg-motors}" // the hash tag of sg-motors' inbox keys (storage/redis)
 			old := rc.MasterOf(t, slot)
 			rc.Kill(t, old)
-			killedAt := len(s.ackedIDs())
+			killed, killedAt := time.Now(), len(s.ackedIDs())
 			testenv.Eventually(t, time.Minute, "the cluster promotes a replica", func() bool { return rc.MasterOf(t, slot) != old })
-			promoted, promotedAt := rc.MasterOf(t, slot), len(s.ackedIDs())
+			promoted, promotedIn, promotedAt := rc.MasterOf(t, slot), time.Since(killed), len(s.ackedIDs())
 			rc.Start(t, old)
-			t.Logf("master %s of %s killed after %d acknowledged; %s promoted after %d; %s back as its replica after %d",
-				old, slot, killedAt, promoted, promotedAt, old, len(s.ackedIDs()))
+			t.Logf("master %s of %s killed after %d acknowledged; %s promoted %s later, after %d; %s back as its replica %s after the kill, after %d",
+				old, slot, killedAt, promoted, promotedIn.Round(100*time.Millisecond), promotedAt,
+				old, time.Since(killed).Round(100*time.Millisecond), len(s.ackedIDs()))
 		})
 }
 
