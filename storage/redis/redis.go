@@ -8,7 +8,8 @@
 // cluster, every script touches the keys of one hash slot (a party's inbox
 // keys share the hash tag {party}; the other scripts touch one key), and
 // pipelines, which may span slots, use no MULTI: go-redis splits them by
-// node.
+// node; with WaitReplicas, writes are split by master here, so that each
+// master's WAIT follows its writes on their connection.
 package redis
 
 import (
