@@ -17,7 +17,7 @@ run: build
 test:
 	./scripts/test.sh
 
-## test-cluster: the failover tests: Sentinel promotes a replica, a MinIO node of 4 dies and comes back
+## test-cluster: the failover tests: Sentinel promotes a replica, a Redis Cluster promotes a replica, a MinIO node of 4 dies and comes back
 test-cluster:
 	./scripts/test-cluster.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The harness behind `make test-cluster`: the failover tests, which start
 # servers of their own and take them down while documents are submitted
-# (a Redis master, two replicas and three Sentinels; a MinIO of 4 nodes),
+# (a Redis master, two replicas and three Sentinels; a Redis Cluster of 3
+# masters with a replica each; a MinIO of 4 nodes),
 # with the shared redis-server and MinIO of scripts/harness.sh for the
 # backend each does not take down. It prints, for each, the documents
 # acknowledged and lost.
@@ -18,7 +19,7 @@ start_minio
 export CORRIDOR_TEST_REQUIRE_BACKENDS=1 CORRIDOR_TEST_CLUSTER=1
 
 set +e
-go test ${GOTESTFLAGS--race -count=1} -v -run '^(TestSentinelFailoverLosesNothing|TestDistributedMinIONodeLossLosesNothing)$' \
+go test ${GOTESTFLAGS--race -count=1} -v -run '^(TestSentinelFailoverLosesNothing|TestRedisClusterFailoverLosesNothing|TestDistributedMinIONodeLossLosesNothing)$' \
   ./cmd/corridor >"$WORK/test-cluster.out" 2>&1
 status=$?
 set -e

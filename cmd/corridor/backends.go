@@ -48,7 +48,7 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.RedisMaster, "redis-master", "", "name of the master the Redis Sentinels watch")
 	fs.StringSliceVar(&f.RedisCluster, "redis-cluster", nil, "some nodes (host:port,...) of a Redis Cluster, instead of --redis-url")
 	fs.StringVar(&f.RedisPassword, "redis-password", "", "password of the servers found through --redis-sentinels or --redis-cluster (with --redis-url, put it in the URL)")
-	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; not on Cluster): with Sentinel, 1 keeps what a promoted replica holds complete")
+	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; on Cluster, on each master written): 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 type Sentinel struct {
 	MasterName string
 	Sentinels  []string // host:port
-	servers    map[string]*exec.Cmd
+	*servers
 }
 
 // StartSentinel starts the servers and returns once the replicas follow
@@ -35,11 +34,10 @@ func StartSentinel(t testing.TB) *Sentinel {
 		sentinel, sentinelArgs = server, []string{"--sentinel"}
 	}
 	ports := freePorts(t, 6)
-	s := &Sentinel{MasterName: "corridor", servers: map[string]*exec.Cmd{}}
+	s := &Sentinel{MasterName: "corridor", servers: newServers(t)}
 	master := "127.0.0.1:" + ports[0]
 	for i, port := range ports[:3] {
-		args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", t.TempDir(), "--save", "",
-			"--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"}
+		args := redisArgs(t, port)
 		if i > 0 {
 			args = append(args, "--replicaof", "127.0.0.1", ports[0])
 		}
@@ -79,16 +77,6 @@ func StartSentinel(t testing.TB) *Sentinel {
 	return s
 }
 
-func (s *Sentinel) start(t testing.TB, addr, bin string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.servers[addr] = cmd
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-}
-
 // Master asks a Sentinel which server is the master now.
 func (s *Sentinel) Master(t testing.TB) string {
 	t.Helper()
@@ -102,20 +90,6 @@ func (s *Sentinel) Master(t testing.TB) string {
 	}
 	t.Fatal("no Sentinel names a master")
 	return ""
-}
-
-// Kill ends a server with SIGKILL, as a crash would.
-func (s *Sentinel) Kill(t testing.TB, addr string) {
-	t.Helper()
-	cmd := s.servers[addr]
-	if cmd == nil {
-		t.Fatalf("no server at %s", addr)
-		return
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
 }
 
 func lookRedis(t testing.TB, name string) string {

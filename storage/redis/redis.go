@@ -8,7 +8,8 @@
 // cluster, every script touches the keys of one hash slot (a party's inbox
 // keys share the hash tag {party}; the other scripts touch one key), and
 // pipelines, which may span slots, use no MULTI: go-redis splits them by
-// node.
+// node; with WaitReplicas, writes are split by master here, so that each
+// master's WAIT follows its writes on their connection.
 package redis
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -43,8 +45,9 @@ type Store struct {
 	// WaitReplicas, when above 0, makes every write wait (WAIT) until that
 	// many replicas have it, at most WaitTimeout, and fail as unavailable
 	// if they do not: replication is asynchronous, and a replica that
-	// Sentinel promotes after the master dies has only what reached it.
-	// Not on Cluster, where WAIT cannot follow a pipeline across nodes.
+	// Sentinel or a cluster promotes after the master dies has only what
+	// reached it. On a cluster every master a write touches must have that
+	// many replicas.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 	// Prefix starts every key, so several gateways can share a server.
@@ -78,9 +81,6 @@ func New(url string) *Store {
 
 // Open connects and checks that Redis answers.
 func (s *Store) Open(ctx context.Context) error {
-	if s.WaitReplicas > 0 && len(s.Cluster) > 0 {
-		return errors.New("redis: waiting for replicas is not supported on Cluster")
-	}
 	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
 		// A pipeline is read with go-redis' default 3 s read timeout.
 		return errors.New("redis: WaitTimeout must be above 0 and below 3s")
@@ -176,38 +176,87 @@ func transient(reply string) bool {
 	return false
 }
 
-// write sends the commands fn queues in one pipeline, then, when
-// WaitReplicas is set, WAIT on the same connection, so the write counts
-// only once the replicas have it. Its errors are already wrapped.
-//
-// fn queues scripts with eval, which sends EVALSHA: Redis then neither
-// receives nor hashes the script's text (EVAL cost it 18 µs a call, most of
-// its CPU on a submit). A server without the script (restarted empty, just
-// promoted, a new cluster node) answers NOSCRIPT, and the pipeline runs
-// again with EVAL, which loads it: every write here is idempotent, and a
-// script that got NOSCRIPT did not run.
-func (s *Store) write(ctx context.Context, fn func(p goredis.Pipeliner, eval evalFunc)) error {
-	err := s.pipeline(ctx, fn, (*goredis.Script).EvalSha)
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		err = s.pipeline(ctx, fn, (*goredis.Script).Eval)
-	}
-	return err
+// A step is one command (or script) of a write, queued by run, and a
+// key it touches: on a cluster, the master of that key's hash slot runs it.
+// run queues scripts with eval (see write).
+type step struct {
+	key string
+	run func(p goredis.Pipeliner, eval evalFunc)
 }
 
 // evalFunc queues a script in a pipeline: EVALSHA or EVAL.
 type evalFunc func(sc *goredis.Script, ctx context.Context, c goredis.Scripter, keys []string, args ...any) *goredis.Cmd
 
-func (s *Store) pipeline(ctx context.Context, fn func(p goredis.Pipeliner, eval evalFunc), eval evalFunc) error {
+// errNoScript marks a pipeline in which a server did not have a script.
+var errNoScript = errors.New("redis: NOSCRIPT")
+
+// write sends the steps in one pipeline, then, when WaitReplicas is set,
+// WAIT on the same connection, so the write counts only once the replicas
+// have it. On a cluster with WaitReplicas, the steps go in one pipeline per
+// master, each with its WAIT: WAIT counts the replicas of the connection's
+// own server, and go-redis would send it, a keyless command, to a master
+// of its choosing, on another connection. Its errors are already wrapped.
+//
+// Scripts go as EVALSHA: Redis then neither receives nor hashes the
+// script's text (EVAL cost it 22 us a call against 13 us). A server without
+// the script (restarted empty, just promoted, a new cluster node) answers
+// NOSCRIPT, and the write runs again with EVAL, which loads it: every write
+// here is idempotent, and a script that got NOSCRIPT did not run.
+func (s *Store) write(ctx context.Context, steps ...step) error {
+	err := s.writeWith(ctx, (*goredis.Script).EvalSha, steps)
+	if errors.Is(err, errNoScript) {
+		err = s.writeWith(ctx, (*goredis.Script).Eval, steps)
+	}
+	return err
+}
+
+func (s *Store) writeWith(ctx context.Context, eval evalFunc, steps []step) error {
+	cc, ok := s.cmd.(*goredis.ClusterClient)
+	if !ok || s.WaitReplicas == 0 {
+		return s.pipeline(ctx, s.cmd, eval, steps)
+	}
+	byMaster := map[*goredis.Client][]step{}
+	var masters []*goredis.Client
+	for _, st := range steps {
+		m, err := cc.MasterForKey(ctx, st.key)
+		if err != nil {
+			return wrap(err)
+		}
+		if byMaster[m] == nil {
+			masters = append(masters, m)
+		}
+		byMaster[m] = append(byMaster[m], st)
+	}
+	errs := make([]error, len(masters))
+	var wg sync.WaitGroup
+	for i, m := range masters {
+		wg.Go(func() { errs[i] = s.pipeline(ctx, m, eval, byMaster[m]) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err != nil && !errors.Is(err, errNoScript) {
+		// A master may have died or handed its slots on (MOVED): the client
+		// follows that itself only for commands sent through it.
+		cc.ReloadState(ctx)
+	}
+	return err
+}
+
+// pipeline runs steps in one pipeline of c, and WAIT after them when
+// WaitReplicas is set.
+func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, eval evalFunc, steps []step) error {
 	var wait *goredis.Cmd
-	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		fn(p, eval)
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, st := range steps {
+			st.run(p, eval)
+		}
 		if s.WaitReplicas > 0 {
 			wait = p.Do(ctx, "WAIT", s.WaitReplicas, s.WaitTimeout.Milliseconds())
 		}
 		return nil
 	})
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		return err
+		return fmt.Errorf("%w: %v", errNoScript, err)
 	}
 	if err != nil {
 		return wrap(err)
@@ -242,11 +291,12 @@ func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...stri
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(p goredis.Pipeliner, eval evalFunc) {
-		for _, party := range parties {
-			eval(enqueueScript, ctx, p, s.inboxKeys(party), m.DocumentID, raw)
-		}
-	})
+	steps := make([]step, len(parties))
+	for i, party := range parties {
+		keys := s.inboxKeys(party)
+		steps[i] = step{keys[0], func(p goredis.Pipeliner, eval evalFunc) { eval(enqueueScript, ctx, p, keys, m.DocumentID, raw) }}
+	}
+	return s.write(ctx, steps...)
 }
 
 var ackScript = goredis.NewScript(`
@@ -274,7 +324,8 @@ func (s *Store) Ack(ctx context.Context, party string, ids []string) (int, error
 		args = append(args, id)
 	}
 	var res *goredis.Cmd
-	if err := s.write(ctx, func(p goredis.Pipeliner, eval evalFunc) { res = eval(ackScript, ctx, p, s.inboxKeys(party), args...) }); err != nil {
+	keys := s.inboxKeys(party)
+	if err := s.write(ctx, step{keys[0], func(p goredis.Pipeliner, eval evalFunc) { res = eval(ackScript, ctx, p, keys, args...) }}); err != nil {
 		return 0, err
 	}
 	return res.Int()
@@ -368,15 +419,19 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(p goredis.Pipeliner, eval evalFunc) {
-		p.Set(ctx, s.docKey(rec.ID), raw, 0)
-		for _, e := range entries {
-			p.ZAdd(ctx, s.listKey(e.List), goredis.Z{Score: 0, Member: e.Pos})
-		}
-		for _, k := range rec.Keys {
-			eval(confirmScript, ctx, p, []string{s.natKey(k)}, rec.ID, rec.PreviousID)
-		}
-	})
+	doc := s.docKey(rec.ID)
+	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) { p.Set(ctx, doc, raw, 0) }}}
+	for _, e := range entries {
+		list := s.listKey(e.List)
+		steps = append(steps, step{list, func(p goredis.Pipeliner, _ evalFunc) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})
+	}
+	for _, k := range rec.Keys {
+		nat := s.natKey(k)
+		steps = append(steps, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
+			eval(confirmScript, ctx, p, []string{nat}, rec.ID, rec.PreviousID)
+		}})
+	}
+	return s.write(ctx, steps...)
 }
 
 // Doc returns an indexed record.
@@ -488,9 +543,10 @@ return ARGV[1]`)
 // Claim reserves a natural key for id.
 func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
 	var res *goredis.Cmd
-	if err := s.write(ctx, func(p goredis.Pipeliner, eval evalFunc) {
-		res = eval(claimScript, ctx, p, []string{s.natKey(key)}, id, now.UnixMilli(), staleBefore.UnixMilli())
-	}); err != nil {
+	nat := s.natKey(key)
+	if err := s.write(ctx, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
+		res = eval(claimScript, ctx, p, []string{nat}, id, now.UnixMilli(), staleBefore.UnixMilli())
+	}}); err != nil {
 		return "", err
 	}
 	return res.Text()

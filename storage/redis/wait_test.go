@@ -70,3 +70,45 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("Ack with a replica = %d, %v; want the one message, enqueued once", n, err)
 	}
 }
+
+// On a Redis Cluster, WAIT goes to each master a write touches, on the
+// connection that wrote: with one master's replica down, a write that
+// touches that master is unavailable and one that does not succeeds; once
+// the replica is back, the retry succeeds and adds nothing twice.
+func TestWaitReplicasCluster(t *testing.T) {
+	ctx := context.Background()
+	rc := testenv.StartRedisCluster(t)
+	s := redis.New("")
+	s.Cluster = rc.Nodes
+	s.WaitReplicas, s.WaitTimeout = 1, time.Second
+	s = openOn(t, s, time.Minute)
+
+	// Two parties whose inboxes are on different masters.
+	a, b := "party-a", ""
+	for i := 0; b == ""; i++ {
+		if p := "party-" + strconv.Itoa(i); rc.MasterOf(t, "{"+p+"}") != rc.MasterOf(t, "{"+a+"}") {
+			b = p
+		}
+	}
+	replica := rc.ReplicasOf(t, rc.MasterOf(t, "{"+a+"}"))[0]
+	rc.Kill(t, replica)
+
+	m := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{2}), Type: "one-bill", Sender: "c"}
+	if err := s.Enqueue(ctx, m, a, b); !errors.Is(err, exchange.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+		t.Fatalf("Enqueue to %s (its master's replica down) and %s = %v; want ErrUnavailable", a, b, err)
+	}
+	other := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{3}), Type: "one-bill", Sender: "c"}
+	if err := s.Enqueue(ctx, other, b); err != nil {
+		t.Fatalf("Enqueue to %s alone, its master's replica up = %v", b, err)
+	}
+
+	rc.Start(t, replica)
+	if err := s.Enqueue(ctx, m, a, b); err != nil { // the sender's retry
+		t.Fatalf("Enqueue again with every replica up = %v", err)
+	}
+	for party, want := range map[string]int{a: 1, b: 2} {
+		if got, err := s.Pull(ctx, party, 10, 0); err != nil || len(got) != want {
+			t.Errorf("pull %s = %v, %v; want %d messages, each once", party, got, err, want)
+		}
+	}
+}
