@@ -64,6 +64,13 @@ var hostileBodies = []hostile{
 	// As many bills as the token limit allows, each as small as a valid one
 	// can be: the most parts (three gojsonschema runs a bill).
 	{"many-bills", "cargo-manifest", func() []byte { return manifest(billsWithin(schemas.MaxTokens, 1), 1, nil) }},
+	// Within every limit and valid to the schema, but for the rules: one
+	// container number under every bill, 500 times each, so each but the
+	// first is "already listed", a rule problem on every token.
+	{"repeated-container", "cargo-manifest", func() []byte {
+		same := `"` + validContainer(7) + `"`
+		return manifest(billsWithin(schemas.MaxTokens, 500), 500, func(int, int) string { return same })
+	}},
 	// Within every limit: objects full of members no schema knows.
 	{"unknown-members", "cargo-manifest", func() []byte {
 		var obj strings.Builder
@@ -215,7 +222,7 @@ func TestLimitsRefuseHostileBodies(t *testing.T) {
 // A hostile body within the limits gets the first MaxProblems problems, in
 // document order, and how many were found before the check stopped.
 func TestProblemListIsCapped(t *testing.T) {
-	for _, name := range []string{"many-problems", "unknown-members"} {
+	for _, name := range []string{"many-problems", "unknown-members", "repeated-container"} {
 		t.Run(name, func(t *testing.T) {
 			h := hostileBody(t, name)
 			_, err := schemas.Validate(h.typ, 0, h.body())
@@ -350,6 +357,9 @@ func BenchmarkHostile(b *testing.B) {
 			continue
 		}
 		bare := bareSchema(b, h.typ)
+		if res, err := bare.Validate(gojsonschema.NewBytesLoader(body)); err == nil && res.Valid() {
+			continue // only the rules refuse it (repeated-container)
+		}
 		b.Run(h.name+"/gojsonschema", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -417,7 +427,7 @@ func tokens(n int) []byte {
 // The hostile bodies meant to be within the limits are, and near the token
 // limit, so what they cost is what the limits allow.
 func TestHostileBodiesWithinLimits(t *testing.T) {
-	for _, name := range []string{"many-problems", "late-problems", "many-bills", "unknown-members"} {
+	for _, name := range []string{"many-problems", "late-problems", "many-bills", "unknown-members", "repeated-container"} {
 		body := hostileBody(t, name).body()
 		if err := schemas.Prescan(body); err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -322,7 +322,8 @@ func ValidateContext(ctx context.Context, typ string, version int, body []byte) 
 // the first MaxProblems problems and how many there are; a panic in either
 // fails this document, never the process. With inParts (a large document)
 // the schema runs in parts and stops once MaxProblems are found (stopped):
-// the rest of the document, and the rules, are then not looked at.
+// the rest of the document, and the rules, are then not looked at; the
+// rules stop there too.
 func check(ctx context.Context, e *entry, fields map[string]any, inParts bool) (problems []Problem, total int, stopped bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -343,11 +344,12 @@ func check(ctx context.Context, e *entry, fields map[string]any, inParts bool) (
 		return nil, 0, false, err
 	}
 	if rule := rules[e.typ]; rule != nil && !stopped {
-		r := &reporter{schema: ps.pointers()}
-		rule(fields, r)
-		for _, p := range r.problems {
-			ps.add(p.Pointer, p.Detail)
+		r := &reporter{schema: ps.pointers(), ps: &ps}
+		if inParts {
+			r.limit = MaxProblems
 		}
+		rule(fields, r)
+		stopped = r.stopped
 	}
 	problems, total = ps.first(MaxProblems)
 	return problems, total, stopped, nil

@@ -22,15 +22,25 @@ var rules = map[string]func(doc map[string]any, r *reporter){
 }
 
 type reporter struct {
-	schema   map[string]bool // pointers the schema already reported
-	problems []Problem
+	schema map[string]bool // pointers the schema already reported
+	ps     *problemSet     // where the rules' problems go, after the schema's
+	// limit, when above 0, is how many problems ps may hold: a large
+	// document's rules stop there as its schema parts do (a manifest of
+	// one container number repeated has a rule problem on every token, and
+	// each costs a formatted message). stopped says a problem was dropped.
+	limit   int
+	stopped bool
 }
 
 func (r *reporter) add(pointer, format string, args ...any) {
 	if r.schema[pointer] {
 		return // one problem per value: the schema's comes first
 	}
-	r.problems = append(r.problems, Problem{Pointer: pointer, Detail: fmt.Sprintf(format, args...)})
+	if r.limit > 0 && len(r.ps.list) >= r.limit {
+		r.stopped = true
+		return
+	}
+	r.ps.add(pointer, fmt.Sprintf(format, args...))
 }
 
 // Accessors that answer "absent" for anything of the wrong shape.
