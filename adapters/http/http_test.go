@@ -398,6 +398,33 @@ func TestVolumeLimit429(t *testing.T) {
 	}
 }
 
+// A request without a document is not counted in the volume limit, so its
+// body is kept small: a 4 MiB ack of a million ids cost 140 ms and 100 MB
+// to decode before its 400. An ack of the most ids allowed, indented, fits.
+func TestControlBody413(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	id := `"` + strings.Repeat("a", 26) + `"`
+	huge := []byte(`{"ids":[` + id + strings.Repeat(","+id, (4<<20-100)/29) + `]}`)
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/inbox/ack"},
+		{"POST", "/v1/bills/CQNL2026000187/title"},
+		{"POST", "/v1/subscriptions"},
+		{"POST", "/v1/shipments/CQNL2026000187/grants"},
+	} {
+		if r := e.do(t, c.method, c.path, "cq-mto", huge); r.status != 413 || r.problem.Type == "" {
+			t.Errorf("%s %s with %d KiB: %d %.200s, want 413", c.method, c.path, len(huge)>>10, r.status, r.body)
+		}
+	}
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = strings.Repeat("a", 26)
+	}
+	most, _ := json.MarshalIndent(map[string][]string{"ids": ids}, "", "    ")
+	if r := e.do(t, "POST", "/v1/inbox/ack", "cq-mto", most); r.status != 200 {
+		t.Errorf("an ack of 1,000 ids (%d bytes): %d %.200s", len(most), r.status, r.body)
+	}
+}
+
 // Two gateways on one Redis share a party's requests and its failed
 // authentications: what one counted, the other refuses.
 func TestLimitsHoldAcrossGateways(t *testing.T) {
