@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,87 @@ func TestScriptsSurviveAFlushedScriptCache(t *testing.T) {
 				t.Fatalf("ack after a flush = %d, %v; want 2", n, err)
 			}
 		})
+	}
+}
+
+// On a cluster, a write whose scripts ran on one master and got NOSCRIPT
+// on another runs again whole with EVAL: the scripts that ran run twice,
+// and must change nothing the second time (no second inbox entry, the key
+// still held by its document).
+func TestScriptsRunAgainWhereOneMasterLostThem(t *testing.T) {
+	ctx := context.Background()
+	s := openCluster(t, time.Minute)
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: testenv.RedisCluster(t)})
+	defer cc.Close()
+	master := func(key string) *goredis.Client {
+		t.Helper()
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// Two parties and two natural keys whose masters differ.
+	var parties, keys [2]string
+	parties[0], keys[0] = "p0", "event:k0"
+	for i := 1; parties[1] == "" || keys[1] == ""; i++ {
+		p, k := "p"+strconv.Itoa(i), "event:k"+strconv.Itoa(i)
+		if parties[1] == "" && master(s.Prefix+":{"+p+"}:inbox") != master(s.Prefix+":{p0}:inbox") {
+			parties[1] = p
+		}
+		if keys[1] == "" && master(s.Prefix+":key:"+k) != master(s.Prefix+":key:event:k0") {
+			keys[1] = k
+		}
+	}
+	msg := func(i int) exchange.Message {
+		return exchange.Message{DocumentID: exchange.DocumentID("cq-rail", "m"+strconv.Itoa(i), nil), Type: "tracking-event",
+			Sender: "cq-rail", SHA256: "00", ReceivedAt: time.Now()}
+	}
+	cmds := &sent{n: map[string]int{}}
+	s.AddHook(cmds)
+	flush := func(key string) {
+		t.Helper()
+		if err := master(key).ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := s.Enqueue(ctx, msg(0), parties[:]...); err != nil { // both masters load the script
+		t.Fatal(err)
+	}
+	flush(s.Prefix + ":{" + parties[1] + "}:inbox")
+	cmds.take()
+	if err := s.Enqueue(ctx, msg(1), parties[:]...); err != nil {
+		t.Fatalf("enqueue with the script on one master only: %v", err)
+	}
+	if n := cmds.take(); n["evalsha"] != 2 || n["eval"] != 2 {
+		t.Errorf("enqueue: %v, want 2 evalsha (one ran, one NOSCRIPT), then 2 eval", n)
+	}
+	for _, p := range parties {
+		msgs, err := s.Pull(ctx, p, 10, 0)
+		if err != nil || len(msgs) != 2 {
+			t.Fatalf("%s pulled %d messages, %v; want 2 (m0, m1 once each)", p, len(msgs), err)
+		}
+	}
+
+	rec := exchange.Record{Receipt: exchange.Receipt{ID: "doc-1", Type: "tracking-event", Sender: "cq-rail", ReceivedAt: time.Now()},
+		Keys: keys[:]}
+	for _, k := range keys { // both masters load the script
+		if _, err := s.Claim(ctx, k, "doc-1", time.Now(), time.Now().Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(s.Prefix + ":key:" + keys[1])
+	cmds.take()
+	if err := s.Add(ctx, rec, nil); err != nil {
+		t.Fatalf("add with the script on one master only: %v", err)
+	}
+	if n := cmds.take(); n["eval"] != 2 {
+		t.Errorf("add: %v, want the two confirms again as eval", n)
+	}
+	for _, k := range keys {
+		if id, err := s.Lookup(ctx, k); err != nil || id != "doc-1" {
+			t.Errorf("the holder of %s = %q, %v; want doc-1", k, id, err)
+		}
 	}
 }
