@@ -49,7 +49,12 @@ type InvalidError struct {
 	Problems []Problem
 	Total    int // problems found, listed or not ("100 of 12,345 shown")
 	// Stopped says the check of a large document stopped once it had found
-	// MaxProblems: Total is then a lower bound.
+	// MaxProblems: Total is then a lower bound, and the problems listed are
+	// the first of those found, in document order, but not always the
+	// document's first MaxProblems: an object's own members are checked
+	// before the arrays it holds, so a problem in a member that comes after
+	// an array (a manifest's voyageNumber after its bills) can be listed
+	// where the whole check would list the array's next problem.
 	Stopped bool
 }
 
