@@ -398,6 +398,26 @@ func TestVolumeLimit429(t *testing.T) {
 	}
 }
 
+// More than a bucket ever holds is refused, and told to wait the whole
+// period, by either limiter: the caller should not retry sooner.
+func TestAllowNMoreThanTheBucket(t *testing.T) {
+	for _, l := range limiters {
+		t.Run(l.name, func(t *testing.T) {
+			var lim httpapi.RateLimiter = httpapi.NewMemoryLimiter(2, time.Hour)
+			if l.new != nil {
+				lim = l.new(t, "volume", 2, time.Hour)
+			}
+			ok, retry, err := lim.AllowN(context.Background(), "party:cq-mto", 3)
+			if ok || retry != time.Hour || err != nil {
+				t.Errorf("AllowN(3) of a bucket of 2 = %v, %v, %v; want false after the whole hour", ok, retry, err)
+			}
+			if ok, _, err := lim.AllowN(context.Background(), "party:cq-mto", 2); !ok || err != nil {
+				t.Errorf("AllowN(2) of a full bucket of 2 = %v, %v; want it taken", ok, err)
+			}
+		})
+	}
+}
+
 // A request without a document is not counted in the volume limit, so its
 // body is kept small: a 4 MiB ack of a million ids cost 140 ms and 100 MB
 // to decode before its 400. An ack of the most ids allowed, indented, fits.

@@ -39,6 +39,11 @@ func (l *Limiter) bucketKey(bucket string) string {
 // none and returns false and the time until there are (the whole period
 // when n is more than the bucket ever holds).
 func (l *Limiter) AllowN(ctx context.Context, bucket string, n int) (bool, time.Duration, error) {
+	if n > l.limit.Burst {
+		// redis_rate would answer the time until n-Burst more were due,
+		// as if the bucket could ever hold n.
+		return false, l.limit.Period, nil
+	}
 	res, err := l.rl.AllowN(ctx, l.bucketKey(bucket), l.limit, n)
 	if err != nil {
 		return false, 0, wrap(err)
@@ -46,10 +51,7 @@ func (l *Limiter) AllowN(ctx context.Context, bucket string, n int) (bool, time.
 	if res.Allowed > 0 {
 		return true, 0, nil
 	}
-	if res.RetryAfter < 0 {
-		return false, l.limit.Period, nil
-	}
-	return false, res.RetryAfter, nil
+	return false, max(res.RetryAfter, 0), nil
 }
 
 // Blocked reports whether the bucket has no event left, taking none.
