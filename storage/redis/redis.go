@@ -234,9 +234,11 @@ func (s *Store) writeWith(ctx context.Context, eval evalFunc, steps []step) erro
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
-	if err != nil && !errors.Is(err, errNoScript) {
+	if err != nil {
 		// A master may have died or handed its slots on (MOVED): the client
-		// follows that itself only for commands sent through it.
+		// follows that itself only for commands sent through it. (Also on
+		// NOSCRIPT: another master's route may be stale, and the rerun
+		// should not find it so. The reload is lazy and cheap.)
 		cc.ReloadState(ctx)
 	}
 	return err
