@@ -98,3 +98,32 @@ func TestDeliveryCache(t *testing.T) {
 		t.Errorf("bytes that do not match their sum were read %d times, want 2 (never cached)", n)
 	}
 }
+
+// A message whose document the archive lost holds up none of the others:
+// they are pulled, and it stays pending.
+func TestPullSkipsALostDocument(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	lost := exchange.Message{DocumentID: exchange.DocumentID("cq-rail", "lost", nil), Type: "tracking-event", Sender: "cq-rail",
+		SHA256: "00", ReceivedAt: time.Now()}
+	if err := w.store.Enqueue(ctx, lost, "sg-motors"); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"eventID":"kept"}`)
+	sum := sha256.Sum256(body)
+	kept := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", "kept", nil), Type: "tracking-event",
+		Sender: "cq-rail", SHA256: hex.EncodeToString(sum[:]), ReceivedAt: time.Now()}}
+	if err := w.store.Put(ctx, kept, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.Enqueue(ctx, exchange.MessageOf(kept), "sg-motors"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := w.svc.Pull(ctx, exchange.Party{ID: "sg-motors"}, 10, 0)
+	if err != nil || len(msgs) != 1 || msgs[0].ID != kept.ID {
+		t.Fatalf("pull = %+v, %v; want the kept document alone", msgs, err)
+	}
+	if n, err := w.svc.Ack(ctx, exchange.Party{ID: "sg-motors"}, []string{lost.DocumentID}); err != nil || n != 1 {
+		t.Errorf("the lost document's message: ack = %d, %v; want it pending (1)", n, err)
+	}
+}
