@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,29 +47,14 @@ func benchPull(b *testing.B, next bool) {
 	n := b.N * batch
 	body := bytes.Repeat([]byte("x"), 4096)
 	sum := sha256.Sum256(body)
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 { // archived by 8 writers, so the set-up takes seconds
-		wg.Go(func() {
-			for i := w; i < n; i += 8 {
-				rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("bench", fmt.Sprint(i), nil),
-					Type: "tracking-event", Sender: "cq-rail", SHA256: hex.EncodeToString(sum[:]), ReceivedAt: time.Now()}}
-				if err := arch.Put(ctx, rec, body); err != nil {
-					errs <- err
-					return
-				}
-				if err := r.Enqueue(ctx, exchange.MessageOf(rec), "bench-a", "bench-b"); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	seed(b, n, func(i int) error { // archived by 8 writers, so the set-up takes seconds
+		rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("bench", fmt.Sprint(i), nil),
+			Type: "tracking-event", Sender: "cq-rail", SHA256: hex.EncodeToString(sum[:]), ReceivedAt: time.Now()}}
+		if err := arch.Put(ctx, rec, body); err != nil {
+			return err
+		}
+		return r.Enqueue(ctx, exchange.MessageOf(rec), "bench-a", "bench-b")
+	})
 	caller := exchange.Party{ID: "bench-a"}
 	if next {
 		drain(b, svc, caller, n, len(body))

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
@@ -127,27 +128,11 @@ func BenchmarkShipmentViewAmongMany(b *testing.B) {
 			Format: exchange.RecordFormat, Size: 700, Facts: f, Shipments: []exchange.Link{link}}
 	}
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < total; i += 8 {
-				link := exchange.Link{Ref: fmt.Sprintf("OTHER%07d", i/100), Doc: exchange.DocumentID("x", fmt.Sprint(i/100), nil), Opened: start}
-				rec := event(i, link)
-				if err := r.Add(ctx, rec, exchange.Entries(rec)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	seed(b, total, func(i int) error {
+		link := exchange.Link{Ref: fmt.Sprintf("OTHER%07d", i/100), Doc: exchange.DocumentID("x", fmt.Sprint(i/100), nil), Opened: start}
+		rec := event(i, link)
+		return r.Add(ctx, rec, exchange.Entries(rec))
+	})
 	for i := range 100 {
 		rec := event(total+i, billRec.Shipments[0])
 		if err := r.Add(ctx, rec, exchange.Entries(rec)); err != nil {
@@ -162,5 +147,24 @@ func BenchmarkShipmentViewAmongMany(b *testing.B) {
 		if err != nil || len(v.Shipment.Events) != 100 {
 			b.Fatalf("view: %v", err)
 		}
+	}
+}
+
+// seed runs fn for 0 to n-1 on 8 workers, so that a benchmark's set-up
+// takes seconds, and fails b on the first error.
+func seed(b *testing.B, n int, fn func(i int) error) {
+	var g errgroup.Group
+	for w := range 8 {
+		g.Go(func() error {
+			for i := w; i < n; i += 8 {
+				if err := fn(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 }
