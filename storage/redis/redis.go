@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -373,7 +374,9 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 // the records in one pipeline; again for what is missing if a listed
 // record is gone (so a page is short only at the end of the list).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
-	out := make([]exchange.Item, 0, min(limit, 1024))
+	// Not sized by limit: callers ask for up to a thousand items to see a
+	// whole list, which is most often a few, and an Item is ~400 bytes.
+	out := []exchange.Item{}
 	for len(out) < limit {
 		want := limit - len(out)
 		lo, hi := "-", "+"
@@ -397,6 +400,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		if err != nil {
 			return nil, err
 		}
+		out = slices.Grow(out, len(pos))
 		for i, p := range pos {
 			if recs[i] != nil {
 				out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
