@@ -40,6 +40,7 @@ type Store struct {
 	waiters map[string]chan struct{}
 	leases  map[string]lease
 	now     func() time.Time
+	records *exchange.RecordCache // the index's records, decoded
 }
 
 var (
@@ -64,7 +65,8 @@ var (
 
 // New returns a store for dir with defaults set; call Open before use.
 func New(dir string) *Store {
-	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now}
+	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now,
+		records: exchange.NewRecordCache(recordCacheSize)}
 }
 
 // Open creates the folders and opens the database.
@@ -302,13 +304,16 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 	return holder, err
 }
 
+// recordCacheSize bounds the decoded records kept (a few MB): enough for
+// the graphs of the shipments being written to.
+const recordCacheSize = 4096
+
 func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
-	var rec exchange.Record
 	raw := tx.Bucket(bDocs).Get([]byte(id))
 	if raw == nil {
-		return rec, exchange.ErrNotFound
+		return exchange.Record{}, exchange.ErrNotFound
 	}
-	return rec, json.Unmarshal(raw, &rec)
+	return s.records.Decode(raw)
 }
 
 // Page returns a page of a list with its records.

@@ -60,6 +60,8 @@ type Store struct {
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
+
+	records *exchange.RecordCache // the index's records, decoded
 }
 
 var (
@@ -74,8 +76,12 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second}
+		WaitTimeout: time.Second, records: exchange.NewRecordCache(recordCacheSize)}
 }
+
+// recordCacheSize bounds the decoded records kept (a few MB): enough for
+// the graphs of the shipments being written to.
+const recordCacheSize = 4096
 
 // Open connects and checks that Redis answers.
 func (s *Store) Open(ctx context.Context) error {
@@ -362,12 +368,11 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 
 // Doc returns an indexed record.
 func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
-	var rec exchange.Record
 	raw, err := s.cmd.Get(ctx, s.docKey(id)).Bytes()
 	if err != nil {
-		return rec, wrap(err)
+		return exchange.Record{}, wrap(err)
 	}
-	return rec, json.Unmarshal(raw, &rec)
+	return s.records.Decode(raw)
 }
 
 // Page returns a page of a list with its records: a ZRANGE BYLEX, then
@@ -435,8 +440,8 @@ func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, err
 		} else if err != nil {
 			return nil, wrap(err)
 		}
-		var rec exchange.Record
-		if err := json.Unmarshal(raw, &rec); err != nil {
+		rec, err := s.records.Decode(raw)
+		if err != nil {
 			return nil, fmt.Errorf("decode record: %w", err)
 		}
 		out[i] = &rec
