@@ -53,20 +53,35 @@ func (c *RecordCache) Decode(raw []byte) (Record, error) {
 }
 
 // clone returns a copy of r that shares no slice, map or pointer with it
-// (strings and time zones are immutable and stay shared).
+// (strings and time zones are immutable and stay shared). Its string
+// slices are cut from one array, each with its capacity at its length, so
+// an append to one moves it rather than overwrite the next.
 func (r Record) clone() Record {
-	r.Recipients = slices.Clone(r.Recipients)
-	r.RoutedBy = slices.Clone(r.RoutedBy)
-	r.Refs = slices.Clone(r.Refs)
-	r.Keys = slices.Clone(r.Keys)
+	n := len(r.Recipients) + len(r.RoutedBy) + len(r.Refs) + len(r.Keys) + len(r.Members) + len(r.Deciders)
+	if r.Plan != nil {
+		n += len(r.Plan.Containers)
+	}
+	strs := make([]string, 0, n)
+	cut := func(s []string) []string {
+		if s == nil {
+			return nil
+		}
+		i := len(strs)
+		strs = append(strs, s...)
+		return strs[i:len(strs):len(strs)]
+	}
+	r.Recipients = cut(r.Recipients)
+	r.RoutedBy = cut(r.RoutedBy)
+	r.Refs = cut(r.Refs)
+	r.Keys = cut(r.Keys)
+	r.Members = cut(r.Members)
+	r.Deciders = cut(r.Deciders)
 	r.Facts = maps.Clone(r.Facts)
 	r.Shipments = slices.Clone(r.Shipments)
-	r.Members = slices.Clone(r.Members)
-	r.Deciders = slices.Clone(r.Deciders)
 	if r.Plan != nil {
 		p := *r.Plan
 		p.Legs = slices.Clone(p.Legs)
-		p.Containers = slices.Clone(p.Containers)
+		p.Containers = cut(p.Containers)
 		r.Plan = &p
 	}
 	return r

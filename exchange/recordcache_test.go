@@ -85,6 +85,13 @@ func TestRecordCloneSharesNothing(t *testing.T) {
 	if p := shared(reflect.ValueOf(rec), reflect.ValueOf(c), "Record"); p != "" {
 		t.Fatalf("the clone shares %s with the record", p)
 	}
+	// Its slices share one array: an append to one must not reach the next.
+	c.Recipients = append(c.Recipients, "appended")
+	c.Refs = append(c.Refs, "appended")
+	c.Plan.Containers = append(c.Plan.Containers, "appended")
+	if c.RoutedBy[0] != rec.RoutedBy[0] || c.Keys[0] != rec.Keys[0] || c.Members[0] != rec.Members[0] {
+		t.Fatalf("an append to one of the clone's slices changed another: %+v", c)
+	}
 }
 
 // TestRecordCacheDecode: a cached record decodes as json.Unmarshal does,
