@@ -37,19 +37,28 @@ func NewRecordCache(size int) *RecordCache {
 // Decode unmarshals a record as json.Unmarshal does. A nil cache decodes
 // every time.
 func (c *RecordCache) Decode(raw []byte) (Record, error) {
-	var rec Record
 	if c == nil {
-		return rec, json.Unmarshal(raw, &rec)
+		return decodeRecord(raw)
 	}
 	h := maphash.Bytes(c.seed, raw)
 	if e, ok := c.lru.Get(h); ok && e.raw == string(raw) {
 		return e.rec.clone(), nil
 	}
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	rec, err := decodeRecord(raw)
+	if err != nil {
 		return rec, err
 	}
 	c.lru.Add(h, &cachedRecord{raw: string(raw), rec: rec.clone()})
 	return rec, nil
+}
+
+// decodeRecord is json.Unmarshal into a new Record (kept out of Decode,
+// where the Record it takes the address of would be on the heap on every
+// call, hits included).
+func decodeRecord(raw []byte) (Record, error) {
+	var rec Record
+	err := json.Unmarshal(raw, &rec)
+	return rec, err
 }
 
 // clone returns a copy of r that shares no slice, map or pointer with it
