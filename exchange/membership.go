@@ -43,7 +43,7 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 	if err != nil {
 		return nil, fmt.Errorf("read shipment %s: %w", ref, err)
 	}
-	st := &shipState{ref: ref, members: map[string]bool{}}
+	st := &shipState{ref: ref, members: map[string]bool{}, docs: make([]Record, 0, len(items))}
 	superseded := map[string]bool{}
 	for _, it := range items {
 		if p := it.Record.PreviousID; p != "" {
