@@ -209,9 +209,13 @@ func (s *Store) write(ctx context.Context, fn func(p goredis.Pipeliner)) error {
 }
 
 // Keys of one party share a hash tag, so scripts work on Redis Cluster.
+// The three are cut from one string (Enqueue makes them for every
+// recipient of every document).
 func (s *Store) inboxKeys(party string) []string {
 	p := s.Prefix + ":{" + party + "}:"
-	return []string{p + "inbox", p + "delivered", p + "pending"}
+	all := p + "inbox" + p + "delivered" + p + "pending"
+	i, d := len(p)+len("inbox"), 2*len(p)+len("inbox")+len("delivered")
+	return []string{all[:i], all[i:d], all[d:]}
 }
 
 var enqueueScript = goredis.NewScript(`
