@@ -388,17 +388,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 	out := []exchange.Item{}
 	for len(out) < limit {
 		want := limit - len(out)
-		lo, hi := "-", "+"
-		if after != "" && desc {
-			hi = "(" + after
-		} else if after != "" {
-			lo = "(" + after
-		}
-		args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(want)}
-		if desc {
-			args.Start, args.Stop, args.Rev = hi, lo, true
-		}
-		pos, err := s.cmd.ZRangeArgs(ctx, args).Result()
+		pos, err := s.cmd.ZRangeArgs(ctx, s.rangeArgs(list, after, want, desc)).Result()
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -409,18 +399,90 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		if err != nil {
 			return nil, err
 		}
-		out = slices.Grow(out, len(pos))
-		for i, p := range pos {
-			if recs[i] != nil {
-				out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
-			}
-		}
+		out = appendItems(out, pos, recs)
 		after = pos[len(pos)-1]
 		if len(pos) < want {
 			break
 		}
 	}
 	return out, nil
+}
+
+var _ exchange.Pager = (*Store)(nil)
+
+// Pages reads several pages in two round trips: their ZRANGEs in one
+// pipeline, then all their records in another. A page short of a record
+// that is gone goes on as Page does.
+func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchange.Item, error) {
+	ranges := make([]*goredis.StringSliceCmd, len(qs))
+	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, q := range qs {
+			if q.Limit > 0 {
+				ranges[i] = p.ZRangeArgs(ctx, s.rangeArgs(q.List, q.After, q.Limit, q.Desc))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var all []string
+	for _, r := range ranges {
+		if r != nil {
+			all = append(all, r.Val()...)
+		}
+	}
+	var recs []*exchange.Record
+	if len(all) > 0 {
+		if recs, err = s.docs(ctx, all); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]exchange.Item, len(qs))
+	for i, q := range qs {
+		out[i] = []exchange.Item{}
+		if ranges[i] == nil {
+			continue
+		}
+		pos := ranges[i].Val()
+		out[i] = appendItems(out[i], pos, recs[:len(pos)])
+		recs = recs[len(pos):]
+		if len(pos) == q.Limit && len(out[i]) < q.Limit { // records gone: fill up as Page does
+			more, err := s.Page(ctx, q.List, pos[len(pos)-1], q.Limit-len(out[i]), q.Desc)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = append(out[i], more...)
+		}
+	}
+	return out, nil
+}
+
+// rangeArgs is the ZRANGE BYLEX of up to n positions of a list after
+// after ("" for the start), descending when desc.
+func (s *Store) rangeArgs(list, after string, n int, desc bool) goredis.ZRangeArgs {
+	lo, hi := "-", "+"
+	if after != "" && desc {
+		hi = "(" + after
+	} else if after != "" {
+		lo = "(" + after
+	}
+	args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(n)}
+	if desc {
+		args.Start, args.Stop, args.Rev = hi, lo, true
+	}
+	return args
+}
+
+// appendItems appends the positions whose records are not gone.
+func appendItems(out []exchange.Item, pos []string, recs []*exchange.Record) []exchange.Item {
+	out = slices.Grow(out, len(pos))
+	for i, p := range pos {
+		if recs[i] != nil {
+			out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
+		}
+	}
+	return out
 }
 
 // docs reads the records at positions in one pipeline; a record that is
