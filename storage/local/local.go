@@ -308,9 +308,12 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 // the graphs of the shipments being written to.
 const recordCacheSize = 4096
 
-func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
-	raw := tx.Bucket(bDocs).Get([]byte(id))
-	if raw == nil {
+// getDoc reads an indexed record through a cursor of the docs bucket,
+// which a page reuses for all its records (in a read-only transaction,
+// each Bucket and each Get would open and allocate their own).
+func (s *Store) getDoc(docs *bolt.Cursor, id string) (exchange.Record, error) {
+	k, raw := docs.Seek([]byte(id))
+	if raw == nil || string(k) != id {
 		return exchange.Record{}, exchange.ErrNotFound
 	}
 	return s.records.Decode(raw)
@@ -324,7 +327,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
+		c, docs := b.Cursor(), tx.Bucket(bDocs).Cursor()
 		var k []byte
 		switch {
 		case !desc && after == "":
@@ -343,7 +346,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 			}
 		}
 		for ; k != nil && len(out) < limit; k = step(c, desc) {
-			rec, err := s.getDoc(tx, exchange.PositionID(string(k)))
+			rec, err := s.getDoc(docs, exchange.PositionID(string(k)))
 			if errors.Is(err, exchange.ErrNotFound) {
 				continue
 			} else if err != nil {
@@ -465,7 +468,7 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	var rec exchange.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = s.getDoc(tx, id)
+		rec, err = s.getDoc(tx.Bucket(bDocs).Cursor(), id)
 		return err
 	})
 	return rec, err
