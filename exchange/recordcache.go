@@ -52,6 +52,24 @@ func (c *RecordCache) Decode(raw []byte) (Record, error) {
 	return rec, nil
 }
 
+// DecodeString is Decode for a record held as a string (as go-redis reads
+// the values of an MGET): a cached one is found without copying it.
+func (c *RecordCache) DecodeString(raw string) (Record, error) {
+	if c == nil {
+		return decodeRecord([]byte(raw))
+	}
+	h := maphash.String(c.seed, raw)
+	if e, ok := c.lru.Get(h); ok && e.raw == raw {
+		return e.rec.clone(), nil
+	}
+	rec, err := decodeRecord([]byte(raw))
+	if err != nil {
+		return rec, err
+	}
+	c.lru.Add(h, &cachedRecord{raw: raw, rec: rec.clone()})
+	return rec, nil
+}
+
 // decodeRecord is json.Unmarshal into a new Record (kept out of Decode,
 // where the Record it takes the address of would be on the heap on every
 // call, hits included).

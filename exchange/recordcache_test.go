@@ -112,8 +112,11 @@ func TestRecordCacheDecode(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			for _, c := range []*exchange.RecordCache{cache, nil} {
-				got, err := c.Decode(raw)
+			var none *exchange.RecordCache
+			for _, decode := range []func([]byte) (exchange.Record, error){cache.Decode, none.Decode,
+				func(b []byte) (exchange.Record, error) { return cache.DecodeString(string(b)) },
+				func(b []byte) (exchange.Record, error) { return none.DecodeString(string(b)) }} {
+				got, err := decode(raw)
 				if err != nil || !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s, decode %d: %+v, %v; want %+v", name, i, got, err, want)
 				}
@@ -134,5 +137,8 @@ func TestRecordCacheDecode(t *testing.T) {
 	wantErr := json.Unmarshal([]byte(`{"id":1}`), &want)
 	if _, err := cache.Decode([]byte(`{"id":1}`)); err == nil || err.Error() != wantErr.Error() {
 		t.Fatalf("decode of a bad record: %v, want %v", err, wantErr)
+	}
+	if _, err := cache.DecodeString(`{"id":1}`); err == nil || err.Error() != wantErr.Error() {
+		t.Fatalf("decode of a bad record as a string: %v, want %v", err, wantErr)
 	}
 }

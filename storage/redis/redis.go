@@ -395,11 +395,11 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		if len(pos) == 0 {
 			break
 		}
-		recs, err := s.docs(ctx, pos)
+		items, err := s.docs(ctx, pos)
 		if err != nil {
 			return nil, err
 		}
-		out = appendItems(out, pos, recs)
+		out = appendItems(out, items)
 		after = pos[len(pos)-1]
 		if len(pos) < want {
 			break
@@ -432,9 +432,9 @@ func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchan
 			all = append(all, r.Val()...)
 		}
 	}
-	var recs []*exchange.Record
+	var items []exchange.Item
 	if len(all) > 0 {
-		if recs, err = s.docs(ctx, all); err != nil {
+		if items, err = s.docs(ctx, all); err != nil {
 			return nil, err
 		}
 	}
@@ -445,8 +445,8 @@ func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchan
 			continue
 		}
 		pos := ranges[i].Val()
-		out[i] = appendItems(out[i], pos, recs[:len(pos)])
-		recs = recs[len(pos):]
+		out[i] = appendItems(out[i], items[:len(pos)])
+		items = items[len(pos):]
 		if len(pos) == q.Limit && len(out[i]) < q.Limit { // records gone: fill up as Page does
 			more, err := s.Page(ctx, q.List, pos[len(pos)-1], q.Limit-len(out[i]), q.Desc)
 			if err != nil {
@@ -474,45 +474,80 @@ func (s *Store) rangeArgs(list, after string, n int, desc bool) goredis.ZRangeAr
 	return args
 }
 
-// appendItems appends the positions whose records are not gone.
-func appendItems(out []exchange.Item, pos []string, recs []*exchange.Record) []exchange.Item {
-	out = slices.Grow(out, len(pos))
-	for i, p := range pos {
-		if recs[i] != nil {
-			out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
+// appendItems appends the items whose records are not gone.
+func appendItems(out []exchange.Item, items []exchange.Item) []exchange.Item {
+	out = slices.Grow(out, len(items))
+	for _, it := range items {
+		if it.Pos != "" {
+			out = append(out, it)
 		}
 	}
 	return out
 }
 
-// docs reads the records at positions in one pipeline; a record that is
-// gone (listed, then lost with Redis' data, until reindex restores it) is nil.
-func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, error) {
-	cmds := make([]*goredis.StringCmd, len(pos))
-	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, ps := range pos {
-			cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
+// docs reads the records at positions; a record that is gone (listed,
+// then lost with Redis' data, until reindex restores it) comes back as an
+// Item without Pos.
+func (s *Store) docs(ctx context.Context, pos []string) ([]exchange.Item, error) {
+	out := make([]exchange.Item, len(pos))
+	err := s.eachDoc(ctx, pos, func(i int, raw string) error {
+		rec, err := s.records.DecodeString(raw)
+		if err != nil {
+			return fmt.Errorf("decode record: %w", err)
 		}
+		out[i] = exchange.Item{Pos: pos[i], Record: rec}
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, wrap(err)
-	}
-	out := make([]*exchange.Record, len(pos))
-	for i, c := range cmds {
-		raw, err := c.Bytes()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		} else if err != nil {
-			return nil, wrap(err)
-		}
-		rec, err := s.records.Decode(raw)
-		if err != nil {
-			return nil, fmt.Errorf("decode record: %w", err)
-		}
-		out[i] = &rec
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// eachDoc calls fn with the JSON of each record at positions that is not
+// gone: one MGET, or on a Cluster (where one MGET's keys must share a
+// hash slot) a pipeline of GETs.
+func (s *Store) eachDoc(ctx context.Context, pos []string, fn func(i int, raw string) error) error {
+	if _, ok := s.cmd.(*goredis.ClusterClient); ok {
+		cmds := make([]*goredis.StringCmd, len(pos))
+		_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, ps := range pos {
+				cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return wrap(err)
+		}
+		for i, c := range cmds {
+			raw, err := c.Result()
+			if errors.Is(err, goredis.Nil) {
+				continue
+			} else if err != nil {
+				return wrap(err)
+			}
+			if err := fn(i, raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	keys := make([]string, len(pos))
+	for i, ps := range pos {
+		keys[i] = s.docKey(exchange.PositionID(ps))
+	}
+	vals, err := s.cmd.MGet(ctx, keys...).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	for i, v := range vals {
+		if raw, ok := v.(string); ok { // nil: gone
+			if err := fn(i, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // A natural key's value is the holder's id once indexed, or
