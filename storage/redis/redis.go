@@ -380,8 +380,8 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 }
 
 // Page returns a page of a list with its records: a ZRANGE BYLEX, then
-// the records in one pipeline; again for what is missing if a listed
-// record is gone (so a page is short only at the end of the list).
+// the records (docs); again for what is missing if a listed record is
+// gone (so a page is short only at the end of the list).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
 	// Not sized by limit: callers ask for up to a thousand items to see a
 	// whole list, which is most often a few, and an Item is ~400 bytes.
@@ -411,7 +411,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 var _ exchange.Pager = (*Store)(nil)
 
 // Pages reads several pages in two round trips: their ZRANGEs in one
-// pipeline, then all their records in another. A page short of a record
+// pipeline, then all their records at once (docs). A page short of a record
 // that is gone goes on as Page does.
 func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchange.Item, error) {
 	ranges := make([]*goredis.StringSliceCmd, len(qs))
