@@ -72,6 +72,7 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 	if st.bill.ID == "" || st.original.ID == "" {
 		return nil, ErrNotFound
 	}
+	st.titleRecs = make([]Record, 0, len(titles))
 	for i, it := range titles {
 		if entryOf(it.Record).Seq != i+1 {
 			break // a gap: the entries after it are indexed again when the next append finds them
