@@ -6,3 +6,6 @@ func SealTitleForTest(s *Signer, e TitleEntry) TitleEntry {
 	s.sealTitle(&e)
 	return e
 }
+
+// CloneRecordForTest is what RecordCache hands out for a cached record.
+func CloneRecordForTest(r Record) Record { return r.clone() }

@@ -39,11 +39,15 @@ type shipState struct {
 
 // loadShipment reads a shipment by its one bill's number, or ErrNotFound.
 func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, error) {
-	items, err := s.Index.Page(ctx, listDocs(ref), "", maxGraphDocs+1, false)
+	// The documents and the title chain in one read (two round trips on
+	// Redis, not four).
+	both, err := pages(ctx, s.Index, PageQuery{List: listDocs(ref), Limit: maxGraphDocs + 1},
+		PageQuery{List: listTitle(ref), Limit: maxChain})
 	if err != nil {
 		return nil, fmt.Errorf("read shipment %s: %w", ref, err)
 	}
-	st := &shipState{ref: ref, members: map[string]bool{}}
+	items, titles := both[0], both[1]
+	st := &shipState{ref: ref, members: map[string]bool{}, docs: make([]Record, 0, len(items))}
 	superseded := map[string]bool{}
 	for _, it := range items {
 		if p := it.Record.PreviousID; p != "" {
@@ -68,10 +72,7 @@ func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, err
 	if st.bill.ID == "" || st.original.ID == "" {
 		return nil, ErrNotFound
 	}
-	titles, err := s.Index.Page(ctx, listTitle(ref), "", maxChain, false)
-	if err != nil {
-		return nil, fmt.Errorf("read title of %s: %w", ref, err)
-	}
+	st.titleRecs = make([]Record, 0, len(titles))
 	for i, it := range titles {
 		if entryOf(it.Record).Seq != i+1 {
 			break // a gap: the entries after it are indexed again when the next append finds them

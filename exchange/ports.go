@@ -81,6 +81,36 @@ type Index interface {
 	Contains(ctx context.Context, list, pos string) (bool, error)
 }
 
+// PageQuery is one page of a list, as Index.Page takes it.
+type PageQuery struct {
+	List, After string
+	Limit       int
+	Desc        bool
+}
+
+// Pager is implemented by an Index that reads several pages at once in
+// fewer round trips than a Page each (reading a shipment takes two). Its
+// pages are those Page would return, in the order asked.
+type Pager interface {
+	Pages(ctx context.Context, qs ...PageQuery) ([][]Item, error)
+}
+
+// pages reads several pages of ix, at once where it can.
+func pages(ctx context.Context, ix Index, qs ...PageQuery) ([][]Item, error) {
+	if p, ok := ix.(Pager); ok {
+		return p.Pages(ctx, qs...)
+	}
+	out := make([][]Item, len(qs))
+	for i, q := range qs {
+		items, err := ix.Page(ctx, q.List, q.After, q.Limit, q.Desc)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = items
+	}
+	return out, nil
+}
+
 // Entry files a document in a list at a position (see Position).
 type Entry struct {
 	List string

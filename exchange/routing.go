@@ -162,18 +162,15 @@ var routes = map[string]route{
 
 // first returns the first string at a path, or "".
 func first(doc any, path string) string {
-	if v := values(doc, path); len(v) > 0 {
-		return v[0]
-	}
-	return ""
+	var out string
+	walk(doc, path, "", false, func(_, v string) bool { out = v; return false })
+	return out
 }
 
 // values returns the strings at a slash-separated path, "*" walking arrays.
 func values(doc any, path string) []string {
 	var out []string
-	for _, v := range valuesAt(doc, path) {
-		out = append(out, v.value)
-	}
+	walk(doc, path, "", false, func(_, v string) bool { out = append(out, v); return true })
 	return out
 }
 
@@ -181,36 +178,49 @@ func values(doc any, path string) []string {
 type valueAt struct{ pointer, value string }
 
 // valuesAt returns the non-empty strings at a path with their pointers.
-func valuesAt(doc any, path string) []valueAt { return walk(doc, path, "") }
+func valuesAt(doc any, path string) []valueAt {
+	var out []valueAt
+	walk(doc, path, "", true, func(ptr, v string) bool { out = append(out, valueAt{pointer: ptr, value: v}); return true })
+	return out
+}
 
-func walk(doc any, path, pointer string) []valueAt {
+// walk calls fn with each non-empty string at path, in document order,
+// until fn returns false; it builds their pointers only when ptrs is set
+// (most callers want the strings alone). It reports whether fn wants more.
+func walk(doc any, path, pointer string, ptrs bool, fn func(pointer, value string) bool) bool {
 	head, rest, more := strings.Cut(path, "/")
-	type step struct {
-		v   any
-		ptr string
+	at := func(v any, ptr string) bool {
+		if more {
+			return walk(v, rest, ptr, ptrs, fn)
+		}
+		if s, ok := v.(string); ok && s != "" {
+			return fn(ptr, s)
+		}
+		return true
 	}
-	var next []step
 	switch t := doc.(type) {
 	case map[string]any:
 		if v, ok := t[head]; ok {
-			next = []step{{v, pointer + "/" + head}}
+			ptr := ""
+			if ptrs {
+				ptr = pointer + "/" + head
+			}
+			return at(v, ptr)
 		}
 	case []any:
 		if head == "*" {
 			for i, v := range t {
-				next = append(next, step{v, pointer + "/" + strconv.Itoa(i)})
+				ptr := ""
+				if ptrs {
+					ptr = pointer + "/" + strconv.Itoa(i)
+				}
+				if !at(v, ptr) {
+					return false
+				}
 			}
 		}
 	}
-	var out []valueAt
-	for _, n := range next {
-		if more {
-			out = append(out, walk(n.v, rest, n.ptr)...)
-		} else if s, ok := n.v.(string); ok && s != "" {
-			out = append(out, valueAt{pointer: n.ptr, value: s})
-		}
-	}
-	return out
+	return true
 }
 
 func valuesAll(doc map[string]any, paths []string) []string {

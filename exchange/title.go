@@ -391,8 +391,9 @@ func (s *Service) chainOf(st *shipState) []TitleEntry {
 // yet signed (replaying it needs no signature).
 func (st *shipState) chain() []TitleEntry {
 	b := st.original
-	chain := []TitleEntry{{Format: TitleFormat, Ref: st.ref, Seq: 0, Action: ActionIssue, Actor: b.Sender, Recipient: b.Facts["holder"],
-		DocumentID: b.ID, DocumentSHA256: b.SHA256, Time: b.ReceivedAt.UTC().Format(time.RFC3339Nano)}}
+	chain := make([]TitleEntry, 1, 1+len(st.titleRecs))
+	chain[0] = TitleEntry{Format: TitleFormat, Ref: st.ref, Seq: 0, Action: ActionIssue, Actor: b.Sender, Recipient: b.Facts["holder"],
+		DocumentID: b.ID, DocumentSHA256: b.SHA256, Time: b.ReceivedAt.UTC().Format(time.RFC3339Nano)}
 	for _, r := range st.titleRecs {
 		chain = append(chain, entryOf(r))
 	}

@@ -40,6 +40,7 @@ type Store struct {
 	waiters map[string]chan struct{}
 	leases  map[string]lease
 	now     func() time.Time
+	records *exchange.RecordCache // the index's records, decoded
 }
 
 var (
@@ -64,7 +65,8 @@ var (
 
 // New returns a store for dir with defaults set; call Open before use.
 func New(dir string) *Store {
-	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now}
+	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now,
+		records: exchange.NewRecordCache(recordCacheSize)}
 }
 
 // Open creates the folders and opens the database.
@@ -302,13 +304,19 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 	return holder, err
 }
 
-func (s *Store) getDoc(tx *bolt.Tx, id string) (exchange.Record, error) {
-	var rec exchange.Record
-	raw := tx.Bucket(bDocs).Get([]byte(id))
-	if raw == nil {
-		return rec, exchange.ErrNotFound
+// recordCacheSize bounds the decoded records kept (a few MB): enough for
+// the graphs of the shipments being written to.
+const recordCacheSize = 4096
+
+// getDoc reads an indexed record through a cursor of the docs bucket,
+// which a page reuses for all its records (in a read-only transaction,
+// each Bucket and each Get would open and allocate their own).
+func (s *Store) getDoc(docs *bolt.Cursor, id string) (exchange.Record, error) {
+	k, raw := docs.Seek([]byte(id))
+	if raw == nil || string(k) != id {
+		return exchange.Record{}, exchange.ErrNotFound
 	}
-	return rec, json.Unmarshal(raw, &rec)
+	return s.records.Decode(raw)
 }
 
 // Page returns a page of a list with its records.
@@ -319,7 +327,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
+		c, docs := b.Cursor(), tx.Bucket(bDocs).Cursor()
 		var k []byte
 		switch {
 		case !desc && after == "":
@@ -338,7 +346,7 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 			}
 		}
 		for ; k != nil && len(out) < limit; k = step(c, desc) {
-			rec, err := s.getDoc(tx, exchange.PositionID(string(k)))
+			rec, err := s.getDoc(docs, exchange.PositionID(string(k)))
 			if errors.Is(err, exchange.ErrNotFound) {
 				continue
 			} else if err != nil {
@@ -460,7 +468,7 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	var rec exchange.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = s.getDoc(tx, id)
+		rec, err = s.getDoc(tx.Bucket(bDocs).Cursor(), id)
 		return err
 	})
 	return rec, err

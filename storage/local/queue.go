@@ -58,17 +58,28 @@ func enqueue(tx *bolt.Tx, party, doc string, raw []byte) error {
 	return seen.Put([]byte(doc), k)
 }
 
+// inbox opens a party's inbox in a write transaction, creating what is
+// missing. (Bucket first: CreateBucketIfNotExists copies its key on every
+// call, and Enqueue opens five buckets per recipient.)
 func inbox(tx *bolt.Tx, party string) (*bolt.Bucket, error) {
-	in, err := tx.Bucket(bInbox).CreateBucketIfNotExists([]byte(party))
+	in, err := bucket(tx.Bucket(bInbox), []byte(party))
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range [][]byte{bMsgs, bByDoc, bSeen, bFlight} {
-		if _, err := in.CreateBucketIfNotExists(b); err != nil {
+		if _, err := bucket(in, b); err != nil {
 			return nil, err
 		}
 	}
 	return in, nil
+}
+
+// bucket opens or creates a nested bucket.
+func bucket(parent *bolt.Bucket, name []byte) (*bolt.Bucket, error) {
+	if b := parent.Bucket(name); b != nil {
+		return b, nil
+	}
+	return parent.CreateBucketIfNotExists(name)
 }
 
 // Pull claims up to limit visible messages, oldest first, waiting up to

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,8 @@ type Store struct {
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
+
+	records *exchange.RecordCache // the index's records, decoded
 }
 
 var (
@@ -76,8 +79,12 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second}
+		WaitTimeout: time.Second, records: exchange.NewRecordCache(recordCacheSize)}
 }
+
+// recordCacheSize bounds the decoded records kept (a few MB): enough for
+// the graphs of the shipments being written to.
+const recordCacheSize = 4096
 
 // Open connects and checks that Redis answers.
 func (s *Store) Open(ctx context.Context) error {
@@ -274,9 +281,13 @@ func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, eval evalFunc, 
 }
 
 // Keys of one party share a hash tag, so scripts work on Redis Cluster.
+// The three are cut from one string (Enqueue makes them for every
+// recipient of every document).
 func (s *Store) inboxKeys(party string) []string {
 	p := s.Prefix + ":{" + party + "}:"
-	return []string{p + "inbox", p + "delivered", p + "pending"}
+	all := p + "inbox" + p + "delivered" + p + "pending"
+	i, d := len(p)+len("inbox"), 2*len(p)+len("inbox")+len("delivered")
+	return []string{all[:i], all[i:d], all[d:]}
 }
 
 var enqueueScript = goredis.NewScript(`
@@ -438,47 +449,34 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 
 // Doc returns an indexed record.
 func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
-	var rec exchange.Record
 	raw, err := s.cmd.Get(ctx, s.docKey(id)).Bytes()
 	if err != nil {
-		return rec, wrap(err)
+		return exchange.Record{}, wrap(err)
 	}
-	return rec, json.Unmarshal(raw, &rec)
+	return s.records.Decode(raw)
 }
 
 // Page returns a page of a list with its records: a ZRANGE BYLEX, then
-// the records in one pipeline; again for what is missing if a listed
-// record is gone (so a page is short only at the end of the list).
+// the records (docs); again for what is missing if a listed record is
+// gone (so a page is short only at the end of the list).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
-	out := make([]exchange.Item, 0, min(limit, 1024))
+	// Not sized by limit: callers ask for up to a thousand items to see a
+	// whole list, which is most often a few, and an Item is ~400 bytes.
+	out := []exchange.Item{}
 	for len(out) < limit {
 		want := limit - len(out)
-		lo, hi := "-", "+"
-		if after != "" && desc {
-			hi = "(" + after
-		} else if after != "" {
-			lo = "(" + after
-		}
-		args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(want)}
-		if desc {
-			args.Start, args.Stop, args.Rev = hi, lo, true
-		}
-		pos, err := s.cmd.ZRangeArgs(ctx, args).Result()
+		pos, err := s.cmd.ZRangeArgs(ctx, s.rangeArgs(list, after, want, desc)).Result()
 		if err != nil {
 			return nil, wrap(err)
 		}
 		if len(pos) == 0 {
 			break
 		}
-		recs, err := s.docs(ctx, pos)
+		items, err := s.docs(ctx, pos)
 		if err != nil {
 			return nil, err
 		}
-		for i, p := range pos {
-			if recs[i] != nil {
-				out = append(out, exchange.Item{Pos: p, Record: *recs[i]})
-			}
-		}
+		out = appendItems(out, items)
 		after = pos[len(pos)-1]
 		if len(pos) < want {
 			break
@@ -487,34 +485,146 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 	return out, nil
 }
 
-// docs reads the records at positions in one pipeline; a record that is
-// gone (listed, then lost with Redis' data, until reindex restores it) is nil.
-func (s *Store) docs(ctx context.Context, pos []string) ([]*exchange.Record, error) {
-	cmds := make([]*goredis.StringCmd, len(pos))
+var _ exchange.Pager = (*Store)(nil)
+
+// Pages reads several pages in two round trips: their ZRANGEs in one
+// pipeline, then all their records at once (docs). A page short of a record
+// that is gone goes on as Page does.
+func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchange.Item, error) {
+	ranges := make([]*goredis.StringSliceCmd, len(qs))
 	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, ps := range pos {
-			cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
+		for i, q := range qs {
+			if q.Limit > 0 {
+				ranges[i] = p.ZRangeArgs(ctx, s.rangeArgs(q.List, q.After, q.Limit, q.Desc))
+			}
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]*exchange.Record, len(pos))
-	for i, c := range cmds {
-		raw, err := c.Bytes()
-		if errors.Is(err, goredis.Nil) {
+	var all []string
+	for _, r := range ranges {
+		if r != nil {
+			all = append(all, r.Val()...)
+		}
+	}
+	var items []exchange.Item
+	if len(all) > 0 {
+		if items, err = s.docs(ctx, all); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]exchange.Item, len(qs))
+	for i, q := range qs {
+		out[i] = []exchange.Item{}
+		if ranges[i] == nil {
 			continue
-		} else if err != nil {
-			return nil, wrap(err)
 		}
-		var rec exchange.Record
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			return nil, fmt.Errorf("decode record: %w", err)
+		pos := ranges[i].Val()
+		out[i] = appendItems(out[i], items[:len(pos)])
+		items = items[len(pos):]
+		if len(pos) == q.Limit && len(out[i]) < q.Limit { // records gone: fill up as Page does
+			more, err := s.Page(ctx, q.List, pos[len(pos)-1], q.Limit-len(out[i]), q.Desc)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = append(out[i], more...)
 		}
-		out[i] = &rec
 	}
 	return out, nil
+}
+
+// rangeArgs is the ZRANGE BYLEX of up to n positions of a list after
+// after ("" for the start), descending when desc.
+func (s *Store) rangeArgs(list, after string, n int, desc bool) goredis.ZRangeArgs {
+	lo, hi := "-", "+"
+	if after != "" && desc {
+		hi = "(" + after
+	} else if after != "" {
+		lo = "(" + after
+	}
+	args := goredis.ZRangeArgs{Key: s.listKey(list), Start: lo, Stop: hi, ByLex: true, Count: int64(n)}
+	if desc {
+		args.Start, args.Stop, args.Rev = hi, lo, true
+	}
+	return args
+}
+
+// appendItems appends the items whose records are not gone.
+func appendItems(out []exchange.Item, items []exchange.Item) []exchange.Item {
+	out = slices.Grow(out, len(items))
+	for _, it := range items {
+		if it.Pos != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// docs reads the records at positions; a record that is gone (listed,
+// then lost with Redis' data, until reindex restores it) comes back as an
+// Item without Pos.
+func (s *Store) docs(ctx context.Context, pos []string) ([]exchange.Item, error) {
+	out := make([]exchange.Item, len(pos))
+	err := s.eachDoc(ctx, pos, func(i int, raw string) error {
+		rec, err := s.records.DecodeString(raw)
+		if err != nil {
+			return fmt.Errorf("decode record: %w", err)
+		}
+		out[i] = exchange.Item{Pos: pos[i], Record: rec}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachDoc calls fn with the JSON of each record at positions that is not
+// gone: one MGET, or on a Cluster (where one MGET's keys must share a
+// hash slot) a pipeline of GETs.
+func (s *Store) eachDoc(ctx context.Context, pos []string, fn func(i int, raw string) error) error {
+	if _, ok := s.cmd.(*goredis.ClusterClient); ok {
+		cmds := make([]*goredis.StringCmd, len(pos))
+		_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, ps := range pos {
+				cmds[i] = p.Get(ctx, s.docKey(exchange.PositionID(ps)))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return wrap(err)
+		}
+		for i, c := range cmds {
+			raw, err := c.Result()
+			if errors.Is(err, goredis.Nil) {
+				continue
+			} else if err != nil {
+				return wrap(err)
+			}
+			if err := fn(i, raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	keys := make([]string, len(pos))
+	for i, ps := range pos {
+		keys[i] = s.docKey(exchange.PositionID(ps))
+	}
+	vals, err := s.cmd.MGet(ctx, keys...).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	for i, v := range vals {
+		if raw, ok := v.(string); ok { // nil: gone
+			if err := fn(i, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // A natural key's value is the holder's id once indexed, or

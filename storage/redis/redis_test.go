@@ -112,6 +112,28 @@ func TestClusterKeepsAPartyOnOneNode(t *testing.T) {
 	}
 }
 
+// The inbox keys are named as they always were: a gateway of this build
+// reads the inboxes an earlier build wrote.
+func TestInboxKeyNames(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, time.Minute)
+	m := exchange.Message{DocumentID: exchange.DocumentID("names", "", []byte{1}), Type: "one-bill", Sender: "a"}
+	if err := s.Enqueue(ctx, m, "cq-rail"); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := goredis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opts)
+	defer c.Close()
+	for key, typ := range map[string]string{"inbox": "stream", "delivered": "set", "pending": "hash"} {
+		if got, err := c.Type(ctx, s.Prefix+":{cq-rail}:"+key).Result(); err != nil || got != typ {
+			t.Errorf("%s:{cq-rail}:%s is a %q (%v); want a %s", s.Prefix, key, got, err, typ)
+		}
+	}
+}
+
 // After Redis loses its data (a restart without persistence), XREADGROUP
 // answers NOGROUP; the consumer must recreate the group and go on.
 func TestPullSurvivesRedisRestartingEmpty(t *testing.T) {

@@ -354,6 +354,24 @@ func Index(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		if got, err := ix.Page(ctx(t), list+"-none", "", 10, false); err != nil || len(got) != 0 {
 			t.Fatalf("unknown list = %v, %v", itemIDs(got), err)
 		}
+		// An index that reads several pages at once reads those Page reads.
+		if p, ok := ix.(exchange.Pager); ok {
+			qs := []exchange.PageQuery{{List: list, Limit: 10}, {List: list, Limit: 1, Desc: true}, {List: list + "-none", Limit: 10},
+				{List: list, Limit: 2}, {List: list, After: first[0].Pos, Limit: 10, Desc: true}, {List: list, Limit: 0}}
+			got, err := p.Pages(ctx(t), qs...)
+			if err != nil || len(got) != len(qs) {
+				t.Fatalf("Pages = %d pages, %v; want %d", len(got), err, len(qs))
+			}
+			for i, q := range qs {
+				want, err := ix.Page(ctx(t), q.List, q.After, q.Limit, q.Desc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(itemIDs(got[i]), itemIDs(want)) || !slices.EqualFunc(got[i], want, func(a, b exchange.Item) bool { return a.Pos == b.Pos }) {
+					t.Fatalf("Pages %+v = %v; Page reads %v", q, itemIDs(got[i]), itemIDs(want))
+				}
+			}
+		}
 		for _, c := range []struct {
 			list, pos string
 			want      bool
