@@ -26,17 +26,18 @@ func (ps *problemSet) add(pointer, detail string) {
 	}
 }
 
-// whole runs schema on the whole value v and files every problem it finds.
-// The raw loader hands gojsonschema the value the pre-scan built (numbers as
-// json.Number, as its own decoder makes them) instead of parsing the body
-// again.
-func (ps *problemSet) whole(schema *gojsonschema.Schema, v any) error {
+// validate runs schema on v, the value at pointer at, and files every
+// problem it finds; in a run of array items that starts at index offset,
+// indexes are moved by offset (see addSchemaError). The raw loader hands
+// gojsonschema the value the pre-scan built (numbers as json.Number, as its
+// own decoder makes them) instead of parsing the body again.
+func (ps *problemSet) validate(schema *gojsonschema.Schema, v any, at string, offset int) error {
 	res, err := schema.Validate(gojsonschema.NewRawLoader(v))
 	if err != nil {
 		return &MalformedError{Detail: err.Error()}
 	}
 	for _, re := range res.Errors() {
-		ps.addSchemaError(re, "", 0)
+		ps.addSchemaError(re, at, offset)
 	}
 	return nil
 }

@@ -345,7 +345,7 @@ func check(ctx context.Context, e *entry, fields map[string]any, inParts bool) (
 			return nil, 0, false, fmt.Errorf("validate %s v%d: %w", e.typ, e.version, err)
 		}
 		stopped = r.stopped
-	} else if err := ps.whole(e.schema, fields); err != nil {
+	} else if err := ps.validate(e.schema, fields, "", 0); err != nil {
 		return nil, 0, false, err
 	}
 	if rule := rules[e.typ]; rule != nil && !stopped {

@@ -284,12 +284,8 @@ func (r *splitRun) check(s *gojsonschema.Schema, v any, at string, offset int) e
 	if err := r.ctx.Err(); err != nil {
 		return fmt.Errorf("schema, at %s: %w", at, err)
 	}
-	res, err := s.Validate(gojsonschema.NewRawLoader(v))
-	if err != nil {
-		return &MalformedError{Detail: err.Error()}
-	}
-	for _, re := range res.Errors() {
-		r.ps.addSchemaError(re, at, offset)
+	if err := r.ps.validate(s, v, at, offset); err != nil {
+		return err
 	}
 	r.stopped = len(r.ps.list) >= MaxProblems
 	return nil
