@@ -137,7 +137,7 @@ func filledBodies(tb testing.TB) []hostile {
 }
 
 // manifest builds a cargo manifest of bills bills of containers container
-// numbers each, valid but for the totals and the numbers change returns
+// numbers each, with its totals: valid but for the numbers change returns
 // ("": a valid one).
 func manifest(bills, containers int, change func(bill, c int) string) []byte {
 	var b strings.Builder
@@ -161,14 +161,14 @@ func manifest(bills, containers int, change func(bill, c int) string) []byte {
 		}
 		b.WriteString("]}")
 	}
-	b.WriteString("]}")
+	fmt.Fprintf(&b, `],"totalNumberOfPackages":%d,"totalGrossWeight":%.1f}`, 10*bills, 1000.5*float64(bills))
 	return []byte(b.String())
 }
 
 // billsWithin is how many bills of containers container numbers each fit
 // in a manifest of at most tokens tokens: a bill is 12 tokens and its
-// numbers, and the rest of the manifest about 40.
-func billsWithin(tokens, containers int) int { return (tokens - 40) / (12 + containers) }
+// numbers, and the rest of the manifest about 45.
+func billsWithin(tokens, containers int) int { return (tokens - 45) / (12 + containers) }
 
 // validContainer makes the n-th valid ISO 6346 number of a made-up owner.
 func validContainer(n int) string {
@@ -278,38 +278,9 @@ func hostileBody(tb testing.TB, name string) hostile {
 // many bills as its schema allows, with 24,000 containers (a full load of
 // the largest ships) among them.
 func TestLimitsLetTheLargestManifestThrough(t *testing.T) {
-	var bills []string
-	for i := range 2000 {
-		var cs []string
-		for j := range 12 {
-			cs = append(cs, `"`+containerNumber(t, i*12+j)+`"`)
-		}
-		bills = append(bills, fmt.Sprintf(`{"transportDocumentReference":"BBLSIN%07d","containerNumbers":[%s],"numberOfPackages":10,"grossWeight":1000.5}`,
-			i, strings.Join(cs, ",")))
-	}
-	body := fmt.Sprintf(`{"documentType":"cargo-manifest","manifestNumber":"QZH2611S-001","manifestType":"ORIGINAL",
-		"carrier":"beibu-line","customsAuthority":"qz-customs","modeOfTransport":"SEA","vesselName":"BEIBU PIONEER",
-		"vesselIMONumber":"9811000","voyageNumber":"2611S",
-		"placeOfDeparture":{"UNLocationCode":"CNQZH","locationName":"Qinzhou Port"},
-		"placeOfArrival":{"UNLocationCode":"SGSIN","locationName":"Singapore"},
-		"plannedDeparture":"2026-11-10T18:00:00+08:00","plannedArrival":"2026-11-16T08:00:00+08:00",
-		"bills":[%s],"totalNumberOfPackages":20000,"totalGrossWeight":2001000}`, strings.Join(bills, ","))
-	if _, err := schemas.Validate("cargo-manifest", 0, []byte(body)); err != nil {
+	if _, err := schemas.Validate("cargo-manifest", 0, manifest(2000, 12, nil)); err != nil {
 		t.Fatalf("a full manifest: %v", err)
 	}
-}
-
-// containerNumber makes the n-th valid ISO 6346 number of a made-up owner.
-func containerNumber(tb testing.TB, n int) string {
-	tb.Helper()
-	for d := range 10 {
-		c := fmt.Sprintf("TSTU%06d%d", n, d)
-		if schemas.CheckContainerNumber(c) == nil {
-			return c
-		}
-	}
-	tb.Fatalf("no check digit for %d", n)
-	return ""
 }
 
 func TestValidateContextStopsWhenDone(t *testing.T) {
