@@ -563,7 +563,6 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 	// The bodies are read side by side: from S3 each is a request, and one
 	// after another they would cap a pull near a thousand messages a second.
 	out := make([]InboxMessage, len(msgs))
-	missing := make([]bool, len(msgs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(PullReaders)
 	for i, m := range msgs {
@@ -572,10 +571,10 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 			if errors.Is(err, ErrNotFound) {
 				// The archive lost this body (it was archived before it was
 				// queued): the message stays pending, is offered again after
-				// the visibility timeout, and holds up none of the others.
+				// the visibility timeout, and holds up none of the others
+				// (its place in out stays empty).
 				s.Logger.ErrorContext(ctx, "inbox message without its document in the archive",
 					"party", caller.ID, "id", m.DocumentID, "err", err)
-				missing[i] = true
 				return nil
 			}
 			return err
@@ -584,14 +583,7 @@ func (s *Service) Pull(ctx context.Context, caller Party, limit int, wait time.D
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	n := 0
-	for i := range out {
-		if !missing[i] {
-			out[n] = out[i]
-			n++
-		}
-	}
-	return out[:n], nil
+	return slices.DeleteFunc(out, func(m InboxMessage) bool { return m.ID == "" }), nil
 }
 
 // PullReaders is how many bodies one pull reads from the archive at once.
