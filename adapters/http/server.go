@@ -113,7 +113,7 @@ func New(svc *exchange.Service, cfg Config) *Server {
 	if cfg.VolumeLimit == 0 {
 		cfg.VolumeLimit = DefaultVolumeLimit
 	}
-	cfg.VolumeLimit = max(cfg.VolumeLimit, kib(cfg.BodyLimit))
+	cfg.VolumeLimit = VolumeKiB(cfg.VolumeLimit, cfg.BodyLimit)
 	if cfg.AuthFailures == 0 {
 		cfg.AuthFailures = 30
 	}
@@ -251,6 +251,11 @@ const DefaultVolumeLimit = 64 << 10
 
 // kib is n bytes in KiB, rounded up.
 func kib(n int) int { return (n + 1023) / 1024 }
+
+// VolumeKiB is the volume limit in force for limitKiB asked and bodies of up
+// to bodyLimit bytes: at least one body, so that every body can pass. A
+// shared VolumeLimiter must be made with it.
+func VolumeKiB(limitKiB, bodyLimit int) int { return max(limitKiB, kib(bodyLimit)) }
 
 // bucket names the caller's limit buckets: its party's, or the admin
 // key's own.

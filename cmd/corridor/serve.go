@@ -186,7 +186,7 @@ func (g *Gateway) Open(ctx context.Context) error {
 			return fmt.Errorf("load demo: %w", err)
 		}
 	}
-	volume := max(g.VolumeLimit<<10, (g.BodyLimit+1023)>>10) // KiB, at least one body
+	volume := httpapi.VolumeKiB(g.VolumeLimit<<10, g.BodyLimit)
 	cfg := httpapi.Config{AdminKey: g.AdminKey, BodyLimit: g.BodyLimit, RateLimit: g.RateLimit, RateWindow: time.Minute, VolumeLimit: volume,
 		AuthFailures: authFailures, MaxWait: g.MaxWait, TrustedProxies: proxies, Version: buildVersion(), Logger: g.log}
 	if b.redis != nil {
