@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/internal/testenv"
-	"github.com/landsea/corridor/storage/redis"
-	"github.com/landsea/corridor/storage/s3"
 )
 
 // BenchmarkPull: a party drains its inbox through the service, as GET
@@ -29,19 +26,7 @@ func BenchmarkPull(b *testing.B) {
 
 func benchPull(b *testing.B, next bool) {
 	ctx := context.Background()
-	m := testenv.MinIO(b)
-	arch := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
-	arch.Prefix = testenv.Prefix() + "/"
-	r := redis.New(testenv.RedisURL(b))
-	r.Prefix = testenv.Prefix()
-	for _, o := range []interface{ Open(context.Context) error }{arch, r} {
-		if err := o.Open(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Cleanup(func() { r.Close() })
-	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
-	svc := exchange.NewService(arch, r, r, arch, signer, nil)
+	arch, r, svc := onRedisMinIO(b)
 
 	const batch = 100
 	n := b.N * batch

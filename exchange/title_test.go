@@ -9,9 +9,6 @@ import (
 	"testing"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/internal/testenv"
-	"github.com/landsea/corridor/storage/redis"
-	"github.com/landsea/corridor/storage/s3"
 	"github.com/landsea/corridor/storage/storagetest"
 )
 
@@ -187,19 +184,8 @@ func TestTitleOneHolderUnderConcurrency(t *testing.T) {
 	backends := map[string]func(t *testing.T) *exchange.Service{
 		"Embedded": func(t *testing.T) *exchange.Service { return newWorld(t).svc },
 		"RedisMinIO": func(t *testing.T) *exchange.Service {
-			m := testenv.MinIO(t)
-			arch := s3.New(m.Endpoint, "title-"+testenv.Prefix(), m.AccessKey, m.SecretKey)
-			if err := arch.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			r := redis.New(testenv.RedisURL(t))
-			r.Prefix = testenv.Prefix()
-			if err := r.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
-			signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
-			return exchange.NewService(arch, r, r, arch, signer, nil)
+			_, _, svc := onRedisMinIO(t)
+			return svc
 		},
 	}
 	for name, open := range backends {

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
 	"github.com/landsea/corridor/storage/storagetest"
@@ -38,14 +37,7 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 // benchStores opens an embedded archive (and queue and parties) and, on
 // Redis, an index; they close when the benchmark ends.
 func benchStores(b *testing.B) (*local.Store, *redis.Store) {
-	arch := storagetest.Local(b)
-	r := redis.New(testenv.RedisURL(b))
-	r.Prefix = testenv.Prefix()
-	if err := r.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
-	return arch, r
+	return storagetest.Local(b), openRedis(b)
 }
 
 // benchDemo is a service with the demo parties and the demo one bill; it
