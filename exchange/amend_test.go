@@ -103,13 +103,11 @@ func TestConcurrentAmendments(t *testing.T) {
 	codes := make([]exchange.Code, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			body := bytes.Replace(note, []byte(`"80150222"`), []byte(`"8015023`+string(rune('0'+i))+`"`), 1)
 			_, err := w.amend(t, "cq-rail", "rail-consignment-note", v1.ID, body)
 			codes[i] = exchange.ErrorCode(err)
-		}()
+		})
 	}
 	wg.Wait()
 	if slices.Index(codes, "") < 0 || len(slices.DeleteFunc(slices.Clone(codes), func(c exchange.Code) bool { return c == exchange.CodeConflict })) != 1 {

@@ -206,14 +206,12 @@ func TestTitleOneHolderUnderConcurrency(t *testing.T) {
 			codes := make([]exchange.Code, n)
 			var wg sync.WaitGroup
 			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					to := []string{"sg-bank", "sg-motors"}[i%2]
 					action := []string{"PLEDGE", "TRANSFER"}[i%2]
 					_, err := svc.RequestTitle(ctx, holder, bill, exchange.TitleRequest{Action: action, To: to})
 					codes[i] = exchange.ErrorCode(err)
-				}()
+				})
 			}
 			wg.Wait()
 			count := map[exchange.Code]int{}

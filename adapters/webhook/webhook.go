@@ -364,15 +364,13 @@ func (p *Pusher) drain(ctx context.Context, party string, subs []exchange.Subscr
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, sub := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for _, id := range p.pushSub(ctx, sub, work[sub.ID]) {
 				mu.Lock()
 				took[id]++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	var acks []string
@@ -427,9 +425,7 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items [
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, lane := range lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			blocked := map[string]bool{}
 			for _, it := range lane {
 				m := it.m
@@ -458,7 +454,7 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items [
 				taken = append(taken, m.DocumentID)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	p.metrics.retrying.WithLabelValues(sub.ID).Set(float64(retrying))

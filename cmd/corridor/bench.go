@@ -430,9 +430,7 @@ func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string,
 	jobs := make(chan benchJob)
 	var wg sync.WaitGroup
 	for range o.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range jobs {
 				d := docs[int(j.seq)%len(docs)]
 				body := d.body(fmt.Sprintf("BENCH-%s-%d", runID, j.seq))
@@ -444,7 +442,7 @@ func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string,
 				rec.record(d.Type, status, time.Since(start), answer)
 				rec.bytes.Add(int64(len(body)))
 			}
-		}()
+		})
 	}
 
 	bar := o.progress(errw, target)

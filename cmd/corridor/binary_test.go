@@ -168,9 +168,7 @@ func TestKillLosesNothingAcknowledged(t *testing.T) {
 	var acked atomic.Int64
 	var wg sync.WaitGroup
 	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range each {
 				body := fmt.Appendf(nil, `{"eventID":"kill-%d-%03d","eventType":"EQUIPMENT","eventClassifierCode":"ACT","eventCode":"GTIN",
 "eventDateTime":"2026-11-05T16:10:00+08:00","eventLocation":{"UNLocationCode":"CNCKG"},"publisher":"cq-rail",
@@ -183,7 +181,7 @@ func TestKillLosesNothingAcknowledged(t *testing.T) {
 				subs[c][i].rcpt = r
 				acked.Add(1)
 			}
-		}()
+		})
 	}
 	waitFor(t, func() bool { return acked.Load() >= 40 })
 	if err := cmd.Process.Kill(); err != nil {

@@ -94,9 +94,7 @@ func TestSIGHUPReloadsRoutingUnderLoad(t *testing.T) {
 	var posted, failed atomic.Int64
 	var wg sync.WaitGroup
 	for c := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; !stop.Load() && i < 100000; i++ {
 				ev := bytes.Replace(readDemo(t, "documents/05-event-gate-in-chongqing.json"), []byte("cqrail-gtin-CSQU3054383-20261105"),
 					[]byte(fmt.Sprintf("reload-%d-%06d", c, i)), 1)
@@ -107,7 +105,7 @@ func TestSIGHUPReloadsRoutingUnderLoad(t *testing.T) {
 				}
 				posted.Add(1)
 			}
-		}()
+		})
 	}
 	// Between reloads, wait until a few more posts went through, so that
 	// the reloads fall among requests in flight.
