@@ -16,8 +16,9 @@ import (
 // another gateway is decoded again. A record comes out as a deep copy:
 // callers may change what they get.
 type RecordCache struct {
-	seed maphash.Seed
-	lru  *lru.Cache[uint64, *cachedRecord] // by a hash of the bytes
+	seed   maphash.Seed
+	lru    *lru.Cache[uint64, *cachedRecord] // by a hash of the bytes
+	unpack func([]byte) ([]byte, error)
 }
 
 type cachedRecord struct {
@@ -25,17 +26,20 @@ type cachedRecord struct {
 	rec Record
 }
 
-// NewRecordCache returns a cache of up to size decoded records.
-func NewRecordCache(size int) *RecordCache {
+// NewRecordCache returns a cache of up to size decoded records. An index
+// that stores records in a form of its own (packed) gives the unpack that
+// returns their JSON; with nil they are JSON. Records are cached by the
+// bytes stored.
+func NewRecordCache(size int, unpack func([]byte) ([]byte, error)) *RecordCache {
 	c, err := lru.New[uint64, *cachedRecord](size)
 	if err != nil {
 		panic(err) // size <= 0: a programming error
 	}
-	return &RecordCache{seed: maphash.MakeSeed(), lru: c}
+	return &RecordCache{seed: maphash.MakeSeed(), lru: c, unpack: unpack}
 }
 
-// Decode unmarshals a record as json.Unmarshal does. A nil cache decodes
-// every time.
+// Decode unmarshals a stored record as json.Unmarshal does its JSON. A nil
+// cache decodes every time.
 func (c *RecordCache) Decode(raw []byte) (Record, error) {
 	if c == nil {
 		return decodeRecord(raw)
@@ -44,7 +48,7 @@ func (c *RecordCache) Decode(raw []byte) (Record, error) {
 	if e, ok := c.lru.Get(h); ok && e.raw == string(raw) {
 		return e.rec.clone(), nil
 	}
-	rec, err := decodeRecord(raw)
+	rec, err := c.decode(raw)
 	if err != nil {
 		return rec, err
 	}
@@ -62,12 +66,24 @@ func (c *RecordCache) DecodeString(raw string) (Record, error) {
 	if e, ok := c.lru.Get(h); ok && e.raw == raw {
 		return e.rec.clone(), nil
 	}
-	rec, err := decodeRecord([]byte(raw))
+	rec, err := c.decode([]byte(raw))
 	if err != nil {
 		return rec, err
 	}
 	c.lru.Add(h, &cachedRecord{raw: raw, rec: rec.clone()})
 	return rec, nil
+}
+
+// decode unpacks a stored record, if the index packs them, and decodes it.
+func (c *RecordCache) decode(stored []byte) (Record, error) {
+	if c.unpack == nil {
+		return decodeRecord(stored)
+	}
+	raw, err := c.unpack(stored)
+	if err != nil {
+		return Record{}, err
+	}
+	return decodeRecord(raw)
 }
 
 // decodeRecord is json.Unmarshal into a new Record (kept out of Decode,

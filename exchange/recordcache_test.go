@@ -105,7 +105,7 @@ func TestRecordCacheDecode(t *testing.T) {
 		"empty": []byte(`{"id":"x","recipients":[],"facts":{},"refs":null}`),
 		"other": []byte(`{"ID":"y","sender":"a","plan":{"legs":[]},"unknown":1}`),
 	}
-	cache := exchange.NewRecordCache(16)
+	cache := exchange.NewRecordCache(16, nil)
 	for name, raw := range cases {
 		var want exchange.Record
 		if err := json.Unmarshal(raw, &want); err != nil {

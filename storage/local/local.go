@@ -66,7 +66,7 @@ var (
 // New returns a store for dir with defaults set; call Open before use.
 func New(dir string) *Store {
 	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now,
-		records: exchange.NewRecordCache(recordCacheSize)}
+		records: exchange.NewRecordCache(recordCacheSize, nil)}
 }
 
 // Open creates the folders and opens the database.

@@ -79,7 +79,7 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second, records: exchange.NewRecordCache(recordCacheSize)}
+		WaitTimeout: time.Second, records: exchange.NewRecordCache(recordCacheSize, unpackRecord)}
 }
 
 // recordCacheSize bounds the decoded records kept (a few MB): enough for
@@ -432,8 +432,9 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
+	packed := packRecord(raw)
 	doc := s.docKey(rec.ID)
-	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) { p.Set(ctx, doc, raw, 0) }}}
+	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) { p.Set(ctx, doc, packed, 0) }}}
 	for _, e := range entries {
 		list := s.listKey(e.List)
 		steps = append(steps, step{list, func(p goredis.Pipeliner, _ evalFunc) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})

@@ -1,0 +1,113 @@
+package exchange_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/storage/local"
+	"github.com/landsea/corridor/storage/storagetest"
+)
+
+// BenchmarkRedisMemory: what a tracking event costs Redis once every
+// recipient has acked it. b.N events of the demo shipment go through the
+// service (embedded archive, queue and index on Redis), every inbox is
+// drained, then Redis' used_memory and each key class's MEMORY USAGE under
+// the store's prefix are divided by b.N (-benchtime 5000x).
+func BenchmarkRedisMemory(b *testing.B) {
+	ctx := context.Background()
+	store := storagetest.Local(b, func(s *local.Store) { s.NoSync = true })
+	r := openRedis(b)
+	rc := goredis.NewClient(mustParseURL(b, testenv.RedisURL(b)))
+	defer rc.Close()
+	svc, _ := benchDemo(b, store, r)
+	svc.Queue = r
+	event, _ := os.ReadFile(demoDir + "/documents/06-event-loaded-on-train.json")
+	rail, _ := store.Party(ctx, "cq-rail")
+	before := usedMemory(b, rc)
+	var recipients []string
+	i := 0
+	for b.Loop() {
+		i++
+		body := strings.Replace(string(event), "cqrail-load-CSQU3054383-20261106", fmt.Sprintf("mem-%09d", i), 1)
+		rcpt, _, err := svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: []byte(body)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		recipients = rcpt.Recipients
+	}
+	b.StopTimer()
+	for _, p := range recipients {
+		for {
+			msgs, err := svc.Pull(ctx, exchange.Party{ID: p}, 100, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			ids := make([]string, len(msgs))
+			for j, m := range msgs {
+				ids[j] = m.ID
+			}
+			if _, err := svc.Ack(ctx, exchange.Party{ID: p}, ids); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(usedMemory(b, rc)-before)/n, "used_memory-B/doc")
+	classes := map[string]int64{}
+	iter := rc.Scan(ctx, 0, r.Prefix+":*", 1000).Iterator()
+	class := regexp.MustCompile(`^[^:]*:(?:\{[^}]*\}:)?([a-z]+)`)
+	for iter.Next(ctx) {
+		k := iter.Val()
+		bytes, err := rc.MemoryUsage(ctx, k).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := class.FindStringSubmatch(k)
+		if m == nil {
+			b.Fatalf("key %q", k)
+		}
+		classes[m[1]] += bytes
+	}
+	if err := iter.Err(); err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, 0, len(classes))
+	for c := range classes {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	for _, c := range names {
+		b.ReportMetric(float64(classes[c])/n, c+"-B/doc")
+	}
+}
+
+func mustParseURL(tb testing.TB, url string) *goredis.Options {
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return o
+}
+
+func usedMemory(tb testing.TB, rc *goredis.Client) int64 {
+	info, err := rc.Info(context.Background(), "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(info)
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	return v
+}
