@@ -37,7 +37,7 @@ type Archive interface {
 type Queue interface {
 	// Enqueue adds a message to the inbox of each party. It is idempotent:
 	// a document already enqueued for a party (acked or not) is not added
-	// to that party's inbox again.
+	// to that party's inbox again (by a ForgetfulQueue, while it remembers).
 	Enqueue(ctx context.Context, m Message, parties ...string) error
 	// Pull returns up to limit messages for the party, oldest first: new
 	// ones and those delivered before but not acked within the visibility
@@ -46,6 +46,16 @@ type Queue interface {
 	// Ack removes the party's messages of these document ids; it returns
 	// how many were pending. Unknown ids are ignored.
 	Ack(ctx context.Context, party string, documentIDs []string) (int, error)
+}
+
+// A ForgetfulQueue keeps nothing of an acked message once ForgetsAfter
+// has passed since its document was received (so its memory does not grow
+// with every document ever delivered); enqueued again after that, a
+// document is delivered again. Until then Enqueue is idempotent, acked or
+// not, and a message not acked is never added twice.
+type ForgetfulQueue interface {
+	Queue
+	ForgetsAfter() time.Duration
 }
 
 // Index finds documents by id, natural key and list. A list is a named,

@@ -154,12 +154,13 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)), Format: RecordFormat,
 	}
 	// A submission seen before gets its receipt again, and its delivery is
-	// completed if an earlier attempt was cut short. The index answers
-	// (no archive read on the way in: the archive write below is the only
-	// archive request of a new document); one archived but not indexed is
-	// found by that write, which refuses to overwrite it.
+	// completed if an earlier attempt was cut short (unless it was long
+	// ago: settled). The index answers (no archive read on the way in: the
+	// archive write below is the only archive request of a new document);
+	// one archived but not indexed is found by that write, which refuses to
+	// overwrite it.
 	if prev, err := s.Index.Doc(ctx, rec.ID); err == nil {
-		return s.replay(ctx, prev, rec.SHA256)
+		return s.replay(ctx, prev, rec.SHA256, !s.settled(prev))
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
@@ -188,7 +189,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		if err != nil {
 			return Receipt{}, false, fmt.Errorf("read concurrent submission: %w", err)
 		}
-		return s.replay(ctx, prev, rec.SHA256)
+		return s.replay(ctx, prev, rec.SHA256, true)
 	} else if err != nil {
 		return Receipt{}, false, fmt.Errorf("archive document: %w", err)
 	}
@@ -206,17 +207,32 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	return rec.Receipt, true, nil
 }
 
-func (s *Service) replay(ctx context.Context, prev Record, sha string) (Receipt, bool, error) {
+// replay answers a submission seen before with its receipt, after
+// completing its delivery when complete.
+func (s *Service) replay(ctx context.Context, prev Record, sha string, complete bool) (Receipt, bool, error) {
 	if prev.SHA256 != sha {
 		return Receipt{}, false, &Error{Code: CodeInvalid,
 			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
 			Problems: []schemas.Problem{{Pointer: "", Detail: "use a new Idempotency-Key for a different document"}}}
+	}
+	if !complete {
+		return prev.Receipt, false, nil
 	}
 	if err := s.complete(ctx, prev); err != nil {
 		return Receipt{}, false, err
 	}
 	s.unmark(ctx, prev.ID)
 	return prev.Receipt, false, nil
+}
+
+// settled reports whether an indexed document was received longer ago
+// than the queue remembers what it delivered: its delivery ended long
+// before (one cut short is completed by the outbox's sweeps), and queued
+// again it would reach its recipients twice, so a submission retried
+// that late only gets its receipt.
+func (s *Service) settled(rec Record) bool {
+	q, ok := s.Queue.(ForgetfulQueue)
+	return ok && s.Now().Sub(rec.ReceivedAt) > q.ForgetsAfter()
 }
 
 // complete finishes the delivery of an archived record: index, queue,

@@ -157,9 +157,11 @@ func reindexCommand() *cobra.Command {
 		Short: "Rebuild indexes (and, with --requeue, inboxes) from the archive",
 		Long: `Read every record in the archive and index it again: documents, shipments
 and natural keys. With --requeue, every document is also queued again for
-each of its recipients; a queue that still knows a document skips it, so
-after Redis lost its data recipients get again what they may have had
-(they dedupe by document id). The archive is the ledger: nothing
+each of its recipients; an inbox skips a document it still knows (on
+Redis: not yet acked, or acked and received within --redis-dedupe-window),
+so after Redis lost its data recipients get again what they may have had,
+and on a Redis that kept it, documents older than the window come again
+(recipients dedupe by document id). The archive is the ledger: nothing
 acknowledged is lost.`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },

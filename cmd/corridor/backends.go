@@ -33,6 +33,7 @@ type storageFlags struct {
 	RedisPassword     string
 	RedisWaitReplicas int
 	RedisPrefix       string
+	RedisDedupe       time.Duration
 	S3Endpoint        string
 	S3Bucket          string
 	S3AccessKey       string
@@ -50,6 +51,7 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.RedisPassword, "redis-password", "", "password of the servers found through --redis-sentinels or --redis-cluster (with --redis-url, put it in the URL)")
 	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; on Cluster, on each master written): 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
+	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -111,6 +113,12 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		r.Sentinels, r.MasterName, r.Cluster, r.Password = f.RedisSentinels, f.RedisMaster, f.RedisCluster, f.RedisPassword
 		r.WaitReplicas = f.RedisWaitReplicas
 		r.VisibilityTimeout = f.VisibilityTimeout
+		if f.RedisDedupe != 0 { // 0: the default (a caller that did not register the flags)
+			if f.RedisDedupe < time.Minute {
+				return nil, fmt.Errorf("--redis-dedupe-window %s: at least 1m (a submission or a sweep of the outbox must end within it)", f.RedisDedupe)
+			}
+			r.DedupeWindow = f.RedisDedupe
+		}
 		if f.RedisPrefix != "" {
 			r.Prefix = f.RedisPrefix
 		}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,10 @@ type Store struct {
 	// client's read timeout, and it is how soon a long poll notices a
 	// message whose visibility timeout ran out.
 	PollChunk time.Duration
+	// DedupeWindow is how long after a document was received its inbox
+	// messages are remembered once acked, so that enqueueing it again
+	// adds nothing (see Enqueue).
+	DedupeWindow time.Duration
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
@@ -68,8 +73,8 @@ type Store struct {
 }
 
 var (
-	_ exchange.Queue = (*Store)(nil)
-	_ exchange.Index = (*Store)(nil)
+	_ exchange.ForgetfulQueue = (*Store)(nil)
+	_ exchange.Index          = (*Store)(nil)
 )
 
 const group = "gateway"
@@ -79,8 +84,17 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second, records: exchange.NewRecordCache(recordCacheSize, unpackRecord)}
+		WaitTimeout: time.Second, DedupeWindow: DefaultDedupeWindow, records: exchange.NewRecordCache(recordCacheSize, unpackRecord)}
 }
+
+// DefaultDedupeWindow: far longer than a submission or a sweep of the
+// outbox takes to end (seconds), short enough that the marks of a busy
+// corridor stay small (200 documents a second to 5 parties: ~260 MB).
+const DefaultDedupeWindow = time.Hour
+
+// ForgetsAfter implements exchange.ForgetfulQueue: the marks of a
+// document live at least DedupeWindow after it was received.
+func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
 
 // recordCacheSize bounds the decoded records kept (a few MB): enough for
 // the graphs of the shipments being written to.
@@ -280,9 +294,13 @@ func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, eval evalFunc, 
 	return nil
 }
 
-// Keys of one party share a hash tag, so scripts work on Redis Cluster.
+// Keys of one party share a hash tag, so scripts work on Redis Cluster:
+// its inbox (a stream), its pending messages (document id -> entry id),
+// and the documents it was sent, in sets by the minute they were received
+// (delivered:<unix minute>), each kept DedupeWindow after its minute ends.
 // The three are cut from one string (Enqueue makes them for every
-// recipient of every document).
+// recipient of every document). The set "delivered" without a minute was
+// kept forever by gateways before these; Enqueue still reads it.
 func (s *Store) inboxKeys(party string) []string {
 	p := s.Prefix + ":{" + party + "}:"
 	all := p + "inbox" + p + "delivered" + p + "pending"
@@ -290,24 +308,39 @@ func (s *Store) inboxKeys(party string) []string {
 	return []string{all[:i], all[i:d], all[d:]}
 }
 
+// KEYS: inbox, delivered (of before), pending, delivered that minute.
+// ARGV: document id, message, when that minute's set expires (Unix s).
 var enqueueScript = goredis.NewScript(`
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIREAT', KEYS[4], ARGV[3])
 local id = redis.call('XADD', KEYS[1], '*', 'doc', ARGV[1], 'msg', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return 1`)
 
-// Enqueue adds a message once per document and party: each party's
-// delivered set and stream entry change in one script, so a retried call
-// adds nothing. The parties' scripts go in one pipeline.
+// Enqueue adds a message once per document and party: each party's marks
+// and stream entry change in one script, so a retried call adds nothing.
+// The parties' scripts go in one pipeline. A document is known to a
+// party's inbox while its message is pending and, once acked, until
+// DedupeWindow after the minute it was received: then the marks expire,
+// and Redis keeps nothing of an acked message. Enqueued again after that
+// (by reindex --requeue, or by a sweep of a delivery cut short that long
+// ago) it comes again.
 func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
+	minute := m.ReceivedAt.Unix() / 60
+	bucket := ":" + strconv.FormatInt(minute, 10)
+	expireAt := (minute+1)*60 + int64(s.DedupeWindow/time.Second)
 	steps := make([]step, len(parties))
 	for i, party := range parties {
 		keys := s.inboxKeys(party)
-		steps[i] = step{keys[0], func(p goredis.Pipeliner, eval evalFunc) { eval(enqueueScript, ctx, p, keys, m.DocumentID, raw) }}
+		keys = append(keys, keys[1]+bucket)
+		steps[i] = step{keys[0], func(p goredis.Pipeliner, eval evalFunc) {
+			eval(enqueueScript, ctx, p, keys, m.DocumentID, raw, expireAt)
+		}}
 	}
 	return s.write(ctx, steps...)
 }

@@ -1,0 +1,87 @@
+package exchange_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+// On Redis, an acked message is remembered (so its document is not queued
+// twice) only for the dedupe window after the document was received. A
+// submission retried within the window completes a delivery cut short and
+// delivers nothing twice; one retried after it gets its receipt and
+// nothing more, although Redis no longer knows its recipients had it.
+func TestRetriesAroundTheDedupeWindow(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r := openRedis(t)
+	w.svc.Queue = r
+	w.svc.SetOutbox(w.store)
+	setClock := func(at time.Time) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.now = at
+	}
+	mto := w.party(t, "cq-mto")
+	submit := func(body []byte) exchange.Receipt {
+		t.Helper()
+		rc, _, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc
+	}
+	// inboxes pulls and acks every recipient's inbox: how often each got id.
+	inboxes := func(rc exchange.Receipt) []int {
+		t.Helper()
+		got := make([]int, len(rc.Recipients))
+		for i, p := range rc.Recipients {
+			ids, _ := w.inbox(t, p)
+			for _, id := range ids {
+				if id == rc.ID {
+					got[i]++
+				}
+			}
+		}
+		return got
+	}
+	once := func(rc exchange.Receipt) []int { return slices.Repeat([]int{1}, len(rc.Recipients)) }
+	none := func(rc exchange.Receipt) []int { return make([]int, len(rc.Recipients)) }
+
+	// Within the window: a delivery cut short is completed by the retry,
+	// and a retry of a delivered document delivers nothing again.
+	setClock(time.Now())
+	bill := demoDoc(t, "01-one-bill.json")
+	w.died(t, "cq-mto", "one-bill", bill)
+	rc := submit(bill)
+	if got := inboxes(rc); !slices.Equal(got, once(rc)) {
+		t.Fatalf("after the retry of a delivery cut short, recipients %v got it %v times; want once each", rc.Recipients, got)
+	}
+	if again := submit(bill); !reflect.DeepEqual(again, rc) {
+		t.Fatalf("receipt of the retry %+v, want %+v", again, rc)
+	}
+	if got := inboxes(rc); !slices.Equal(got, none(rc)) {
+		t.Fatalf("a retry within the window delivered the document again: %v", got)
+	}
+
+	// Received two hours ago (the window is one hour): Redis forgot the
+	// acked messages at once. A retry now gets the receipt, no delivery.
+	setClock(time.Now().Add(-2 * time.Hour))
+	old := []byte(strings.Replace(string(bill), "CQNL2026000187", "CQNL2026000999", 1))
+	rc = submit(old)
+	if got := inboxes(rc); !slices.Equal(got, once(rc)) {
+		t.Fatalf("recipients %v got the old bill %v times; want once each", rc.Recipients, got)
+	}
+	setClock(time.Now())
+	if again := submit(old); !reflect.DeepEqual(again, rc) {
+		t.Fatalf("receipt of the late retry %+v, want %+v", again, rc)
+	}
+	if got := inboxes(rc); !slices.Equal(got, none(rc)) {
+		t.Fatalf("a retry after the window delivered the document again: %v", got)
+	}
+}

@@ -1,0 +1,119 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
+)
+
+// An inbox remembers a document it was sent while its message is pending,
+// and once acked until DedupeWindow after the minute the document was
+// received; after that Redis holds nothing of the acked message (and the
+// document, enqueued again, comes again).
+func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
+	ctx := context.Background()
+	s := New(testenv.RedisURL(t))
+	s.Prefix = testenv.Prefix()
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const party = "party-b"
+	keys := s.inboxKeys(party)
+	seq := 0
+	msg := func(at time.Time) exchange.Message {
+		seq++
+		return exchange.Message{DocumentID: fmt.Sprintf("doc%023d", seq), Type: "tracking-event", ReceivedAt: at}
+	}
+	bucket := func(m exchange.Message) string { return keys[1] + ":" + strconv.FormatInt(m.ReceivedAt.Unix()/60, 10) }
+	enqueue := func(ms ...exchange.Message) {
+		t.Helper()
+		for _, m := range ms {
+			if err := s.Enqueue(ctx, m, party); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drain := func() (ids []string) {
+		t.Helper()
+		for {
+			got, err := s.Pull(ctx, party, 100, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				return ids
+			}
+			var batch []string
+			for _, m := range got {
+				batch = append(batch, m.DocumentID)
+			}
+			if n, err := s.Ack(ctx, party, batch); err != nil || n != len(batch) {
+				t.Fatalf("ack %d = %d, %v", len(batch), n, err)
+			}
+			ids = append(ids, batch...)
+		}
+	}
+
+	// Received now: remembered for the window, from its minute's end.
+	recent := msg(time.Now())
+	enqueue(recent, recent)
+	if ids := drain(); !slices.Equal(ids, []string{recent.DocumentID}) {
+		t.Fatalf("pulled %v, want the recent document once", ids)
+	}
+	enqueue(recent)
+	if ids := drain(); len(ids) != 0 {
+		t.Fatalf("an acked document within the window came again: %v", ids)
+	}
+	ttl, err := s.cmd.TTL(ctx, bucket(recent)).Result()
+	if err != nil || ttl < s.DedupeWindow-time.Minute || ttl > s.DedupeWindow+time.Minute {
+		t.Fatalf("TTL of the recent document's marks %s, %v; want about %s", ttl, err, s.DedupeWindow)
+	}
+
+	// Received long ago: known only while pending, then nothing is left.
+	old := make([]exchange.Message, 200)
+	for i := range old {
+		old[i] = msg(time.Now().Add(-2 * s.DedupeWindow))
+		enqueue(old[i], old[i])
+	}
+	if ids := drain(); len(ids) != len(old) {
+		t.Fatalf("pulled %d of the %d old documents enqueued twice each, want each once", len(ids), len(old))
+	}
+	if n, err := s.cmd.Exists(ctx, bucket(old[0]), keys[2]).Result(); err != nil || n != 0 {
+		t.Fatalf("%d of the old documents' marks and the pending messages are left (%v), want none", n, err)
+	}
+	enqueue(old[0])
+	if ids := drain(); !slices.Equal(ids, []string{old[0].DocumentID}) {
+		t.Fatalf("an acked document past the window enqueued again: pulled %v, want it again", ids)
+	}
+
+	// A gateway before these kept one set forever; it is still read.
+	legacy := msg(time.Now())
+	if err := s.cmd.SAdd(ctx, keys[1], legacy.DocumentID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(legacy)
+	if ids := drain(); len(ids) != 0 {
+		t.Fatalf("a document in the delivered set of before came again: %v", ids)
+	}
+	if err := s.cmd.Del(ctx, keys[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// What is left of the party: its inbox stream (empty) and the recent
+	// document's marks, whatever was sent to it long ago.
+	left, err := s.cmd.Keys(ctx, s.Prefix+":{"+party+"}:*").Result()
+	slices.Sort(left)
+	if want := []string{keys[1] + ":" + strconv.FormatInt(recent.ReceivedAt.Unix()/60, 10), keys[0]}; err != nil || !slices.Equal(left, want) {
+		t.Fatalf("the party's keys are %v (%v), want %v", left, err, want)
+	}
+	if n, err := s.cmd.XLen(ctx, keys[0]).Result(); err != nil || n != 0 {
+		t.Fatalf("inbox holds %d entries (%v), want none", n, err)
+	}
+}
