@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/internal/testenv"
 )
 
 // An inbox remembers a document it was sent while its message is pending,
@@ -18,12 +17,7 @@ import (
 // document, enqueued again, comes again).
 func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
-	s := New(testenv.RedisURL(t))
-	s.Prefix = testenv.Prefix()
-	if err := s.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openInternal(t)
 	const party = "party-b"
 	keys := s.inboxKeys(party)
 	seq := 0

@@ -54,12 +54,7 @@ func TestUnpackRefusesGarbage(t *testing.T) {
 // gateway before packing) is still read, by Doc and by Page.
 func TestRecordsPackedAndPlainRead(t *testing.T) {
 	ctx := context.Background()
-	s := New(testenv.RedisURL(t))
-	s.Prefix = testenv.Prefix()
-	if err := s.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openInternal(t)
 	var plain exchange.Record
 	raw, _ := os.ReadFile("../../exchange/testdata/record-v2.json")
 	if err := json.Unmarshal(raw, &plain); err != nil {
@@ -90,4 +85,17 @@ func TestRecordsPackedAndPlainRead(t *testing.T) {
 	if err != nil || len(items) != 2 || !reflect.DeepEqual(items[0].Record, plain) || !reflect.DeepEqual(items[1].Record, packed) {
 		t.Fatalf("Page = %+v, %v; want the plain record, then the packed one", items, err)
 	}
+}
+
+// openInternal opens a store on the test Redis under a fresh prefix, for
+// the tests that read its keys.
+func openInternal(t *testing.T) *Store {
+	t.Helper()
+	s := New(testenv.RedisURL(t))
+	s.Prefix = testenv.Prefix()
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
