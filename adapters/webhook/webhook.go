@@ -469,17 +469,26 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items [
 // push makes one attempt and records it; it reports whether the receiver took the message.
 func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange.Message, st exchange.PushState) bool {
 	im, err := p.svc.InboxMessageOf(ctx, m)
-	if err != nil {
+	if err != nil && !errors.Is(err, exchange.ErrNotFound) {
 		p.log.Warn("webhook: read message", "id", m.DocumentID, "err", err)
-		return false
+		return false // the archive does not answer: tried again next round
 	}
-	body, _ := json.Marshal(im)
 	now := time.Now()
 	if st.First.IsZero() {
 		st.First = now
 	}
 	st.Attempts++
 	a := exchange.Attempt{MessageID: m.DocumentID, At: now.UTC()}
+	if err != nil {
+		// The archive lost its body: no attempt can succeed. Push gives up
+		// at once, so that its shipment's later messages are not held
+		// behind it; it stays in the inbox, where pull passes over it too.
+		p.log.Error("webhook: the archive lost a document", "id", m.DocumentID, "err", err)
+		st.GaveUp, a.Error = true, err.Error()
+		p.record(ctx, sub, m, st, a, "gave_up")
+		return false
+	}
+	body, _ := json.Marshal(im)
 	status, retryAfter, err := p.send(ctx, sub, m.DocumentID, body, now)
 	a.DurationMS = time.Since(now).Milliseconds()
 	a.Status = status
@@ -503,6 +512,13 @@ func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange
 		st.Next = next
 		a.Next = &next
 	}
+	p.record(ctx, sub, m, st, a, outcome)
+	return st.Done
+}
+
+// record keeps an attempt's outcome: the message's state, the
+// subscription's log and the metrics.
+func (p *Pusher) record(ctx context.Context, sub exchange.Subscription, m exchange.Message, st exchange.PushState, a exchange.Attempt, outcome string) {
 	p.metrics.deliveries.WithLabelValues(outcome).Inc()
 	if err := p.q.SetPushState(ctx, sub.ID, m.DocumentID, st); err != nil {
 		p.log.Warn("webhook: state", "err", err)
@@ -510,7 +526,6 @@ func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange
 	if err := p.q.LogAttempt(ctx, sub.ID, a); err != nil {
 		p.log.Warn("webhook: log", "err", err)
 	}
-	return st.Done
 }
 
 // backoff is the wait before attempt n+1: FirstRetry, doubling, at most

@@ -398,3 +398,50 @@ func TestPushKeepsAShipmentInOrder(t *testing.T) {
 		t.Fatalf("deliveries %v, want %v", order, want)
 	}
 }
+
+// A message whose body the archive lost cannot be pushed: push gives up on
+// it at once (logged as an attempt), the shipment's next message is pushed,
+// and the lost one stays in the inbox.
+func TestPushPassesOverALostDocument(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, webhook.Config{AllowPrivate: true})
+	rcv := newReceiver(t)
+	consignee := e.party(t, "sg-motors")
+	if msgs, _ := e.svc.Pull(ctx, consignee, 100, 0); len(msgs) > 0 { // start from an empty inbox
+		var ids []string
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+		}
+		_, _ = e.svc.Ack(ctx, consignee, ids)
+	}
+	sub, _, err := e.svc.Subscribe(ctx, consignee, exchange.SubscriptionRequest{URL: rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := exchange.Message{DocumentID: exchange.DocumentID("cq-rail", "lost", nil), Type: "tracking-event", Sender: "cq-rail",
+		SHA256: "00", ReceivedAt: time.Now(), Ref: "CQNL2026000187"} // queued, never archived
+	if err := e.store.Enqueue(ctx, lost, consignee.ID); err != nil {
+		t.Fatal(err)
+	}
+	next := e.submit(t, "cq-rail", "tracking-event", "documents/05-event-gate-in-chongqing.json")
+	e.until(t, func() bool {
+		return slices.ContainsFunc(rcv.deliveries(), func(d delivery) bool { return d.header.Get("webhook-id") == next.ID })
+	})
+	for _, d := range rcv.deliveries() {
+		if id := d.header.Get("webhook-id"); id != next.ID {
+			t.Errorf("pushed %s, want only the shipment's next message", id)
+		}
+	}
+	if st, err := e.store.PushState(ctx, sub.ID, lost.DocumentID); err != nil || !st.GaveUp || st.Attempts != 1 {
+		t.Errorf("push state of the lost message %+v, %v; want given up after one attempt", st, err)
+	}
+	log, err := e.svc.Deliveries(ctx, consignee, sub.ID, 10)
+	if err != nil || !slices.ContainsFunc(log, func(a exchange.Attempt) bool {
+		return a.MessageID == lost.DocumentID && strings.Contains(a.Error, "not found")
+	}) {
+		t.Errorf("the log %+v (%v) has no attempt for the lost message saying why", log, err)
+	}
+	if n, err := e.svc.Ack(ctx, consignee, []string{lost.DocumentID}); err != nil || n != 1 {
+		t.Errorf("the lost message: ack = %d, %v; want it still in the inbox (1)", n, err)
+	}
+}
