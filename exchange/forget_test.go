@@ -2,6 +2,7 @@ package exchange_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -83,5 +84,67 @@ func TestRetriesAroundTheDedupeWindow(t *testing.T) {
 	}
 	if got := inboxes(rc); !slices.Equal(got, none(rc)) {
 		t.Fatalf("a retry after the window delivered the document again: %v", got)
+	}
+}
+
+var errQueueDied = errors.New("the gateway died before queuing")
+
+// failingQueue fails Enqueue while fail is set, as a gateway that indexed
+// a document and died before queuing it.
+type failingQueue struct {
+	exchange.ForgetfulQueue
+	fail bool
+}
+
+func (q *failingQueue) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
+	if q.fail {
+		return errQueueDied
+	}
+	return q.ForgetfulQueue.Enqueue(ctx, m, parties...)
+}
+
+// A document indexed but not queued stays marked in the outbox: a retry
+// completes its delivery, within the window and after it; once delivered
+// and unmarked, a retry after the window only gets its receipt.
+func TestRetryAfterTheWindowCompletesAMarkedDelivery(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	q := &failingQueue{ForgetfulQueue: openRedis(t)}
+	w.svc.Queue = q
+	w.svc.SetOutbox(w.store)
+	mto := w.party(t, "cq-mto")
+	for _, c := range []struct {
+		name, bill string
+		ago        time.Duration // when the first attempt was
+	}{{"WithinTheWindow", "CQNL2026100001", 0}, {"AfterTheWindow", "CQNL2026100002", 2 * time.Hour}} {
+		t.Run(c.name, func(t *testing.T) {
+			bill := []byte(strings.Replace(string(demoDoc(t, "01-one-bill.json")), "CQNL2026000187", c.bill, 1))
+			w.mu.Lock()
+			w.now = time.Now().Add(-c.ago)
+			w.mu.Unlock()
+			q.fail = true
+			if _, _, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill}); !errors.Is(err, errQueueDied) {
+				t.Fatalf("the first attempt: %v; want the queue's failure", err)
+			}
+			q.fail = false
+			w.mu.Lock()
+			w.now = time.Now()
+			w.mu.Unlock()
+			for i, want := range []int{1, 0} { // the retry delivers; the next retry does not
+				rc, created, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+				if err != nil || created {
+					t.Fatalf("retry %d: created %v, %v; want the receipt of the first attempt", i+1, created, err)
+				}
+				if marked, err := w.store.Marked(ctx, rc.ID); err != nil || marked {
+					t.Fatalf("retry %d: still marked (%v); want the delivery ended", i+1, err)
+				}
+				for _, p := range rc.Recipients {
+					ids, _ := w.inbox(t, p)
+					if n := len(slices.DeleteFunc(ids, func(id string) bool { return id != rc.ID })); n != want {
+						t.Errorf("retry %d: %s got the bill %d times, want %d", i+1, p, n, want)
+					}
+				}
+			}
+		})
 	}
 }

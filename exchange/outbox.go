@@ -24,6 +24,8 @@ type Outbox interface {
 	// Pending returns up to limit marked documents, marked before before,
 	// oldest first.
 	Pending(ctx context.Context, before time.Time, limit int) ([]Pending, error)
+	// Marked reports whether a document is marked.
+	Marked(ctx context.Context, id string) (bool, error)
 }
 
 // Pending is a document whose delivery has not been seen to end.
@@ -142,7 +144,8 @@ func (s *Service) mark(ctx context.Context, id string) error {
 }
 
 // unmark forgets a delivered document. If that fails the document stays
-// marked, and a sweep delivers it again, which changes nothing.
+// marked, and a sweep delivers it again, which changes nothing (but for a
+// queue that forgets, after its window: then its recipients get it twice).
 func (s *Service) unmark(ctx context.Context, id string) {
 	if s.outbox == nil {
 		return

@@ -48,11 +48,11 @@ type Queue interface {
 	Ack(ctx context.Context, party string, documentIDs []string) (int, error)
 }
 
-// A ForgetfulQueue keeps nothing of an acked message once ForgetsAfter
-// has passed since its document was received (so its memory does not grow
-// with every document ever delivered); enqueued again after that, a
-// document is delivered again. Until then Enqueue is idempotent, acked or
-// not, and a message not acked is never added twice.
+// A ForgetfulQueue may forget an acked message once ForgetsAfter has
+// passed since its document was received, by the gateway's clock (so its
+// memory does not grow with every document ever delivered); enqueued again
+// after that, a document may be delivered again. Until then Enqueue is
+// idempotent, acked or not, and a message not acked is never added twice.
 type ForgetfulQueue interface {
 	Queue
 	ForgetsAfter() time.Duration

@@ -160,7 +160,11 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// one archived but not indexed is found by that write, which refuses to
 	// overwrite it.
 	if prev, err := s.Index.Doc(ctx, rec.ID); err == nil {
-		return s.replay(ctx, prev, rec.SHA256, !s.settled(prev))
+		settled, err := s.settled(ctx, prev)
+		if err != nil {
+			return Receipt{}, false, err
+		}
+		return s.replay(ctx, prev, rec.SHA256, !settled)
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
@@ -225,14 +229,22 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string, complete 
 	return prev.Receipt, false, nil
 }
 
-// settled reports whether an indexed document was received longer ago
-// than the queue remembers what it delivered: its delivery ended long
-// before (one cut short is completed by the outbox's sweeps), and queued
-// again it would reach its recipients twice, so a submission retried
-// that late only gets its receipt.
-func (s *Service) settled(rec Record) bool {
+// settled reports whether an indexed document's delivery ended long ago:
+// it was received longer ago than the queue remembers what it delivered
+// (queued again, it would reach its recipients twice), and the outbox no
+// longer marks it (a delivery cut short stays marked until it is
+// completed, by a sweep or by this retry). A submission retried that late
+// only gets its receipt. Without an outbox nothing is settled.
+func (s *Service) settled(ctx context.Context, rec Record) (bool, error) {
 	q, ok := s.Queue.(ForgetfulQueue)
-	return ok && s.Now().Sub(rec.ReceivedAt) > q.ForgetsAfter()
+	if !ok || s.outbox == nil || s.Now().Sub(rec.ReceivedAt) <= q.ForgetsAfter() {
+		return false, nil
+	}
+	marked, err := s.outbox.Marked(ctx, rec.ID)
+	if err != nil {
+		return false, fmt.Errorf("read outbox: %w", err)
+	}
+	return !marked, nil
 }
 
 // complete finishes the delivery of an archived record: index, queue,

@@ -114,9 +114,6 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		r.WaitReplicas = f.RedisWaitReplicas
 		r.VisibilityTimeout = f.VisibilityTimeout
 		if f.RedisDedupe != 0 { // 0: the default (a caller that did not register the flags)
-			if f.RedisDedupe < time.Minute {
-				return nil, fmt.Errorf("--redis-dedupe-window %s: at least 1m (a submission or a sweep of the outbox must end within it)", f.RedisDedupe)
-			}
 			r.DedupeWindow = f.RedisDedupe
 		}
 		if f.RedisPrefix != "" {

@@ -70,3 +70,13 @@ func (s *Store) Pending(_ context.Context, before time.Time, limit int) ([]excha
 	})
 	return out, err
 }
+
+// Marked reports whether a document is marked.
+func (s *Store) Marked(_ context.Context, id string) (bool, error) {
+	var marked bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		marked = tx.Bucket(bOutbox).Get([]byte(id)) != nil
+		return nil
+	})
+	return marked, err
+}

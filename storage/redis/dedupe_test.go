@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
 )
 
 // An inbox remembers a document it was sent while its message is pending,
@@ -65,12 +66,34 @@ func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	if ids := drain(); len(ids) != 0 {
 		t.Fatalf("an acked document within the window came again: %v", ids)
 	}
+	keep := s.DedupeWindow + markSlack(s.DedupeWindow)
 	ttl, err := s.cmd.TTL(ctx, bucket(recent)).Result()
-	if err != nil || ttl < s.DedupeWindow-time.Minute || ttl > s.DedupeWindow+time.Minute {
-		t.Fatalf("TTL of the recent document's marks %s, %v; want about %s", ttl, err, s.DedupeWindow)
+	if err != nil || ttl < keep-time.Minute || ttl > keep+time.Minute {
+		t.Fatalf("TTL of the recent document's marks %s, %v; want about %s", ttl, err, keep)
+	}
+	// A gateway with a shorter window does not cut the marks short.
+	short := openInternal(t)
+	short.Prefix, short.DedupeWindow = s.Prefix, MinDedupeWindow
+	other := msg(recent.ReceivedAt)
+	if err := short.Enqueue(ctx, other, party); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.cmd.TTL(ctx, bucket(recent)).Result(); err != nil || again < ttl-time.Second {
+		t.Fatalf("TTL after a gateway with a %s window enqueued: %s, %v; want still %s", short.DedupeWindow, again, err, ttl)
+	}
+	if ids := drain(); !slices.Equal(ids, []string{other.DocumentID}) {
+		t.Fatalf("pulled %v, want the other recent document", ids)
+	}
+	enqueue(recent)
+	if ids := drain(); len(ids) != 0 {
+		t.Fatalf("an acked document within the window came again after a shorter window's enqueue: %v", ids)
+	}
+	if err := s.Enqueue(ctx, exchange.Message{DocumentID: "no-time"}, party); err == nil {
+		t.Fatal("a message without receivedAt was queued; want an error (its marks would expire at once)")
 	}
 
-	// Received long ago: known only while pending, then nothing is left.
+	// Received long ago: known only while pending (no marks are made),
+	// then nothing is left.
 	old := make([]exchange.Message, 200)
 	for i := range old {
 		old[i] = msg(time.Now().Add(-2 * s.DedupeWindow))
@@ -109,5 +132,14 @@ func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	}
 	if n, err := s.cmd.XLen(ctx, keys[0]).Result(); err != nil || n != 0 {
 		t.Fatalf("inbox holds %d entries (%v), want none", n, err)
+	}
+}
+
+func TestOpenRefusesAShortDedupeWindow(t *testing.T) {
+	s := New(testenv.RedisURL(t))
+	s.DedupeWindow = MinDedupeWindow - time.Second
+	if err := s.Open(context.Background()); err == nil {
+		s.Close()
+		t.Fatalf("Open with a %s window succeeded; want an error", s.DedupeWindow)
 	}
 }

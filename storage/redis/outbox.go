@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -17,9 +18,23 @@ var _ exchange.Outbox = (*Store)(nil)
 // with Redis; `corridor reindex --requeue` then delivers from the archive.
 func (s *Store) outboxKey() string { return s.Prefix + ":outbox" }
 
-// Mark records a document as being delivered since at.
+// Mark records a document as being delivered since at: a write like the
+// index's, so with WaitReplicas a promoted replica has the mark too (a
+// retry of the submission reads it to tell a delivery that ended).
 func (s *Store) Mark(ctx context.Context, id string, at time.Time) error {
-	return wrap(s.cmd.ZAdd(ctx, s.outboxKey(), goredis.Z{Score: float64(at.UnixMicro()), Member: id}).Err())
+	key := s.outboxKey()
+	return s.write(ctx, step{key, func(p goredis.Pipeliner, _ evalFunc) {
+		p.ZAdd(ctx, key, goredis.Z{Score: float64(at.UnixMicro()), Member: id})
+	}})
+}
+
+// Marked reports whether a document is marked.
+func (s *Store) Marked(ctx context.Context, id string) (bool, error) {
+	_, err := s.cmd.ZScore(ctx, s.outboxKey(), id).Result()
+	if errors.Is(err, goredis.Nil) {
+		return false, nil
+	}
+	return err == nil, wrap(err)
 }
 
 var unmarkScript = goredis.NewScript(`

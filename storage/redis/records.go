@@ -30,11 +30,11 @@ var (
 	recordEncoder = must(zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderDictRaw(recordDictV1ID, recordDictV1), zstd.WithEncoderCRC(false)))
 	recordDecoder = must(zstd.NewReader(nil, zstd.WithDecoderDictRaw(recordDictV1ID, recordDictV1),
-		zstd.WithDecoderMaxMemory(maxRecordBytes)))
+		zstd.WithDecoderMaxMemory(maxRecordBytes), zstd.WithDecoderConcurrency(0)))
 )
 
-// maxRecordBytes bounds what a packed record may unpack to: more than any
-// record takes (it is made from a document of at most 4 MiB).
+// maxRecordBytes bounds a record: packRecord refuses a larger one (which
+// could not be read back), and a frame never unpacks to more.
 const maxRecordBytes = 16 << 20
 
 func must[T any](v T, err error) T {
@@ -45,8 +45,11 @@ func must[T any](v T, err error) T {
 }
 
 // packRecord packs a record's JSON for Redis.
-func packRecord(raw []byte) []byte {
-	return recordEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/2))
+func packRecord(raw []byte) ([]byte, error) {
+	if len(raw) > maxRecordBytes {
+		return nil, fmt.Errorf("index record of %d bytes: at most %d", len(raw), maxRecordBytes)
+	}
+	return recordEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/2)), nil
 }
 
 // unpackRecord returns a record's JSON from what Redis holds: a packed

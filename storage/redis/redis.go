@@ -92,6 +92,9 @@ func New(url string) *Store {
 // corridor stay small (200 documents a second to 5 parties: ~260 MB).
 const DefaultDedupeWindow = time.Hour
 
+// MinDedupeWindow is the shortest window Open accepts.
+const MinDedupeWindow = time.Minute
+
 // ForgetsAfter implements exchange.ForgetfulQueue: the marks of a
 // document live at least DedupeWindow after it was received.
 func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
@@ -105,6 +108,10 @@ func (s *Store) Open(ctx context.Context) error {
 	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
 		// A pipeline is read with go-redis' default 3 s read timeout.
 		return errors.New("redis: WaitTimeout must be above 0 and below 3s")
+	}
+	if s.DedupeWindow < MinDedupeWindow {
+		// A submission or a sweep of the outbox must end within it.
+		return fmt.Errorf("redis: DedupeWindow %s is below %s", s.DedupeWindow, MinDedupeWindow)
 	}
 	var err error
 	if s.cmd, err = s.client(0, 0); err != nil {
@@ -297,10 +304,12 @@ func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, eval evalFunc, 
 // Keys of one party share a hash tag, so scripts work on Redis Cluster:
 // its inbox (a stream), its pending messages (document id -> entry id),
 // and the documents it was sent, in sets by the minute they were received
-// (delivered:<unix minute>), each kept DedupeWindow after its minute ends.
-// The three are cut from one string (Enqueue makes them for every
-// recipient of every document). The set "delivered" without a minute was
-// kept forever by gateways before these; Enqueue still reads it.
+// (delivered:<unix minute>), each kept DedupeWindow (and a margin) after
+// its minute ends. The three are cut from one string (Enqueue makes them
+// for every recipient of every document). The set "delivered" without a
+// minute was kept forever by gateways before these; Enqueue still reads
+// it, and it can be deleted once a window has passed since the last of
+// those gateways stopped (see the README).
 func (s *Store) inboxKeys(party string) []string {
 	p := s.Prefix + ":{" + party + "}:"
 	all := p + "inbox" + p + "delivered" + p + "pending"
@@ -309,11 +318,18 @@ func (s *Store) inboxKeys(party string) []string {
 }
 
 // KEYS: inbox, delivered (of before), pending, delivered that minute.
-// ARGV: document id, message, when that minute's set expires (Unix s).
+// ARGV: document id, message, when that minute's set is to expire (Unix s,
+// on Redis' clock). A set's expiry is only ever put later (gateways may
+// run with other windows), and a document whose marks would have expired
+// already is queued without one.
 var enqueueScript = goredis.NewScript(`
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
-if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return 0 end
-redis.call('EXPIREAT', KEYS[4], ARGV[3])
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
+  or redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 0 end
+local at = tonumber(ARGV[3])
+if at > tonumber(redis.call('TIME')[1]) then
+  redis.call('SADD', KEYS[4], ARGV[1])
+  if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIREAT', KEYS[4], at) else redis.call('EXPIREAT', KEYS[4], at, 'GT') end
+end
 local id = redis.call('XADD', KEYS[1], '*', 'doc', ARGV[1], 'msg', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return 1`)
@@ -321,19 +337,23 @@ return 1`)
 // Enqueue adds a message once per document and party: each party's marks
 // and stream entry change in one script, so a retried call adds nothing.
 // The parties' scripts go in one pipeline. A document is known to a
-// party's inbox while its message is pending and, once acked, until
-// DedupeWindow after the minute it was received: then the marks expire,
-// and Redis keeps nothing of an acked message. Enqueued again after that
-// (by reindex --requeue, or by a sweep of a delivery cut short that long
-// ago) it comes again.
+// party's inbox while its message is pending and, once acked, until the
+// minute it was received ends, plus DedupeWindow, plus a margin for the
+// clocks of the gateways and Redis (markSlack): then the marks expire, and
+// Redis keeps nothing of an acked message. Enqueued again after that (by
+// reindex --requeue, or by a sweep of a delivery cut short that long ago)
+// it comes again. A message must carry the time its document was received.
 func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
+	if m.ReceivedAt.IsZero() {
+		return fmt.Errorf("enqueue %s: the message has no receivedAt", m.DocumentID)
+	}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	minute := m.ReceivedAt.Unix() / 60
 	bucket := ":" + strconv.FormatInt(minute, 10)
-	expireAt := (minute+1)*60 + int64(s.DedupeWindow/time.Second)
+	expireAt := (minute+1)*60 + int64((s.DedupeWindow+markSlack(s.DedupeWindow))/time.Second)
 	steps := make([]step, len(parties))
 	for i, party := range parties {
 		keys := s.inboxKeys(party)
@@ -344,6 +364,11 @@ func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...stri
 	}
 	return s.write(ctx, steps...)
 }
+
+// markSlack is how much longer than the window the marks are kept: a
+// gateway tells a retry it will not deliver again by its own clock
+// (exchange.ForgetfulQueue), while Redis expires the marks by its own.
+func markSlack(window time.Duration) time.Duration { return max(5*time.Minute, window/10) }
 
 var ackScript = goredis.NewScript(`
 local n = 0
@@ -465,7 +490,10 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	packed := packRecord(raw)
+	packed, err := packRecord(raw)
+	if err != nil {
+		return err
+	}
 	doc := s.docKey(rec.ID)
 	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) { p.Set(ctx, doc, packed, 0) }}}
 	for _, e := range entries {
@@ -615,7 +643,7 @@ func (s *Store) docs(ctx context.Context, pos []string) ([]exchange.Item, error)
 	return out, nil
 }
 
-// eachDoc calls fn with the JSON of each record at positions that is not
+// eachDoc calls fn with the stored bytes of each record at positions that is not
 // gone: one MGET, or on a Cluster (where one MGET's keys must share a
 // hash slot) a pipeline of GETs.
 func (s *Store) eachDoc(ctx context.Context, pos []string, fn func(i int, raw string) error) error {

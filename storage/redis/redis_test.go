@@ -73,7 +73,7 @@ func TestClusterKeepsAPartyOnOneNode(t *testing.T) {
 	ctx := context.Background()
 	s := openCluster(t, time.Minute)
 	for i := range 16 {
-		m := exchange.Message{DocumentID: exchange.DocumentID("spread", "", []byte{byte(i)}), Type: "one-bill", Sender: "a"}
+		m := exchange.Message{DocumentID: exchange.DocumentID("spread", "", []byte{byte(i)}), Type: "one-bill", Sender: "a", ReceivedAt: time.Now()}
 		if err := s.Enqueue(ctx, m, fmt.Sprintf("party-%d", i)); err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestInboxKeyNames(t *testing.T) {
 func TestPullSurvivesRedisRestartingEmpty(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, time.Minute)
-	m := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{1}), Type: "one-bill", Sender: "a"}
+	m := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{1}), Type: "one-bill", Sender: "a", ReceivedAt: time.Now()}
 	if err := s.Enqueue(ctx, m, "party-b"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestPullSurvivesRedisRestartingEmpty(t *testing.T) {
 	if got, err := s.Pull(ctx, "party-b", 10, 200*time.Millisecond); err != nil || len(got) != 0 {
 		t.Fatalf("pull after flush = %v, %v; want empty and no error", got, err)
 	}
-	m2 := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{2}), Type: "one-bill", Sender: "a"}
+	m2 := exchange.Message{DocumentID: exchange.DocumentID("a", "", []byte{2}), Type: "one-bill", Sender: "a", ReceivedAt: time.Now()}
 	if err := s.Enqueue(ctx, m2, "party-b"); err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestInboxesSurviveRedisKill(t *testing.T) {
 	s := open()
 	var ids []string
 	for i := range 5 {
-		m := exchange.Message{DocumentID: exchange.DocumentID("kill", "", []byte{byte(i)}), Type: "one-bill", Sender: "a"}
+		m := exchange.Message{DocumentID: exchange.DocumentID("kill", "", []byte{byte(i)}), Type: "one-bill", Sender: "a", ReceivedAt: time.Now()}
 		ids = append(ids, m.DocumentID)
 		if err := s.Enqueue(ctx, m, "party-b"); err != nil {
 			t.Fatal(err)

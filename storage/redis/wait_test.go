@@ -31,7 +31,7 @@ func TestWaitReplicas(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "redis-server answers", func() bool { return s.Open(ctx) == nil })
 	defer s.Close()
 
-	m := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{1}), Type: "one-bill", Sender: "a"}
+	m := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{1}), Type: "one-bill", Sender: "a", ReceivedAt: time.Now()}
 	rec := exchange.Record{Receipt: exchange.Receipt{ID: m.DocumentID, Type: "one-bill", Sender: "a"}, Keys: []string{"bill:W1"}}
 	writes := []struct {
 		name  string
@@ -93,11 +93,11 @@ func TestWaitReplicasCluster(t *testing.T) {
 	replica := rc.ReplicasOf(t, rc.MasterOf(t, "{"+a+"}"))[0]
 	rc.Kill(t, replica)
 
-	m := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{2}), Type: "one-bill", Sender: "c"}
+	m := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{2}), Type: "one-bill", Sender: "c", ReceivedAt: time.Now()}
 	if err := s.Enqueue(ctx, m, a, b); !errors.Is(err, exchange.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
 		t.Fatalf("Enqueue to %s (its master's replica down) and %s = %v; want ErrUnavailable", a, b, err)
 	}
-	other := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{3}), Type: "one-bill", Sender: "c"}
+	other := exchange.Message{DocumentID: exchange.DocumentID("wait", "", []byte{3}), Type: "one-bill", Sender: "c", ReceivedAt: time.Now()}
 	if err := s.Enqueue(ctx, other, b); err != nil {
 		t.Fatalf("Enqueue to %s alone, its master's replica up = %v", b, err)
 	}

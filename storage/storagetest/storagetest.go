@@ -653,4 +653,16 @@ func Outbox(t *testing.T, newOutbox func(t *testing.T) exchange.Outbox) {
 			t.Fatalf("Pending with nothing marked = %v, %v", ids(got), err)
 		}
 	})
+	t.Run("Marked", func(t *testing.T) {
+		o := newOutbox(t)
+		a, b := record(t).ID, record(t).ID
+		_ = o.Mark(ctx(t), a, base)
+		_ = o.Mark(ctx(t), b, base)
+		_ = o.Unmark(ctx(t), b, base)
+		for id, want := range map[string]bool{a: true, b: false, record(t).ID: false} {
+			if got, err := o.Marked(ctx(t), id); err != nil || got != want {
+				t.Errorf("Marked(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+	})
 }
