@@ -31,8 +31,14 @@ func BenchmarkRedisMemory(b *testing.B) {
 	defer rc.Close()
 	svc, _ := benchDemo(b, store, r)
 	svc.Queue = r
-	event, _ := os.ReadFile(demoDir + "/documents/06-event-loaded-on-train.json")
-	rail, _ := store.Party(ctx, "cq-rail")
+	event, err := os.ReadFile(demoDir + "/documents/06-event-loaded-on-train.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rail, err := store.Party(ctx, "cq-rail")
+	if err != nil {
+		b.Fatal(err)
+	}
 	before := usedMemory(b, rc)
 	var recipients []string
 	i := 0
@@ -95,6 +101,7 @@ func BenchmarkRedisMemory(b *testing.B) {
 }
 
 func mustParseURL(tb testing.TB, url string) *goredis.Options {
+	tb.Helper()
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		tb.Fatal(err)
@@ -103,11 +110,18 @@ func mustParseURL(tb testing.TB, url string) *goredis.Options {
 }
 
 func usedMemory(tb testing.TB, rc *goredis.Client) int64 {
+	tb.Helper()
 	info, err := rc.Info(context.Background(), "memory").Result()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	m := regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(info)
-	v, _ := strconv.ParseInt(m[1], 10, 64)
+	if m == nil {
+		tb.Fatalf("no used_memory in INFO memory: %q", info)
+	}
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return v
 }

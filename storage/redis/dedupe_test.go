@@ -1,4 +1,4 @@
-package redis
+package redis_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/storage/redis"
 )
 
 // An inbox remembers a document it was sent while its message is pending,
@@ -18,9 +19,9 @@ import (
 // document, enqueued again, comes again).
 func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
-	s := openInternal(t)
+	s := open(t, time.Minute)
 	const party = "party-b"
-	keys := s.inboxKeys(party)
+	keys := s.InboxKeys(party)
 	seq := 0
 	msg := func(at time.Time) exchange.Message {
 		seq++
@@ -66,19 +67,19 @@ func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	if ids := drain(); len(ids) != 0 {
 		t.Fatalf("an acked document within the window came again: %v", ids)
 	}
-	keep := s.DedupeWindow + markSlack(s.DedupeWindow)
-	ttl, err := s.cmd.TTL(ctx, bucket(recent)).Result()
+	keep := s.DedupeWindow + redis.MarkSlack(s.DedupeWindow)
+	ttl, err := s.Cmd().TTL(ctx, bucket(recent)).Result()
 	if err != nil || ttl < keep-time.Minute || ttl > keep+time.Minute {
 		t.Fatalf("TTL of the recent document's marks %s, %v; want about %s", ttl, err, keep)
 	}
 	// A gateway with a shorter window does not cut the marks short.
-	short := openInternal(t)
-	short.Prefix, short.DedupeWindow = s.Prefix, MinDedupeWindow
+	short := open(t, time.Minute)
+	short.Prefix, short.DedupeWindow = s.Prefix, redis.MinDedupeWindow
 	other := msg(recent.ReceivedAt)
 	if err := short.Enqueue(ctx, other, party); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := s.cmd.TTL(ctx, bucket(recent)).Result(); err != nil || again < ttl-time.Second {
+	if again, err := s.Cmd().TTL(ctx, bucket(recent)).Result(); err != nil || again < ttl-time.Second {
 		t.Fatalf("TTL after a gateway with a %s window enqueued: %s, %v; want still %s", short.DedupeWindow, again, err, ttl)
 	}
 	if ids := drain(); !slices.Equal(ids, []string{other.DocumentID}) {
@@ -102,7 +103,7 @@ func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 	if ids := drain(); len(ids) != len(old) {
 		t.Fatalf("pulled %d of the %d old documents enqueued twice each, want each once", len(ids), len(old))
 	}
-	if n, err := s.cmd.Exists(ctx, bucket(old[0]), keys[2]).Result(); err != nil || n != 0 {
+	if n, err := s.Cmd().Exists(ctx, bucket(old[0]), keys[2]).Result(); err != nil || n != 0 {
 		t.Fatalf("%d of the old documents' marks and the pending messages are left (%v), want none", n, err)
 	}
 	enqueue(old[0])
@@ -112,32 +113,32 @@ func TestAckedMessagesAreForgottenAfterTheWindow(t *testing.T) {
 
 	// A gateway before these kept one set forever; it is still read.
 	legacy := msg(time.Now())
-	if err := s.cmd.SAdd(ctx, keys[1], legacy.DocumentID).Err(); err != nil {
+	if err := s.Cmd().SAdd(ctx, keys[1], legacy.DocumentID).Err(); err != nil {
 		t.Fatal(err)
 	}
 	enqueue(legacy)
 	if ids := drain(); len(ids) != 0 {
 		t.Fatalf("a document in the delivered set of before came again: %v", ids)
 	}
-	if err := s.cmd.Del(ctx, keys[1]).Err(); err != nil {
+	if err := s.Cmd().Del(ctx, keys[1]).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	// What is left of the party: its inbox stream (empty) and the recent
 	// document's marks, whatever was sent to it long ago.
-	left, err := s.cmd.Keys(ctx, s.Prefix+":{"+party+"}:*").Result()
+	left, err := s.Cmd().Keys(ctx, s.Prefix+":{"+party+"}:*").Result()
 	slices.Sort(left)
 	if want := []string{keys[1] + ":" + strconv.FormatInt(recent.ReceivedAt.Unix()/60, 10), keys[0]}; err != nil || !slices.Equal(left, want) {
 		t.Fatalf("the party's keys are %v (%v), want %v", left, err, want)
 	}
-	if n, err := s.cmd.XLen(ctx, keys[0]).Result(); err != nil || n != 0 {
+	if n, err := s.Cmd().XLen(ctx, keys[0]).Result(); err != nil || n != 0 {
 		t.Fatalf("inbox holds %d entries (%v), want none", n, err)
 	}
 }
 
 func TestOpenRefusesAShortDedupeWindow(t *testing.T) {
-	s := New(testenv.RedisURL(t))
-	s.DedupeWindow = MinDedupeWindow - time.Second
+	s := redis.New(testenv.RedisURL(t))
+	s.DedupeWindow = redis.MinDedupeWindow - time.Second
 	if err := s.Open(context.Background()); err == nil {
 		s.Close()
 		t.Fatalf("Open with a %s window succeeded; want an error", s.DedupeWindow)

@@ -1,4 +1,4 @@
-package redis
+package redis_test
 
 import (
 	"bytes"
@@ -14,14 +14,14 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/landsea/corridor/exchange"
-	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/storage/redis"
 )
 
 // A released dictionary never changes: records packed with it are in
 // Redis until reindex rewrites them. A frame packed with v1 (the record of
 // exchange/testdata, packed when v1 was released) must still unpack.
 func TestRecordDictionaryIsFrozen(t *testing.T) {
-	sum := sha256.Sum256(recordDictV1)
+	sum := sha256.Sum256(redis.RecordDictV1)
 	if got := hex.EncodeToString(sum[:]); got != "20a2baa9e051f8f304485eb9541b2c2a342d8f850c35b517faf624b047e4be5e" {
 		t.Fatalf("records-v1.dict changed (sha256 %s): give a new dictionary a new id and keep this one", got)
 	}
@@ -33,7 +33,7 @@ func TestRecordDictionaryIsFrozen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := unpackRecord(packed)
+	got, err := redis.UnpackRecord(packed)
 	if err != nil || !bytes.Equal(got, bytes.TrimSpace(want)) {
 		t.Fatalf("unpacked %q, %v; want the record of exchange/testdata", got, err)
 	}
@@ -44,7 +44,7 @@ func TestRecordDictionaryIsFrozen(t *testing.T) {
 
 func TestUnpackRefusesGarbage(t *testing.T) {
 	for _, b := range [][]byte{[]byte("x"), {0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0}} {
-		if raw, err := unpackRecord(b); err == nil {
+		if raw, err := redis.UnpackRecord(b); err == nil {
 			t.Errorf("unpack %x = %q, want an error", b, raw)
 		}
 	}
@@ -54,7 +54,7 @@ func TestUnpackRefusesGarbage(t *testing.T) {
 // gateway before packing) is still read, by Doc and by Page.
 func TestRecordsPackedAndPlainRead(t *testing.T) {
 	ctx := context.Background()
-	s := openInternal(t)
+	s := open(t, time.Minute)
 	var plain exchange.Record
 	raw, _ := os.ReadFile("../../exchange/testdata/record-v2.json")
 	if err := json.Unmarshal(raw, &plain); err != nil {
@@ -65,13 +65,13 @@ func TestRecordsPackedAndPlainRead(t *testing.T) {
 	if err := s.Add(ctx, packed, []exchange.Entry{{List: "l", Pos: exchange.Position(packed.ReceivedAt, packed.ID)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Set(ctx, s.docKey(plain.ID), bytes.TrimSpace(raw), 0).Err(); err != nil {
+	if err := s.Cmd().Set(ctx, s.DocKey(plain.ID), bytes.TrimSpace(raw), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.ZAdd(ctx, s.listKey("l"), goredis.Z{Member: exchange.Position(plain.ReceivedAt, plain.ID)}).Err(); err != nil {
+	if err := s.Cmd().ZAdd(ctx, s.ListKey("l"), goredis.Z{Member: exchange.Position(plain.ReceivedAt, plain.ID)}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := s.cmd.Get(ctx, s.docKey(packed.ID)).Bytes()
+	stored, err := s.Cmd().Get(ctx, s.DocKey(packed.ID)).Bytes()
 	if err != nil || !bytes.HasPrefix(stored, []byte{0x28, 0xb5, 0x2f, 0xfd}) || len(stored) > len(raw)/2 {
 		t.Fatalf("stored %d bytes (%x...), %v: want a zstd frame under half the JSON's %d", len(stored), stored[:min(4, len(stored))], err, len(raw))
 	}
@@ -87,15 +87,27 @@ func TestRecordsPackedAndPlainRead(t *testing.T) {
 	}
 }
 
-// openInternal opens a store on the test Redis under a fresh prefix, for
-// the tests that read its keys.
-func openInternal(t *testing.T) *Store {
-	t.Helper()
-	s := New(testenv.RedisURL(t))
-	s.Prefix = testenv.Prefix()
-	if err := s.Open(context.Background()); err != nil {
-		t.Fatal(err)
+// Any bytes from Redis unpack to a record's JSON or an error, never a
+// panic; any JSON packs and unpacks to itself.
+func FuzzRecordPacking(f *testing.F) {
+	raw, err := os.ReadFile("../../exchange/testdata/record-v2.json")
+	if err != nil {
+		f.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	packed, err := os.ReadFile("testdata/record-v2.zst")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(bytes.TrimSpace(raw))
+	f.Add(packed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = redis.UnpackRecord(b)
+		p, err := redis.PackRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := redis.UnpackRecord(p); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("packed and unpacked %q: %q, %v", b, got, err)
+		}
+	})
 }
