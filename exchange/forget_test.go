@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -146,5 +147,47 @@ func TestRetryAfterTheWindowCompletesAMarkedDelivery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// reindex --requeue-since queues again only what was received since: on
+// a Redis that forgot the acked messages of older documents, those would
+// come again.
+func TestReindexRequeuesSince(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.Queue = openRedis(t)
+	mto := w.party(t, "cq-mto")
+	now := time.Now()
+	var rcs []exchange.Receipt
+	for i, ago := range []time.Duration{3 * time.Hour, 2 * time.Hour} {
+		w.mu.Lock()
+		w.now = now.Add(-ago)
+		w.mu.Unlock()
+		bill := []byte(strings.Replace(string(demoDoc(t, "01-one-bill.json")), "CQNL2026000187", fmt.Sprintf("CQNL202620000%d", i), 1))
+		rc, _, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcs = append(rcs, rc)
+	}
+	got := func() map[string]int {
+		n := map[string]int{}
+		for _, p := range rcs[0].Recipients {
+			ids, _ := w.inbox(t, p)
+			for _, id := range ids {
+				n[id]++
+			}
+		}
+		return n
+	}
+	if n := got(); n[rcs[0].ID] != len(rcs[0].Recipients) || n[rcs[1].ID] != len(rcs[1].Recipients) {
+		t.Fatalf("delivered %v, want both bills to each recipient", n)
+	}
+	if _, err := w.svc.Reindex(ctx, true, now.Add(-150*time.Minute), func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if n := got(); n[rcs[0].ID] != 0 || n[rcs[1].ID] != len(rcs[1].Recipients) {
+		t.Fatalf("after reindex --requeue-since 150m: %v; want the newer bill again (Redis forgot it), not the older", n)
 	}
 }

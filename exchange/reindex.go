@@ -4,14 +4,16 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Reindex files every archived record in the index again, and with
-// requeue queues each again for its recipients, oldest first (a queue
-// that still knows a document skips it). The archive is the ledger: after
-// Redis lost its data this rebuilds shipments, grants and inboxes. step
-// is called once per record, for progress.
-func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, error) {
+// requeue queues each received since since (all when zero) again for its
+// recipients, oldest first (a queue that still knows a document skips it;
+// one that forgets delivers again what it forgot). The archive is the
+// ledger: after Redis lost its data this rebuilds shipments, grants and
+// inboxes. step is called once per record, for progress.
+func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, step func()) (int, error) {
 	n := 0
 	var queued, old []Record
 	err := s.Archive.Walk(ctx, func(rec Record) error {
@@ -24,7 +26,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, 
 		if err := s.Index.Add(ctx, rec, Entries(rec)); err != nil {
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
-		if requeue && len(rec.Recipients) > 0 {
+		if requeue && len(rec.Recipients) > 0 && !rec.ReceivedAt.Before(since) {
 			queued = append(queued, Record{Receipt: rec.Receipt}) // only what the inbox needs
 		}
 		return nil
@@ -42,7 +44,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, step func()) (int, 
 		if err := s.Index.Add(ctx, up, Entries(up)); err != nil {
 			return n, fmt.Errorf("index %s: %w", rec.ID, err)
 		}
-		if requeue && len(rec.Recipients) > 0 {
+		if requeue && len(rec.Recipients) > 0 && !rec.ReceivedAt.Before(since) {
 			queued = append(queued, Record{Receipt: rec.Receipt})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/storage/storagetest"
@@ -269,7 +270,7 @@ func TestTitleEntryMissingFromTheIndexIsFound(t *testing.T) {
 	// A second gateway shares the archive and parties, with an index of its own.
 	other := storagetest.Local(t)
 	svc2 := exchange.NewService(w.store, other, other, w.store, w.svc.Signer, nil)
-	if _, err := svc2.Reindex(ctx, false, func() {}); err != nil {
+	if _, err := svc2.Reindex(ctx, false, time.Time{}, func() {}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc2.RequestTitle(ctx, w.party(t, "cq-autoparts"), bill, exchange.TitleRequest{Action: "PLEDGE", To: "sg-bank"}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -152,6 +153,7 @@ func describe(err error) error {
 func reindexCommand() *cobra.Command {
 	var f storageFlags
 	var requeue bool
+	var since string
 	cmd := &cobra.Command{
 		Use:   "reindex",
 		Short: "Rebuild indexes (and, with --requeue, inboxes) from the archive",
@@ -159,16 +161,28 @@ func reindexCommand() *cobra.Command {
 and natural keys. With --requeue, every document is also queued again for
 each of its recipients; an inbox skips a document it still knows (on
 Redis: not yet acked, or acked and received within --redis-dedupe-window),
-so after Redis lost its data recipients get again what they may have had,
-and on a Redis that kept it, documents older than the window come again
-(recipients dedupe by document id). The archive is the ledger: nothing
-acknowledged is lost.`,
+so after Redis lost its data recipients get again what they may have had
+(they dedupe by document id). The archive is the ledger: nothing
+acknowledged is lost.
+
+--requeue-since queues again only the documents received since then (a
+time, or a duration before now): after a failover that lost the last
+seconds of a Redis that kept the rest, requeue from a little before it,
+not every document older than the window again.
+
+  corridor reindex --requeue                   # Redis lost everything
+  corridor reindex --requeue-since 2026-11-27T09:00:00Z
+  corridor reindex --requeue-since 30m`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
 				bar := newBar(cmd.ErrOrStderr(), -1, "reindexing")
-				n, err := svc.Reindex(cmd.Context(), requeue, func() { _ = bar.Add(1) })
+				from, err := requeueSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				n, err := svc.Reindex(cmd.Context(), requeue || since != "", from, func() { _ = bar.Add(1) })
 				_ = bar.Finish()
 				fmt.Fprintf(cmd.OutOrStdout(), "\nreindexed %d document(s)\n", n)
 				return err
@@ -177,5 +191,21 @@ acknowledged is lost.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&requeue, "requeue", false, "queue every document again for its recipients")
+	cmd.Flags().StringVar(&since, "requeue-since", "", "queue again only the documents received since this time (RFC 3339) or this long ago (e.g. 30m); implies --requeue")
 	return cmd
+}
+
+// requeueSince reads --requeue-since: a time, or a duration before now
+// (zero when empty: every document).
+func requeueSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--requeue-since %q: want a time (2026-11-27T09:00:00Z) or a duration (30m)", v)
 }

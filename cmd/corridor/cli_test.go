@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/landsea/corridor/exchange"
 )
@@ -198,5 +199,23 @@ func TestProgressBarOnlyOnATerminal(t *testing.T) {
 	st, _ := f.Stat()
 	if buf.Len() != 0 || st.Size() != 0 {
 		t.Errorf("a bar drew %d bytes into a buffer and %d into a file: %q", buf.Len(), st.Size(), buf.String())
+	}
+}
+
+func TestRequeueSince(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"":                     {},
+		"30m":                  now.Add(-30 * time.Minute),
+		"2026-11-27T09:00:00Z": time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC),
+	} {
+		if got, err := requeueSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("requeueSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"yesterday", "-5m", "2026-11-27"} {
+		if _, err := requeueSince(in, now); err == nil || !strings.Contains(err.Error(), "--requeue-since") {
+			t.Errorf("requeueSince(%q) = %v; want an error naming the flag", in, err)
+		}
 	}
 }

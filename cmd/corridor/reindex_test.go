@@ -77,7 +77,7 @@ func TestReindexAfterRedisLostItsData(t *testing.T) {
 		t.Fatalf("shipment after the flush = %v; want it gone", err)
 	}
 	steps := 0
-	n, err := svc.Reindex(ctx, true, func() { steps++ })
+	n, err := svc.Reindex(ctx, true, time.Time{}, func() { steps++ })
 	if err != nil || n != 29 || steps != 29 {
 		t.Fatalf("reindex = %d (%d steps), %v; want the 18 demo documents (an amendment among them), 6 title entries, 2 clearances, the demo's grant, a second bill and its pledge", n, steps, err)
 	}
