@@ -254,7 +254,10 @@ type soakCheck struct {
 	P99Ratio   float64 `json:"p99Ratio"`
 	RSSRatio   float64 `json:"rssRatio"`
 	RedisRatio float64 `json:"redisRatio,omitempty"`
-	OK         bool    `json:"ok"`
+	// RedisPerRequest is what Redis' memory grew by per request over the
+	// last intervals: what a document costs it once the run is steady.
+	RedisPerRequest float64 `json:"redisBytesPerRequestLast,omitempty"`
+	OK              bool    `json:"ok"`
 }
 
 // benchRecorder keeps one histogram (microseconds) per type and status,
@@ -654,6 +657,13 @@ func soak(samples []benchSample) *soakCheck {
 	}
 	c.RSSRatio = ratio(func(s benchSample) int64 { return s.RSS })
 	c.RedisRatio = ratio(func(s benchSample) int64 { return s.RedisBytes })
+	var requests int64
+	for _, s := range last {
+		requests += s.Requests
+	}
+	if before := samples[len(samples)-w-1]; before.RedisBytes > 0 && requests > 0 {
+		c.RedisPerRequest = float64(last[w-1].RedisBytes-before.RedisBytes) / float64(requests)
+	}
 	c.OK = c.P99Ratio <= 1.2 && c.RSSRatio <= 1.2 && c.RedisRatio <= 1.2
 	return c
 }
@@ -773,7 +783,7 @@ func printBench(w io.Writer, rep *benchReport) {
 		}
 		fmt.Fprintf(w, "soak, first %d intervals vs last %d: p99 %.1f -> %.1f ms (x%.2f), RSS x%.2f", c.Window, c.Window, c.P99First, c.P99Last, c.P99Ratio, c.RSSRatio)
 		if c.RedisRatio > 0 {
-			fmt.Fprintf(w, ", Redis memory x%.2f", c.RedisRatio)
+			fmt.Fprintf(w, ", Redis memory x%.2f (%+.0f bytes a request in the last %d)", c.RedisRatio, c.RedisPerRequest, c.Window)
 		}
 		fmt.Fprintf(w, ": %s (each at most x1.2)\n", verdict)
 	}

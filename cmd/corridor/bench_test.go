@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -118,5 +119,30 @@ func TestBenchRawPut(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^raw PutObject .*20 requests`).MatchString(out) || !regexp.MustCompile(`(?m)^  tracking-event\s+200\s+20\s`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^  tracking-event\s+201\s+20\s`).MatchString(out) || !strings.Contains(out, "gateway/raw PutObject: ") {
 		t.Fatalf("bench with --s3-endpoint printed:\n%s", out)
+	}
+}
+
+// The soak check compares the first five intervals with the last five, and
+// says what Redis grew by per request over the last five.
+func TestSoakCheck(t *testing.T) {
+	var samples []benchSample
+	for i := range 12 {
+		h := newHist()
+		p99 := int64(10_000) // µs
+		if i >= 7 {
+			p99 = 13_000 // the last five: x1.3
+		}
+		for range 100 {
+			_ = h.RecordValue(p99)
+		}
+		samples = append(samples, benchSample{Requests: 100, RSS: 50 << 20, RedisBytes: 1_000_000 + int64(i)*40_000, hist: h})
+	}
+	c := soak(samples)
+	// Redis: mean of the first five 1,080,000, of the last five 1,360,000;
+	// from 1,240,000 (the sample before the last five) to 1,440,000 over
+	// 500 requests.
+	if c.Window != 5 || math.Abs(c.P99First-10) > 0.1 || math.Abs(c.P99Last-13) > 0.1 || c.RSSRatio != 1 ||
+		math.Abs(c.RedisRatio-1360.0/1080) > 1e-9 || c.RedisPerRequest != 400 || c.OK {
+		t.Fatalf("soak check %+v; want window 5, p99 10 -> 13 ms, RSS x1, Redis x1.26 and 400 bytes a request, not OK", c)
 	}
 }
