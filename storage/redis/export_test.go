@@ -16,8 +16,10 @@ func (s *Store) ListKey(list string) string      { return s.listKey(list) }
 
 // What the tests of packed records and of the dedupe window look at.
 var (
-	PackRecord   = packRecord
-	UnpackRecord = unpackRecord
-	RecordDictV1 = recordDictV1
-	MarkSlack    = markSlack
+	PackRecord     = packRecord
+	UnpackRecord   = unpackRecord
+	RecordDictV1   = recordDictV1
+	MarkSlack      = markSlack
+	InfoField      = infoField
+	VersionAtLeast = versionAtLeast
 )

@@ -122,7 +122,39 @@ func (s *Store) Open(ctx context.Context) error {
 		s.cmd = nil
 		return err
 	}
-	return s.Ping(ctx)
+	if err := s.Ping(ctx); err != nil {
+		return err
+	}
+	info, err := s.cmd.Info(ctx, "server").Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if v := infoField(info, "redis_version"); !versionAtLeast(v, minRedisMajor) {
+		return fmt.Errorf("redis: the server is version %q; Corridor needs Redis %d.0 or later", v, minRedisMajor)
+	}
+	return nil
+}
+
+// minRedisMajor: the inbox marks' expiry is only ever put later (EXPIREAT
+// ... GT), which came with Redis 7.0.
+const minRedisMajor = 7
+
+// infoField returns a field of an INFO reply ("" when absent).
+func infoField(info, name string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// versionAtLeast reports whether a version "major.minor.patch" has at
+// least the major version.
+func versionAtLeast(v string, major int) bool {
+	m, _, _ := strings.Cut(v, ".")
+	n, err := strconv.Atoi(m)
+	return err == nil && n >= major
 }
 
 // client makes one pool (per server, with Sentinel or Cluster); a zero
