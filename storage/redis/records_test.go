@@ -25,16 +25,9 @@ func TestRecordDictionaryIsFrozen(t *testing.T) {
 	if got := hex.EncodeToString(sum[:]); got != "20a2baa9e051f8f304485eb9541b2c2a342d8f850c35b517faf624b047e4be5e" {
 		t.Fatalf("records-v1.dict changed (sha256 %s): give a new dictionary a new id and keep this one", got)
 	}
-	packed, err := os.ReadFile("testdata/record-v2.zst")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile("../../exchange/testdata/record-v2.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, packed := goldenRecord(t)
 	got, err := redis.UnpackRecord(packed)
-	if err != nil || !bytes.Equal(got, bytes.TrimSpace(want)) {
+	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("unpacked %q, %v; want the record of exchange/testdata", got, err)
 	}
 	if len(packed) > len(want)/3 {
@@ -90,15 +83,8 @@ func TestRecordsPackedAndPlainRead(t *testing.T) {
 // Any bytes from Redis unpack to a record's JSON or an error, never a
 // panic; any JSON packs and unpacks to itself.
 func FuzzRecordPacking(f *testing.F) {
-	raw, err := os.ReadFile("../../exchange/testdata/record-v2.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	packed, err := os.ReadFile("testdata/record-v2.zst")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(bytes.TrimSpace(raw))
+	raw, packed := goldenRecord(f)
+	f.Add(raw)
 	f.Add(packed)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = redis.UnpackRecord(b)
@@ -110,4 +96,19 @@ func FuzzRecordPacking(f *testing.F) {
 			t.Fatalf("packed and unpacked %q: %q, %v", b, got, err)
 		}
 	})
+}
+
+// goldenRecord returns the record of exchange/testdata (its JSON) and the
+// frame it was packed to when dictionary v1 was released.
+func goldenRecord(tb testing.TB) (raw, packed []byte) {
+	tb.Helper()
+	raw, err := os.ReadFile("../../exchange/testdata/record-v2.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	packed, err = os.ReadFile("testdata/record-v2.zst")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bytes.TrimSpace(raw), packed
 }
