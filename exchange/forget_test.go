@@ -71,13 +71,17 @@ func TestRetriesAroundTheDedupeWindow(t *testing.T) {
 		t.Fatalf("a retry within the window delivered the document again: %v", got)
 	}
 
-	// Received two hours ago (the window is one hour): Redis forgot the
-	// acked messages at once. A retry now gets the receipt, no delivery.
+	// Received two hours ago (the window is one hour), and Redis' marks of
+	// it expired (flushed here, not waited for). A retry now gets the
+	// receipt, no delivery.
 	setClock(time.Now().Add(-2 * time.Hour))
 	old := []byte(strings.Replace(string(bill), "CQNL2026000187", "CQNL2026000999", 1))
 	rc = submit(old)
 	if got := inboxes(rc); !slices.Equal(got, once(rc)) {
 		t.Fatalf("recipients %v got the old bill %v times; want once each", rc.Recipients, got)
+	}
+	if err := r.FlushForTest(ctx); err != nil {
+		t.Fatal(err)
 	}
 	setClock(time.Now())
 	if again := submit(old); !reflect.DeepEqual(again, rc) {
@@ -94,14 +98,59 @@ var errQueueDied = errors.New("the gateway died before queuing")
 // a document and died before queuing it.
 type failingQueue struct {
 	exchange.ForgetfulQueue
-	fail bool
+	fail       bool
+	failsAfter bool // the enqueue is made, then fails (a WAIT short of replicas)
 }
 
 func (q *failingQueue) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
 	if q.fail {
 		return errQueueDied
 	}
-	return q.ForgetfulQueue.Enqueue(ctx, m, parties...)
+	if err := q.ForgetfulQueue.Enqueue(ctx, m, parties...); err != nil || !q.failsAfter {
+		return err
+	}
+	return errQueueDied
+}
+
+// A delivery past the window whose enqueue is made but reported failed
+// stays marked, and every sweep completes it again: the recipients get it
+// once.
+func TestSweepsPastTheWindowDeliverOnce(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	q := &failingQueue{ForgetfulQueue: openRedis(t), failsAfter: true}
+	w.svc.Queue = q
+	w.svc.SetOutbox(w.store)
+	w.mu.Lock()
+	w.now = time.Now().Add(-2 * time.Hour)
+	w.mu.Unlock()
+	bill := demoDoc(t, "01-one-bill.json")
+	if _, _, err := w.svc.Submit(ctx, w.party(t, "cq-mto"), exchange.Submission{Type: "one-bill", Body: bill}); !errors.Is(err, errQueueDied) {
+		t.Fatalf("submit: %v; want the queue's failure", err)
+	}
+	pending, err := w.store.Pending(ctx, time.Now().Add(time.Hour), 10)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("outbox %v, %v; want the bill marked", pending, err)
+	}
+	rec, err := w.store.Record(ctx, pending[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for range 3 {
+		if _, err := w.svc.SweepOutbox(ctx, 0); err == nil {
+			t.Fatal("a sweep succeeded; want the queue's failure again")
+		}
+		for _, p := range rec.Recipients {
+			ids, _ := w.inbox(t, p)
+			got[p] += len(ids)
+		}
+	}
+	for _, p := range rec.Recipients {
+		if got[p] != 1 {
+			t.Errorf("%s got the bill %d times over three sweeps, want once", p, got[p])
+		}
+	}
 }
 
 // A document indexed but not queued stays marked in the outbox: a retry
@@ -150,13 +199,14 @@ func TestRetryAfterTheWindowCompletesAMarkedDelivery(t *testing.T) {
 	}
 }
 
-// reindex --requeue-since queues again only what was received since: on
-// a Redis that forgot the acked messages of older documents, those would
-// come again.
+// reindex --requeue-since queues again only what was received since
+// (and with the shipment that orders push): after Redis lost its data,
+// the older documents would come again too.
 func TestReindexRequeuesSince(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
-	w.svc.Queue = openRedis(t)
+	r := openRedis(t)
+	w.svc.Queue = r
 	mto := w.party(t, "cq-mto")
 	now := time.Now()
 	var rcs []exchange.Receipt
@@ -184,10 +234,16 @@ func TestReindexRequeuesSince(t *testing.T) {
 	if n := got(); n[rcs[0].ID] != len(rcs[0].Recipients) || n[rcs[1].ID] != len(rcs[1].Recipients) {
 		t.Fatalf("delivered %v, want both bills to each recipient", n)
 	}
+	if err := r.FlushForTest(ctx); err != nil { // Redis lost its data
+		t.Fatal(err)
+	}
 	if _, err := w.svc.Reindex(ctx, true, now.Add(-150*time.Minute), func() {}); err != nil {
 		t.Fatal(err)
 	}
-	if n := got(); n[rcs[0].ID] != 0 || n[rcs[1].ID] != len(rcs[1].Recipients) {
-		t.Fatalf("after reindex --requeue-since 150m: %v; want the newer bill again (Redis forgot it), not the older", n)
+	for _, p := range rcs[1].Recipients {
+		msgs, err := r.Pull(ctx, p, 10, 0)
+		if err != nil || len(msgs) != 1 || msgs[0].DocumentID != rcs[1].ID || msgs[0].Ref != "CQNL2026200001" {
+			t.Fatalf("%s's inbox after reindex --requeue-since 150m: %+v, %v; want the newer bill alone, with its shipment", p, msgs, err)
+		}
 	}
 }

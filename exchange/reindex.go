@@ -27,7 +27,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, st
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
 		if requeue && len(rec.Recipients) > 0 && !rec.ReceivedAt.Before(since) {
-			queued = append(queued, Record{Receipt: rec.Receipt}) // only what the inbox needs
+			queued = append(queued, Record{Receipt: rec.Receipt, Shipments: rec.Shipments}) // what a message needs (Ref: push's lanes)
 		}
 		return nil
 	})
@@ -45,7 +45,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, st
 			return n, fmt.Errorf("index %s: %w", rec.ID, err)
 		}
 		if requeue && len(rec.Recipients) > 0 && !rec.ReceivedAt.Before(since) {
-			queued = append(queued, Record{Receipt: rec.Receipt})
+			queued = append(queued, Record{Receipt: rec.Receipt, Shipments: up.Shipments})
 		}
 	}
 	// The archive walks in no set order; inboxes deliver oldest first.

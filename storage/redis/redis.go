@@ -351,17 +351,17 @@ func (s *Store) inboxKeys(party string) []string {
 
 // KEYS: inbox, delivered (of before), pending, delivered that minute.
 // ARGV: document id, message, when that minute's set is to expire (Unix s,
-// on Redis' clock). A set's expiry is only ever put later (gateways may
-// run with other windows), and a document whose marks would have expired
-// already is queued without one.
+// on Redis' clock), the margin (s). A set's expiry is only ever put later
+// (gateways may run with other windows), and at least the margin after
+// now: each enqueue of a document keeps its mark that long, so a delivery
+// that sweeps keep completing past the window (its last step failing)
+// queues nothing twice. A pending message is never added twice.
 var enqueueScript = goredis.NewScript(`
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
-  or redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 0 end
-local at = tonumber(ARGV[3])
-if at > tonumber(redis.call('TIME')[1]) then
-  redis.call('SADD', KEYS[4], ARGV[1])
-  if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIREAT', KEYS[4], at) else redis.call('EXPIREAT', KEYS[4], at, 'GT') end
-end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+local at = math.max(tonumber(ARGV[3]), tonumber(redis.call('TIME')[1]) + tonumber(ARGV[4]))
+local marked = redis.call('SADD', KEYS[4], ARGV[1]) == 0
+if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIREAT', KEYS[4], at) else redis.call('EXPIREAT', KEYS[4], at, 'GT') end
+if marked or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 local id = redis.call('XADD', KEYS[1], '*', 'doc', ARGV[1], 'msg', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return 1`)
@@ -370,11 +370,12 @@ return 1`)
 // and stream entry change in one script, so a retried call adds nothing.
 // The parties' scripts go in one pipeline. A document is known to a
 // party's inbox while its message is pending and, once acked, until the
-// minute it was received ends, plus DedupeWindow, plus a margin for the
-// clocks of the gateways and Redis (markSlack): then the marks expire, and
-// Redis keeps nothing of an acked message. Enqueued again after that (by
-// reindex --requeue, or by a sweep of a delivery cut short that long ago)
-// it comes again. A message must carry the time its document was received.
+// minute it was received ends plus DedupeWindow plus a margin for the
+// clocks of the gateways and Redis (markSlack), and at least markSlack
+// after it was last enqueued: then the marks expire, and Redis keeps
+// nothing of an acked message. Enqueued again after that (by reindex
+// --requeue) it comes again. A message must carry the time its document
+// was received.
 func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
 	if m.ReceivedAt.IsZero() {
 		return fmt.Errorf("enqueue %s: the message has no receivedAt", m.DocumentID)
@@ -385,13 +386,14 @@ func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...stri
 	}
 	minute := m.ReceivedAt.Unix() / 60
 	bucket := ":" + strconv.FormatInt(minute, 10)
-	expireAt := (minute+1)*60 + int64((s.DedupeWindow+markSlack(s.DedupeWindow))/time.Second)
+	slack := markSlack(s.DedupeWindow)
+	expireAt := (minute+1)*60 + int64((s.DedupeWindow+slack)/time.Second)
 	steps := make([]step, len(parties))
 	for i, party := range parties {
 		keys := s.inboxKeys(party)
 		keys = append(keys, keys[1]+bucket)
 		steps[i] = step{keys[0], func(p goredis.Pipeliner, eval evalFunc) {
-			eval(enqueueScript, ctx, p, keys, m.DocumentID, raw, expireAt)
+			eval(enqueueScript, ctx, p, keys, m.DocumentID, raw, expireAt, int64(slack/time.Second))
 		}}
 	}
 	return s.write(ctx, steps...)
