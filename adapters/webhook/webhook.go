@@ -437,22 +437,27 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items [
 					oldest = m.ReceivedAt
 				}
 				mu.Unlock()
+				outcome := pushRetry
 				switch {
 				case it.err != nil:
 					blocked[m.Ref] = true // unknown: its shipment's later messages wait, not overtake it
 					continue
 				case blocked[m.Ref]:
 					continue
-				case time.Now().Before(it.st.Next) || !p.push(ctx, sub, m, it.st):
+				case !time.Now().Before(it.st.Next):
+					outcome = p.push(ctx, sub, m, it.st)
+				}
+				switch outcome {
+				case pushTaken:
+					mu.Lock()
+					taken = append(taken, m.DocumentID)
+					mu.Unlock()
+				case pushRetry:
 					blocked[m.Ref] = true // its shipment waits for it
 					mu.Lock()
 					retrying++
 					mu.Unlock()
-					continue
-				}
-				mu.Lock()
-				taken = append(taken, m.DocumentID)
-				mu.Unlock()
+				} // pushGaveUp: it waits in the inbox for pull; its shipment goes on
 			}
 		})
 	}
@@ -466,12 +471,21 @@ func (p *Pusher) pushSub(ctx context.Context, sub exchange.Subscription, items [
 	return taken
 }
 
-// push makes one attempt and records it; it reports whether the receiver took the message.
-func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange.Message, st exchange.PushState) bool {
+// What came of an attempt to push a message.
+type pushOutcome int
+
+const (
+	pushRetry  pushOutcome = iota // not taken: tried again later, its shipment waits
+	pushTaken                     // the receiver took it
+	pushGaveUp                    // given up: it waits in the inbox for pull
+)
+
+// push makes one attempt and records it.
+func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange.Message, st exchange.PushState) pushOutcome {
 	im, err := p.svc.InboxMessageOf(ctx, m)
 	if err != nil && !errors.Is(err, exchange.ErrNotFound) {
 		p.log.Warn("webhook: read message", "id", m.DocumentID, "err", err)
-		return false // the archive does not answer: tried again next round
+		return pushRetry // the archive does not answer: tried again next round
 	}
 	now := time.Now()
 	if st.First.IsZero() {
@@ -486,7 +500,7 @@ func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange
 		p.log.Error("webhook: the archive lost a document", "id", m.DocumentID, "err", err)
 		st.GaveUp, a.Error = true, err.Error()
 		p.record(ctx, sub, m, st, a, "gave_up")
-		return false
+		return pushGaveUp
 	}
 	body, _ := json.Marshal(im)
 	status, retryAfter, err := p.send(ctx, sub, m.DocumentID, body, now)
@@ -513,7 +527,13 @@ func (p *Pusher) push(ctx context.Context, sub exchange.Subscription, m exchange
 		a.Next = &next
 	}
 	p.record(ctx, sub, m, st, a, outcome)
-	return st.Done
+	switch {
+	case st.Done:
+		return pushTaken
+	case st.GaveUp:
+		return pushGaveUp
+	}
+	return pushRetry
 }
 
 // record keeps an attempt's outcome: the message's state, the

@@ -424,9 +424,10 @@ func TestPushPassesOverALostDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := e.submit(t, "cq-rail", "tracking-event", "documents/05-event-gate-in-chongqing.json")
-	e.until(t, func() bool {
-		return slices.ContainsFunc(rcv.deliveries(), func(d delivery) bool { return d.header.Get("webhook-id") == next.ID })
-	})
+	e.pusher.RoundForTest(ctx) // one round: the lost message does not hold the next back even for a round
+	if !slices.ContainsFunc(rcv.deliveries(), func(d delivery) bool { return d.header.Get("webhook-id") == next.ID }) {
+		t.Fatalf("after one round the shipment's next message was not pushed (deliveries %d)", len(rcv.deliveries()))
+	}
 	for _, d := range rcv.deliveries() {
 		if id := d.header.Get("webhook-id"); id != next.ID {
 			t.Errorf("pushed %s, want only the shipment's next message", id)
