@@ -64,6 +64,9 @@ func TestConformanceCluster(t *testing.T) {
 	t.Run("Index", func(t *testing.T) {
 		storagetest.Index(t, func(t *testing.T) exchange.Index { return openCluster(t, time.Minute) })
 	})
+	t.Run("Outbox", func(t *testing.T) {
+		storagetest.Outbox(t, func(t *testing.T) exchange.Outbox { return openCluster(t, time.Minute) })
+	})
 }
 
 // A party's inbox keys live on one node (the scripts need them in one
