@@ -24,7 +24,8 @@ type Outbox interface {
 	// Pending returns up to limit marked documents, marked before before,
 	// oldest first.
 	Pending(ctx context.Context, before time.Time, limit int) ([]Pending, error)
-	// Marked reports whether a document is marked.
+	// Marked reports whether a document is marked (an error wrapping
+	// ErrUnavailable when the backend does not answer).
 	Marked(ctx context.Context, id string) (bool, error)
 }
 

@@ -38,6 +38,7 @@ type Queue interface {
 	// Enqueue adds a message to the inbox of each party. It is idempotent:
 	// a document already enqueued for a party (acked or not) is not added
 	// to that party's inbox again (by a ForgetfulQueue, while it remembers).
+	// A message without ReceivedAt is refused with an error.
 	Enqueue(ctx context.Context, m Message, parties ...string) error
 	// Pull returns up to limit messages for the party, oldest first: new
 	// ones and those delivered before but not acked within the visibility

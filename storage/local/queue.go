@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,6 +15,9 @@ import (
 // Enqueue appends a message to each party's inbox once per document, all
 // in one transaction.
 func (s *Store) Enqueue(ctx context.Context, m exchange.Message, parties ...string) error {
+	if m.ReceivedAt.IsZero() {
+		return fmt.Errorf("enqueue %s: the message has no receivedAt", m.DocumentID)
+	}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return err

@@ -220,6 +220,17 @@ func Queue(t *testing.T, newQueue func(t *testing.T, visibility time.Duration) e
 			t.Fatalf("an acked document enqueued again was delivered again: %v", ids(again))
 		}
 	})
+	t.Run("EnqueueRefusesAMessageWithoutTime", func(t *testing.T) {
+		q := newQueue(t, time.Minute)
+		m := msg(t)
+		m.ReceivedAt = time.Time{}
+		if err := q.Enqueue(ctx(t), m, "party-b"); err == nil {
+			t.Fatal("Enqueue of a message without receivedAt succeeded; want an error")
+		}
+		if got, err := q.Pull(ctx(t), "party-b", 10, 0); err != nil || len(got) != 0 {
+			t.Fatalf("pull = %v, %v; want nothing queued", ids(got), err)
+		}
+	})
 	t.Run("EnqueueToSeveral", func(t *testing.T) {
 		q := newQueue(t, time.Minute)
 		m := msg(t)
