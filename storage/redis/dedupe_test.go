@@ -152,16 +152,3 @@ func TestOpenRefusesAShortDedupeWindow(t *testing.T) {
 	}
 }
 
-// Open refuses a Redis before 7.0 (EXPIREAT ... GT); the test Redis is
-// one it accepts.
-func TestRedisVersion(t *testing.T) {
-	info := "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"
-	if v := redis.InfoField(info, "redis_version"); v != "7.0.15" {
-		t.Fatalf("redis_version = %q", v)
-	}
-	for v, want := range map[string]bool{"7.0.15": true, "8.0.2": true, "10.1.0": true, "6.2.14": false, "": false, "x.1": false} {
-		if got := redis.VersionAtLeast(v, 7); got != want {
-			t.Errorf("VersionAtLeast(%q, 7) = %v, want %v", v, got, want)
-		}
-	}
-}

@@ -16,10 +16,8 @@ func (s *Store) ListKey(list string) string      { return s.listKey(list) }
 
 // What the tests of packed records and of the dedupe window look at.
 var (
-	PackRecord     = packRecord
-	UnpackRecord   = unpackRecord
-	RecordDictV1   = recordDictV1
-	MarkSlack      = markSlack
-	InfoField      = infoField
-	VersionAtLeast = versionAtLeast
+	PackRecord   = packRecord
+	UnpackRecord = unpackRecord
+	RecordDictV1 = recordDictV1
+	MarkSlack    = markSlack
 )

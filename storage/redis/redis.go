@@ -103,7 +103,8 @@ func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
 // the graphs of the shipments being written to.
 const recordCacheSize = 4096
 
-// Open connects and checks that Redis answers.
+// Open connects and checks that Redis answers and can run the store's
+// scripts (Redis 7.0 or later); on an error nothing is left open.
 func (s *Store) Open(ctx context.Context) error {
 	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
 		// A pipeline is read with go-redis' default 3 s read timeout.
@@ -122,39 +123,35 @@ func (s *Store) Open(ctx context.Context) error {
 		s.cmd = nil
 		return err
 	}
-	if err := s.Ping(ctx); err != nil {
+	if err := s.check(ctx); err != nil {
+		s.Close()
+		s.cmd, s.poll = nil, nil
 		return err
-	}
-	info, err := s.cmd.Info(ctx, "server").Result()
-	if err != nil {
-		return wrap(err)
-	}
-	if v := infoField(info, "redis_version"); !versionAtLeast(v, minRedisMajor) {
-		return fmt.Errorf("redis: the server is version %q; Corridor needs Redis %d.0 or later", v, minRedisMajor)
 	}
 	return nil
 }
 
-// minRedisMajor: the inbox marks' expiry is only ever put later (EXPIREAT
-// ... GT), which came with Redis 7.0.
-const minRedisMajor = 7
+// probeScript does on a key of its own what the inbox marks need of Redis:
+// EXPIREAT ... GT came with Redis 7.0.
+var probeScript = goredis.NewScript(`
+redis.call('SET', KEYS[1], '1', 'EX', 60)
+local r = redis.call('EXPIREAT', KEYS[1], ARGV[1], 'GT')
+redis.call('DEL', KEYS[1])
+return r`)
 
-// infoField returns a field of an INFO reply ("" when absent).
-func infoField(info, name string) string {
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
+// check reports whether Redis answers and can run the store's scripts; an
+// older server is refused with a clear error (asking it its version needs
+// INFO, which an account with least privileges may not have).
+func (s *Store) check(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil {
+		return err
 	}
-	return ""
-}
-
-// versionAtLeast reports whether a version "major.minor.patch" has at
-// least the major version.
-func versionAtLeast(v string, major int) bool {
-	m, _, _ := strings.Cut(v, ".")
-	n, err := strconv.Atoi(m)
-	return err == nil && n >= major
+	err := probeScript.Run(ctx, s.cmd, []string{s.Prefix + ":probe"}, time.Now().Add(2*time.Minute).Unix()).Err()
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && !transient(rerr.Error()) {
+		return fmt.Errorf("redis: Corridor needs Redis 7.0 or later (EXPIREAT ... GT): %w", err)
+	}
+	return wrap(err)
 }
 
 // client makes one pool (per server, with Sentinel or Cluster); a zero
