@@ -51,7 +51,7 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.RedisPassword, "redis-password", "", "password of the servers found through --redis-sentinels or --redis-cluster (with --redis-url, put it in the URL)")
 	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; on Cluster, on each master written): 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
-	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m")
+	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m, the same for every gateway on one Redis")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")

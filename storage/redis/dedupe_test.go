@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,3 +153,23 @@ func TestOpenRefusesAShortDedupeWindow(t *testing.T) {
 	}
 }
 
+
+// Every gateway on one Redis keeps the same dedupe window: one opened
+// with another is refused, and says how to change it.
+func TestOneDedupeWindowPerRedis(t *testing.T) {
+	first := open(t, time.Minute)
+	other := redis.New(testenv.RedisURL(t))
+	other.Prefix, other.DedupeWindow = first.Prefix, 2*time.Hour
+	if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
+		if err == nil {
+			other.Close()
+		}
+		t.Fatalf("Open with a 2h window beside a 1h one: %v; want refused", err)
+	}
+	same := redis.New(testenv.RedisURL(t))
+	same.Prefix = first.Prefix
+	if err := same.Open(context.Background()); err != nil {
+		t.Fatalf("Open with the same window: %v", err)
+	}
+	same.Close()
+}

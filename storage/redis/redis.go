@@ -150,9 +150,28 @@ func (s *Store) check(ctx context.Context) error {
 	var rerr goredis.Error
 	if errors.As(err, &rerr) && !transient(rerr.Error()) {
 		return fmt.Errorf("redis: Corridor needs Redis 7.0 or later (EXPIREAT ... GT): %w", err)
+	} else if err != nil {
+		return wrap(err)
 	}
-	return wrap(err)
+	// Every gateway on this Redis must keep marks as long as the others
+	// think they are kept (a retry that one gateway thinks is within the
+	// window would deliver again what another's shorter window forgot).
+	key, secs := s.windowKey(), int64(s.DedupeWindow/time.Second)
+	if err := s.cmd.SetNX(ctx, key, secs, 0).Err(); err != nil {
+		return wrap(err)
+	}
+	if held, err := s.cmd.Get(ctx, key).Int64(); err != nil {
+		return wrap(err)
+	} else if held != secs {
+		return fmt.Errorf("redis: the gateways on this Redis keep a dedupe window of %s, this one %s: give them all the same "+
+			"--redis-dedupe-window (to change it, stop every gateway, then DEL %s)", time.Duration(held)*time.Second, s.DedupeWindow, key)
+	}
+	return nil
 }
+
+// windowKey holds the dedupe window (seconds) the first gateway on this
+// Redis was opened with.
+func (s *Store) windowKey() string { return s.Prefix + ":dedupe-window" }
 
 // client makes one pool (per server, with Sentinel or Cluster); a zero
 // poolSize or readTimeout keeps go-redis' default.

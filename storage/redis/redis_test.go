@@ -86,7 +86,7 @@ func TestClusterKeepsAPartyOnOneNode(t *testing.T) {
 	var mu sync.Mutex
 	nodesOf := map[string]map[string]bool{} // party -> nodes holding its keys
 	err := c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
-		keys, err := n.Keys(ctx, s.Prefix+":*").Result()
+		keys, err := n.Keys(ctx, s.Prefix+":{*").Result() // the inboxes
 		mu.Lock()
 		defer mu.Unlock()
 		for _, k := range keys {
