@@ -153,7 +153,6 @@ func TestOpenRefusesAShortDedupeWindow(t *testing.T) {
 	}
 }
 
-
 // Every gateway on one Redis keeps the same dedupe window: one opened
 // with another is refused, and says how to change it.
 func TestOneDedupeWindowPerRedis(t *testing.T) {
