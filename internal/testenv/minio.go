@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -177,6 +178,24 @@ func (m *OwnMinIO) Pause(t testing.TB) {
 	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal is delivered asynchronously: a request sent before the
+	// server stops would still be answered (the test would be flaky).
+	Eventually(t, 10*time.Second, "MinIO stopped", func() bool { return processState(m.cmd.Process.Pid) == 'T' })
+}
+
+// processState is the state letter of a process in /proc (R, S, T, ...),
+// or 0 if it cannot be read.
+func processState(pid int) byte {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0
+	}
+	return stat[i+2]
 }
 
 // Resume lets a paused server go on.

@@ -104,7 +104,9 @@ func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
 const recordCacheSize = 4096
 
 // Open connects and checks that Redis answers and can run the store's
-// scripts (Redis 7.0 or later); on an error nothing is left open.
+// scripts (Redis 7.0 or later). A Redis that does not answer gives an
+// ErrUnavailable error and leaves the store usable (it answers
+// ErrUnavailable until Redis is back); one refused leaves nothing open.
 func (s *Store) Open(ctx context.Context) error {
 	if s.WaitReplicas > 0 && (s.WaitTimeout <= 0 || s.WaitTimeout >= 3*time.Second) {
 		// A pipeline is read with go-redis' default 3 s read timeout.
@@ -124,8 +126,10 @@ func (s *Store) Open(ctx context.Context) error {
 		return err
 	}
 	if err := s.check(ctx); err != nil {
-		s.Close()
-		s.cmd, s.poll = nil, nil
+		if !errors.Is(err, exchange.ErrUnavailable) { // refused: nothing is left open
+			s.Close()
+			s.cmd, s.poll = nil, nil
+		}
 		return err
 	}
 	return nil
