@@ -89,7 +89,7 @@ func New(url string) *Store {
 
 // DefaultDedupeWindow: far longer than a submission or a sweep of the
 // outbox takes to end (seconds), short enough that the marks of a busy
-// corridor stay small (200 documents a second to 5 parties: ~260 MB).
+// corridor stay small (200 documents a second to 5 parties: ~290 MB).
 const DefaultDedupeWindow = time.Hour
 
 // MinDedupeWindow is the shortest window Open accepts.
