@@ -161,12 +161,13 @@ func (s *Store) check(ctx context.Context) error {
 	// think they are kept (a retry that one gateway thinks is within the
 	// window would deliver again what another's shorter window forgot).
 	key, secs := s.windowKey(), int64(s.DedupeWindow/time.Second)
-	if err := s.cmd.SetNX(ctx, key, secs, 0).Err(); err != nil {
+	old, err := s.cmd.SetArgs(ctx, key, secs, goredis.SetArgs{Mode: "NX", Get: true}).Result() // one round trip: SET NX GET
+	if errors.Is(err, goredis.Nil) {
+		return nil // the first gateway: recorded
+	} else if err != nil {
 		return wrap(err)
 	}
-	if held, err := s.cmd.Get(ctx, key).Int64(); err != nil {
-		return wrap(err)
-	} else if held != secs {
+	if held, _ := strconv.ParseInt(old, 10, 64); held != secs {
 		return fmt.Errorf("redis: the gateways on this Redis keep a dedupe window of %s, this one %s: give them all the same "+
 			"--redis-dedupe-window (to change it, stop every gateway, then DEL %s)", time.Duration(held)*time.Second, s.DedupeWindow, key)
 	}
