@@ -126,15 +126,9 @@ func TestInboxKeyNames(t *testing.T) {
 	if err := s.Enqueue(ctx, m, "cq-rail"); err != nil {
 		t.Fatal(err)
 	}
-	opts, err := goredis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := goredis.NewClient(opts)
-	defer c.Close()
 	minute := fmt.Sprint(m.ReceivedAt.Unix() / 60)
 	for key, typ := range map[string]string{"inbox": "stream", "delivered:" + minute: "set", "pending": "hash"} {
-		if got, err := c.Type(ctx, s.Prefix+":{cq-rail}:"+key).Result(); err != nil || got != typ {
+		if got, err := s.Cmd().Type(ctx, s.Prefix+":{cq-rail}:"+key).Result(); err != nil || got != typ {
 			t.Errorf("%s:{cq-rail}:%s is a %q (%v); want a %s", s.Prefix, key, got, err, typ)
 		}
 	}
