@@ -147,7 +147,7 @@ func (s *Service) clear(ctx context.Context, rec Record) error {
 // its revisions (an amendment continues its predecessor's sequence).
 func (s *Service) lastClearance(ctx context.Context, decl Record) (*Record, error) {
 	for id := decl.ID; id != ""; {
-		last, err := s.Index.Page(ctx, listClearance(id), "", 1, true)
+		last, err := s.page(ctx, listClearance(id), "", 1, true)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +157,7 @@ func (s *Service) lastClearance(ctx context.Context, decl Record) (*Record, erro
 		if id == decl.ID {
 			id = decl.PreviousID
 		} else {
-			prev, err := s.Index.Doc(ctx, id)
+			prev, err := s.record(ctx, id)
 			if err != nil {
 				return nil, nil
 			}

@@ -91,7 +91,7 @@ func (s *Service) Events(ctx context.Context, caller Party, q EventFilter) (Even
 			return EventList{}, err
 		}
 		for scanned < maxEventScan {
-			items, err := s.Index.Page(ctx, listEvents(st.ref), after, min(200, maxEventScan-scanned), q.Desc)
+			items, err := s.page(ctx, listEvents(st.ref), after, min(200, maxEventScan-scanned), q.Desc)
 			if err != nil {
 				return EventList{}, fmt.Errorf("read events: %w", err)
 			}
@@ -150,7 +150,7 @@ func (s *Service) eventScope(ctx context.Context, caller Party, q EventFilter) (
 		return out, nil
 	}
 	list := shipsListOf(caller)
-	items, err := s.Index.Page(ctx, list, "", maxEventScopes, true)
+	items, err := s.page(ctx, list, "", maxEventScopes, true)
 	if err != nil {
 		return nil, err
 	}

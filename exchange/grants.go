@@ -63,7 +63,7 @@ func (s *Service) activeGrant(ctx context.Context, ship, party string) (Grant, b
 // latestGrant is the record of a party's latest grant (or revocation) on a
 // shipment, the highest numbered; nil when there is none.
 func (s *Service) latestGrant(ctx context.Context, ship, party string) (*Record, error) {
-	items, err := s.Index.Page(ctx, listGrant(ship, party), "", 1, true)
+	items, err := s.page(ctx, listGrant(ship, party), "", 1, true)
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (s *Service) GrantAccess(ctx context.Context, caller Party, ref string, req
 	if len(problems) > 0 {
 		return Grant{}, &Error{Code: CodeInvalid, Message: "the grant is not valid", Problems: problems}
 	}
-	if all, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGrants, false); err != nil {
+	if all, err := s.page(ctx, listGrants(st.ref), "", maxGrants, false); err != nil {
 		return Grant{}, err
 	} else if len(all) >= maxGrants {
 		return Grant{}, Errorf(CodeConflict, "shipment %s has had %d grants and revocations, the most it takes", st.ref, maxGrants)
@@ -142,7 +142,7 @@ func (s *Service) Grants(ctx context.Context, caller Party, ref string) ([]Grant
 	if err != nil {
 		return nil, err
 	}
-	items, err := s.Index.Page(ctx, listGrants(st.ref), "", maxGrants, false)
+	items, err := s.page(ctx, listGrants(st.ref), "", maxGrants, false)
 	if err != nil {
 		return nil, err
 	}

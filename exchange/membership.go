@@ -41,7 +41,7 @@ type shipState struct {
 func (s *Service) loadShipment(ctx context.Context, ref string) (*shipState, error) {
 	// The documents and the title chain in one read (two round trips on
 	// Redis, not four).
-	both, err := pages(ctx, s.Index, PageQuery{List: listDocs(ref), Limit: maxGraphDocs + 1},
+	both, err := s.pages(ctx, PageQuery{List: listDocs(ref), Limit: maxGraphDocs + 1},
 		PageQuery{List: listTitle(ref), Limit: maxChain})
 	if err != nil {
 		return nil, fmt.Errorf("read shipment %s: %w", ref, err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -22,15 +23,25 @@ import (
 // recipient has acked it. b.N events of the demo shipment go through the
 // service (embedded archive, queue and index on Redis), every inbox is
 // drained, then Redis' used_memory and each key class's MEMORY USAGE under
-// the store's prefix are divided by b.N (-benchtime 5000x).
+// the store's prefix are divided by b.N (-benchtime 5000x). RecordTTL:
+// the same with --redis-record-ttl 1h, the events received two hours ago
+// (their records are read from the archive).
 func BenchmarkRedisMemory(b *testing.B) {
+	b.Run("RecordsKept", func(b *testing.B) { benchRedisMemory(b, 0) })
+	b.Run("RecordTTL", func(b *testing.B) { benchRedisMemory(b, time.Hour) })
+}
+
+func benchRedisMemory(b *testing.B, ttl time.Duration) {
 	ctx := context.Background()
 	store := storagetest.Local(b, func(s *local.Store) { s.NoSync = true })
-	r := openRedis(b)
+	r := openColdRedis(b, ttl)
 	rc := goredis.NewClient(mustParseURL(b, testenv.RedisURL(b)))
 	defer rc.Close()
 	svc, _ := benchDemo(b, store, r)
 	svc.Queue = r
+	if ttl > 0 {
+		svc.Now = func() time.Time { return time.Now().Add(-2 * ttl) }
+	}
 	event, err := os.ReadFile(demoDir + "/documents/06-event-loaded-on-train.json")
 	if err != nil {
 		b.Fatal(err)

@@ -14,8 +14,9 @@ import (
 // delivered even if its sender never retries.
 type Outbox interface {
 	// Mark records that the document id is being delivered since at (a
-	// document marked again takes the later time).
-	Mark(ctx context.Context, id string, at time.Time) error
+	// document marked again takes the later time), and reports whether
+	// it was marked already.
+	Mark(ctx context.Context, id string, at time.Time) (was bool, err error)
 	// Unmark forgets the document if it is still marked at markedAt, or
 	// with a zero markedAt however it is marked; an id not marked is
 	// ignored. (A sweep that gives up on an old mark must not take a
@@ -133,15 +134,18 @@ func (s *Service) RunOutbox(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// mark records a document in the outbox before it is archived.
-func (s *Service) mark(ctx context.Context, id string) error {
+// mark records a document in the outbox before it is archived, and
+// reports whether it was marked already (by an attempt whose delivery
+// has not ended).
+func (s *Service) mark(ctx context.Context, id string) (bool, error) {
 	if s.outbox == nil {
-		return nil
+		return false, nil
 	}
-	if err := s.outbox.Mark(ctx, id, time.Now()); err != nil {
-		return fmt.Errorf("mark delivery pending: %w", err)
+	was, err := s.outbox.Mark(ctx, id, time.Now())
+	if err != nil {
+		return false, fmt.Errorf("mark delivery pending: %w", err)
 	}
-	return nil
+	return was, nil
 }
 
 // unmark forgets a delivered document. If that fails the document stays

@@ -142,8 +142,8 @@ func TestOutboxForgetsWhatNeverReachedTheArchive(t *testing.T) {
 	w := newWorld(t)
 	w.svc.SetOutbox(w.store)
 	young, old := exchange.DocumentID("a", "", []byte{1}), exchange.DocumentID("b", "", []byte{2})
-	_ = w.store.Mark(ctx, young, time.Now().Add(-time.Second))
-	_ = w.store.Mark(ctx, old, time.Now().Add(-exchange.ClaimTimeout-time.Second))
+	_, _ = w.store.Mark(ctx, young, time.Now().Add(-time.Second))
+	_, _ = w.store.Mark(ctx, old, time.Now().Add(-exchange.ClaimTimeout-time.Second))
 	if n, err := w.svc.SweepOutbox(ctx, 0); n != 0 || err != nil {
 		t.Fatalf("sweep = %d, %v; want nothing delivered", n, err)
 	}
@@ -156,8 +156,8 @@ func TestOutboxForgetsWhatNeverReachedTheArchive(t *testing.T) {
 // failingOutbox refuses every mark, as Redis down would.
 type failingOutbox struct{ exchange.Outbox }
 
-func (failingOutbox) Mark(context.Context, string, time.Time) error {
-	return exchange.ErrUnavailable
+func (failingOutbox) Mark(context.Context, string, time.Time) (bool, error) {
+	return false, exchange.ErrUnavailable
 }
 
 // When the outbox cannot mark a document, nothing is archived and the

@@ -77,13 +77,16 @@ type Index interface {
 	// that never finished); else the other document's id. A pending claim
 	// is not seen by Lookup until Add confirms it.
 	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, err error)
-	// Doc returns an indexed record, or ErrNotFound.
+	// Doc returns an indexed record, or ErrNotFound (also for one kept
+	// only in the archive).
 	Doc(ctx context.Context, id string) (Record, error)
 	// Page returns up to limit entries of a list with their records, in
 	// ascending order of position (descending when desc), starting after
 	// the position after ("" for the start). An entry whose record is
-	// not indexed is skipped, and a page is short only at the end of the
-	// list. An unknown list is empty.
+	// not indexed (kept only in the archive, or lost with the index's
+	// data) comes with a zero Record: the service reads it from the
+	// archive. A page is short only at the end of the list. An unknown
+	// list is empty.
 	Page(ctx context.Context, list, after string, limit int, desc bool) ([]Item, error)
 	// Lookup returns the id of the indexed document that holds a natural
 	// key, or ErrNotFound (also while the key is only claimed).

@@ -45,6 +45,7 @@ type Service struct {
 	revocations Revocations
 	outbox      Outbox
 	deliveries  *lru.Cache[string, []byte] // see deliveries.go
+	cold        *lru.Cache[string, Record] // records read from the archive, see cold.go
 	// Failpoint, for tests only, is called at named points of a
 	// submission ("after-archive"); nil in production.
 	Failpoint func(point string)
@@ -63,7 +64,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, cachedKey](10000, nil, CacheTTL),
 		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL),
-		deliveries: newDeliveryCache()}
+		deliveries: newDeliveryCache(), cold: newColdCache()}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
@@ -185,13 +186,21 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
-	if err := s.mark(ctx, rec.ID); err != nil {
+	wasMarked, err := s.mark(ctx, rec.ID)
+	if err != nil {
 		return Receipt{}, false, err
 	}
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
-		prev, err := s.Archive.Record(ctx, rec.ID) // a concurrent twin won the race
+		// A concurrent twin won the race, or the index no longer holds the
+		// record of a submission seen long ago (cold.go): settled as above,
+		// from the mark found before ours.
+		prev, err := s.archivedRecord(ctx, rec.ID)
 		if err != nil {
-			return Receipt{}, false, fmt.Errorf("read concurrent submission: %w", err)
+			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
+		}
+		if s.forgotten(prev) && !wasMarked {
+			s.unmark(ctx, rec.ID)
+			return s.replay(ctx, prev, rec.SHA256, false)
 		}
 		return s.replay(ctx, prev, rec.SHA256, true)
 	} else if err != nil {
@@ -236,8 +245,7 @@ func (s *Service) replay(ctx context.Context, prev Record, sha string, complete 
 // completed, by a sweep or by this retry). A submission retried that late
 // only gets its receipt. Without an outbox nothing is settled.
 func (s *Service) settled(ctx context.Context, rec Record) (bool, error) {
-	q, ok := s.Queue.(ForgetfulQueue)
-	if !ok || s.outbox == nil || s.Now().Sub(rec.ReceivedAt) <= q.ForgetsAfter() {
+	if !s.forgotten(rec) {
 		return false, nil
 	}
 	marked, err := s.outbox.Marked(ctx, rec.ID)
@@ -245,6 +253,14 @@ func (s *Service) settled(ctx context.Context, rec Record) (bool, error) {
 		return false, fmt.Errorf("read outbox: %w", err)
 	}
 	return !marked, nil
+}
+
+// forgotten reports whether a document was received longer ago than the
+// queue remembers what it delivered, with an outbox to tell whether its
+// delivery ended (see settled).
+func (s *Service) forgotten(rec Record) bool {
+	q, ok := s.Queue.(ForgetfulQueue)
+	return ok && s.outbox != nil && s.Now().Sub(rec.ReceivedAt) > q.ForgetsAfter()
 }
 
 // complete finishes the delivery of an archived record: index, queue,
@@ -438,7 +454,7 @@ func (s *Service) referenced(ctx context.Context, key string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return s.Index.Doc(ctx, id)
+	return s.record(ctx, id)
 }
 
 // responseMatches refuses a response whose authority or declarant is not

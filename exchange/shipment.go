@@ -194,7 +194,7 @@ func (s *Service) candidates(ctx context.Context, caller Party, ref string) ([]v
 		return nil, nil
 	}
 	// Newest first: a container's current shipment before its past ones.
-	items, err := s.Index.Page(ctx, listRef(ref), "", maxRefMatches, true)
+	items, err := s.page(ctx, listRef(ref), "", maxRefMatches, true)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", ref, err)
 	}
@@ -293,12 +293,12 @@ type progress struct {
 }
 
 func (s *Service) progress(ctx context.Context, st *shipState) (progress, error) {
-	moves, err := s.Index.Page(ctx, listMoves(st.ref), "", maxMoves, false)
+	moves, err := s.page(ctx, listMoves(st.ref), "", maxMoves, false)
 	if err != nil {
 		return progress{}, fmt.Errorf("read milestones: %w", err)
 	}
 	// The newest retractions: one party's flood of them pushes out its own.
-	retractions, err := s.Index.Page(ctx, listRetractions(st.ref), "", maxMoves, true)
+	retractions, err := s.page(ctx, listRetractions(st.ref), "", maxMoves, true)
 	if err != nil {
 		return progress{}, fmt.Errorf("read retractions: %w", err)
 	}
@@ -443,7 +443,7 @@ func (s *Service) view(ctx context.Context, caller Party, v visible, after strin
 	if err != nil {
 		return Shipment{}, err
 	}
-	page, err := s.Index.Page(ctx, listEvents(st.ref), after, q.Limit+1, q.Desc)
+	page, err := s.page(ctx, listEvents(st.ref), after, q.Limit+1, q.Desc)
 	if err != nil {
 		return Shipment{}, fmt.Errorf("read events: %w", err)
 	}
@@ -506,7 +506,7 @@ func (s *Service) summary(ctx context.Context, st *shipState) (Summary, error) {
 	if p.current != nil {
 		sum.CurrentLeg = &p.legs[*p.current]
 	}
-	last, err := s.Index.Page(ctx, listEvents(st.ref), "", 1, true)
+	last, err := s.page(ctx, listEvents(st.ref), "", 1, true)
 	if err != nil {
 		return Summary{}, fmt.Errorf("read events: %w", err)
 	}
@@ -556,7 +556,7 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 	out := ShipmentList{Shipments: []Summary{}}
 	for scanned := 0; scanned < maxScan; {
 		batch := min(100, maxScan-scanned)
-		items, err := s.Index.Page(ctx, list, after, batch, true)
+		items, err := s.page(ctx, list, after, batch, true)
 		if err != nil {
 			return ShipmentList{}, fmt.Errorf("list shipments: %w", err)
 		}

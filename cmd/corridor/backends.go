@@ -34,6 +34,7 @@ type storageFlags struct {
 	RedisWaitReplicas int
 	RedisPrefix       string
 	RedisDedupe       time.Duration
+	RedisRecordTTL    time.Duration
 	S3Endpoint        string
 	S3Bucket          string
 	S3AccessKey       string
@@ -52,6 +53,7 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; on Cluster, on each master written): 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
 	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m, the same for every gateway on one Redis")
+	fs.DurationVar(&f.RedisRecordTTL, "redis-record-ttl", 0, "keep a document's index record in Redis only this long after it was received, then read it from the archive when a view lists it (its list entries and natural keys stay in Redis): bounds what each document costs Redis to ~270 bytes; at least --redis-dedupe-window; 0 keeps records")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -116,6 +118,7 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		if f.RedisDedupe != 0 { // 0: the default (a caller that did not register the flags)
 			r.DedupeWindow = f.RedisDedupe
 		}
+		r.RecordTTL = f.RedisRecordTTL
 		if f.RedisPrefix != "" {
 			r.Prefix = f.RedisPrefix
 		}

@@ -347,12 +347,10 @@ func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bo
 		}
 		for ; k != nil && len(out) < limit; k = step(c, desc) {
 			rec, err := s.getDoc(docs, exchange.PositionID(string(k)))
-			if errors.Is(err, exchange.ErrNotFound) {
-				continue
-			} else if err != nil {
+			if err != nil && !errors.Is(err, exchange.ErrNotFound) {
 				return err
 			}
-			out = append(out, exchange.Item{Pos: string(k), Record: rec})
+			out = append(out, exchange.Item{Pos: string(k), Record: rec}) // zero if not indexed
 		}
 		return nil
 	})

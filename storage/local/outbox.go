@@ -23,11 +23,13 @@ func outboxKey(id string, at time.Time) []byte {
 	return append(k, id...)
 }
 
-// Mark records a document as being delivered since at.
-func (s *Store) Mark(_ context.Context, id string, at time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// Mark records a document as being delivered since at, and reports
+// whether it was marked already.
+func (s *Store) Mark(_ context.Context, id string, at time.Time) (was bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		ids, byAt := tx.Bucket(bOutbox), tx.Bucket(bOutboxAt)
 		if old := ids.Get([]byte(id)); old != nil {
+			was = true
 			if err := byAt.Delete(old); err != nil {
 				return err
 			}
@@ -38,6 +40,7 @@ func (s *Store) Mark(_ context.Context, id string, at time.Time) error {
 		}
 		return byAt.Put(k, []byte{})
 	})
+	return was, err
 }
 
 // Unmark forgets a document if it is still marked at markedAt (any time

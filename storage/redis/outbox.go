@@ -18,14 +18,27 @@ var _ exchange.Outbox = (*Store)(nil)
 // with Redis; `corridor reindex --requeue` then delivers from the archive.
 func (s *Store) outboxKey() string { return s.Prefix + ":outbox" }
 
+// markScript marks a document (ARGV[1]) since ARGV[2] and returns whether
+// it was marked already.
+var markScript = goredis.NewScript(`
+local was = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if was then return 1 end
+return 0`)
+
 // Mark records a document as being delivered since at: a write like the
 // index's, so with WaitReplicas a promoted replica has the mark too (a
 // retry of the submission reads it to tell a delivery that ended).
-func (s *Store) Mark(ctx context.Context, id string, at time.Time) error {
+func (s *Store) Mark(ctx context.Context, id string, at time.Time) (bool, error) {
+	var res *goredis.Cmd
 	key := s.outboxKey()
-	return s.write(ctx, step{key, func(p goredis.Pipeliner, _ evalFunc) {
-		p.ZAdd(ctx, key, goredis.Z{Score: float64(at.UnixMicro()), Member: id})
-	}})
+	if err := s.write(ctx, step{key, func(p goredis.Pipeliner, eval evalFunc) {
+		res = eval(markScript, ctx, p, []string{key}, id, at.UnixMicro())
+	}}); err != nil {
+		return false, err
+	}
+	was, err := res.Int()
+	return was == 1, wrap(err)
 }
 
 // Marked reports whether a document is marked.

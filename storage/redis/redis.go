@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +64,12 @@ type Store struct {
 	// messages are remembered once acked, so that enqueueing it again
 	// adds nothing (see Enqueue).
 	DedupeWindow time.Duration
+	// RecordTTL, when above 0, keeps a document's record in Redis only
+	// that long after it was received (at least DedupeWindow); after that
+	// Doc answers ErrNotFound and Page lists it with a zero record, and
+	// the service reads it from the archive. Its list entries and natural
+	// keys stay. 0 keeps records as long as Redis keeps its data.
+	RecordTTL time.Duration
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
@@ -115,6 +120,10 @@ func (s *Store) Open(ctx context.Context) error {
 	if s.DedupeWindow < MinDedupeWindow {
 		// A submission or a sweep of the outbox must end within it.
 		return fmt.Errorf("redis: DedupeWindow %s is below %s", s.DedupeWindow, MinDedupeWindow)
+	}
+	if s.RecordTTL != 0 && s.RecordTTL < s.DedupeWindow {
+		// A retry within the window is answered from the record in Redis.
+		return fmt.Errorf("redis: RecordTTL %s is below the dedupe window (%s)", s.RecordTTL, s.DedupeWindow)
 	}
 	var err error
 	if s.cmd, err = s.client(0, 0); err != nil {
@@ -549,8 +558,12 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	doc := s.docKey(rec.ID)
-	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) { p.Set(ctx, doc, packed, 0) }}}
+	var steps []step
+	if doc, until := s.docKey(rec.ID), s.recordUntil(rec); until.IsZero() || until.After(time.Now()) {
+		steps = append(steps, step{doc, func(p goredis.Pipeliner, _ evalFunc) {
+			p.SetArgs(ctx, doc, packed, goredis.SetArgs{ExpireAt: until})
+		}})
+	}
 	for _, e := range entries {
 		list := s.listKey(e.List)
 		steps = append(steps, step{list, func(p goredis.Pipeliner, _ evalFunc) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})
@@ -564,6 +577,14 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	return s.write(ctx, steps...)
 }
 
+// recordUntil is when a record leaves Redis (zero: never).
+func (s *Store) recordUntil(rec exchange.Record) time.Time {
+	if s.RecordTTL <= 0 {
+		return time.Time{}
+	}
+	return rec.ReceivedAt.Add(s.RecordTTL)
+}
+
 // Doc returns an indexed record.
 func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 	raw, err := s.cmd.Get(ctx, s.docKey(id)).Bytes()
@@ -574,39 +595,22 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 }
 
 // Page returns a page of a list with its records: a ZRANGE BYLEX, then
-// the records (docs); again for what is missing if a listed record is
-// gone (so a page is short only at the end of the list).
+// the records (docs).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
-	// Not sized by limit: callers ask for up to a thousand items to see a
-	// whole list, which is most often a few, and an Item is ~400 bytes.
-	out := []exchange.Item{}
-	for len(out) < limit {
-		want := limit - len(out)
-		pos, err := s.cmd.ZRangeArgs(ctx, s.rangeArgs(list, after, want, desc)).Result()
-		if err != nil {
-			return nil, wrap(err)
-		}
-		if len(pos) == 0 {
-			break
-		}
-		items, err := s.docs(ctx, pos)
-		if err != nil {
-			return nil, err
-		}
-		out = appendItems(out, items)
-		after = pos[len(pos)-1]
-		if len(pos) < want {
-			break
-		}
+	if limit <= 0 { // (a ZRANGE without a count reads the whole list)
+		return []exchange.Item{}, nil
 	}
-	return out, nil
+	pos, err := s.cmd.ZRangeArgs(ctx, s.rangeArgs(list, after, limit, desc)).Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return s.docs(ctx, pos)
 }
 
 var _ exchange.Pager = (*Store)(nil)
 
 // Pages reads several pages in two round trips: their ZRANGEs in one
-// pipeline, then all their records at once (docs). A page short of a record
-// that is gone goes on as Page does.
+// pipeline, then all their records at once (docs).
 func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchange.Item, error) {
 	ranges := make([]*goredis.StringSliceCmd, len(qs))
 	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -626,28 +630,18 @@ func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchan
 			all = append(all, r.Val()...)
 		}
 	}
-	var items []exchange.Item
-	if len(all) > 0 {
-		if items, err = s.docs(ctx, all); err != nil {
-			return nil, err
-		}
+	items, err := s.docs(ctx, all)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]exchange.Item, len(qs))
-	for i, q := range qs {
-		out[i] = []exchange.Item{}
-		if ranges[i] == nil {
+	for i, r := range ranges {
+		if r == nil {
+			out[i] = []exchange.Item{}
 			continue
 		}
-		pos := ranges[i].Val()
-		out[i] = appendItems(out[i], items[:len(pos)])
-		items = items[len(pos):]
-		if len(pos) == q.Limit && len(out[i]) < q.Limit { // records gone: fill up as Page does
-			more, err := s.Page(ctx, q.List, pos[len(pos)-1], q.Limit-len(out[i]), q.Desc)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = append(out[i], more...)
-		}
+		n := len(r.Val())
+		out[i], items = items[:n:n], items[n:]
 	}
 	return out, nil
 }
@@ -668,28 +662,23 @@ func (s *Store) rangeArgs(list, after string, n int, desc bool) goredis.ZRangeAr
 	return args
 }
 
-// appendItems appends the items whose records are not gone.
-func appendItems(out []exchange.Item, items []exchange.Item) []exchange.Item {
-	out = slices.Grow(out, len(items))
-	for _, it := range items {
-		if it.Pos != "" {
-			out = append(out, it)
-		}
-	}
-	return out
-}
-
-// docs reads the records at positions; a record that is gone (listed,
-// then lost with Redis' data, until reindex restores it) comes back as an
-// Item without Pos.
+// docs reads the records at positions; a record that is not in Redis
+// (kept only in the archive past the record TTL, or lost with Redis' data
+// until reindex restores it) comes back as an Item with a zero Record.
 func (s *Store) docs(ctx context.Context, pos []string) ([]exchange.Item, error) {
 	out := make([]exchange.Item, len(pos))
+	for i, p := range pos {
+		out[i].Pos = p
+	}
+	if len(pos) == 0 {
+		return out, nil
+	}
 	err := s.eachDoc(ctx, pos, func(i int, raw string) error {
 		rec, err := s.records.DecodeString(raw)
 		if err != nil {
 			return fmt.Errorf("decode record: %w", err)
 		}
-		out[i] = exchange.Item{Pos: pos[i], Record: rec}
+		out[i].Record = rec
 		return nil
 	})
 	if err != nil {

@@ -41,7 +41,7 @@ func TestWaitReplicas(t *testing.T) {
 		{"Enqueue", func() error { return s.Enqueue(ctx, m, "party-b") }},
 		{"Add", func() error { return s.Add(ctx, rec, []exchange.Entry{{List: "l", Pos: "0001" + m.DocumentID}}) }},
 		{"Claim", func() error { _, err := s.Claim(ctx, "bill:W2", m.DocumentID, time.Now(), time.Now()); return err }},
-		{"Mark", func() error { return s.Mark(ctx, m.DocumentID, time.Now()) }},
+		{"Mark", func() error { _, err := s.Mark(ctx, m.DocumentID, time.Now()); return err }},
 	}
 	for _, w := range writes {
 		if err := w.write(); !errors.Is(err, exchange.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {

@@ -1,0 +1,133 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
+)
+
+// An index may keep the records of older documents only in the archive
+// (Redis with --redis-record-ttl, so that what a document costs it stays
+// small): it still lists them and holds their natural keys, Doc does not
+// find them, and Page lists them with a zero Record. The service reads
+// those from the archive, which holds the same record, and remembers the
+// last ones it read (records never change).
+
+// coldCacheSize bounds the archived records kept in memory (a few MB):
+// enough for the pages of the older shipments being looked at.
+const coldCacheSize = 4096
+
+// coldReads bounds the archive reads of one page that run at once.
+const coldReads = 16
+
+func newColdCache() *lru.Cache[string, Record] {
+	c, err := lru.New[string, Record](coldCacheSize)
+	if err != nil {
+		panic(err) // a size <= 0: a programming error
+	}
+	return c
+}
+
+// record returns a document's record from the index, or from the archive
+// when the index does not hold it; ErrNotFound when neither does.
+func (s *Service) record(ctx context.Context, id string) (Record, error) {
+	rec, err := s.Index.Doc(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return s.archivedRecord(ctx, id)
+	}
+	return rec, err
+}
+
+// archivedRecord reads a record from the archive as the index would hold
+// it (a record of an older format is upgraded, as reindex does).
+func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error) {
+	if s.cold != nil {
+		if rec, ok := s.cold.Get(id); ok {
+			return rec.clone(), nil
+		}
+	}
+	rec, err := s.Archive.Record(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if rec.Format < RecordFormat {
+		if rec, err = s.upgrade(ctx, rec); err != nil {
+			return Record{}, fmt.Errorf("upgrade %s: %w", id, err)
+		}
+	}
+	if s.cold != nil {
+		s.cold.Add(id, rec.clone())
+	}
+	return rec, nil
+}
+
+// page is Index.Page with every record: those the index does not hold
+// are read from the archive.
+func (s *Service) page(ctx context.Context, list, after string, limit int, desc bool) ([]Item, error) {
+	out, err := s.pages(ctx, PageQuery{List: list, After: after, Limit: limit, Desc: desc})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// pages reads several pages at once where the index can (Pager), with
+// every record: those the index does not hold are read from the archive,
+// all the pages' at once. An entry whose record the archive does not
+// hold either (listed by an attempt that never archived) is left out, and
+// its page filled up from the rest of the list.
+func (s *Service) pages(ctx context.Context, qs ...PageQuery) ([][]Item, error) {
+	out, err := pages(ctx, s.Index, qs...)
+	if err != nil {
+		return nil, err
+	}
+	var cold []*Item
+	for _, items := range out {
+		for i := range items {
+			if items[i].Record.ID == "" {
+				cold = append(cold, &items[i])
+			}
+		}
+	}
+	if len(cold) == 0 {
+		return out, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(coldReads)
+	for _, it := range cold {
+		g.Go(func() error {
+			rec, err := s.archivedRecord(gctx, PositionID(it.Pos))
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("read archived record: %w", err)
+			}
+			it.Record = rec
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, q := range qs {
+		items := out[i]
+		kept := items[:0:len(items)]
+		for _, it := range items {
+			if it.Record.ID != "" {
+				kept = append(kept, it)
+			}
+		}
+		if len(kept) < len(items) && len(items) == q.Limit { // full before: fill up
+			more, err := s.page(ctx, q.List, items[len(items)-1].Pos, q.Limit-len(kept), q.Desc)
+			if err != nil {
+				return nil, err
+			}
+			kept = append(kept, more...)
+		}
+		out[i] = kept
+	}
+	return out, nil
+}

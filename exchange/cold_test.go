@@ -1,0 +1,189 @@
+package exchange_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
+	"github.com/landsea/corridor/storage/redis"
+)
+
+// openColdRedis is openRedis keeping records ttl after their receipt.
+func openColdRedis(t testing.TB, ttl time.Duration) *redis.Store {
+	t.Helper()
+	r := redis.New(testenv.RedisURL(t))
+	r.Prefix = testenv.Prefix()
+	r.RecordTTL = ttl
+	if err := r.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// A gateway whose index keeps records only for an hour (--redis-record-ttl)
+// shows what one that keeps them shows: the demo corridor, played three
+// hours ago on both, reads alike for every party, although the first
+// index holds none of its records (the service read them from the archive).
+func TestColdRecordsReadFromTheArchive(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	play := func(ix exchange.Index) (*world, []exchange.Receipt) {
+		w := newWorld(t)
+		w.svc.Index = ix
+		w.mu.Lock()
+		w.now = start
+		w.mu.Unlock()
+		return w, w.scenario(t)
+	}
+	cold := openColdRedis(t, time.Hour)
+	hotW, hotRcs := play(openRedis(t))
+	coldW, coldRcs := play(cold)
+	if !reflect.DeepEqual(hotRcs, coldRcs) {
+		t.Fatalf("the scenario's receipts differ:\nhot  %+v\ncold %+v", hotRcs, coldRcs)
+	}
+	for _, rc := range coldRcs {
+		if _, err := cold.Doc(ctx, rc.ID); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("the index past its record TTL holds %s (%v); want it in the archive only", rc.ID, err)
+		}
+	}
+	type seen struct {
+		Ships     exchange.ShipmentList
+		Views     []exchange.ShipmentView
+		Events    []exchange.EventList
+		Titles    []exchange.Title
+		Revisions [][]exchange.Receipt
+	}
+	look := func(w *world, party exchange.Party) seen {
+		t.Helper()
+		var s seen
+		var err error
+		if s.Ships, err = w.svc.Shipments(ctx, party, exchange.ShipmentQuery{Limit: 100}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range s.Ships.Shipments {
+			v, err := w.svc.Shipment(ctx, party, sh.Ref, exchange.EventQuery{Limit: 100})
+			if err != nil {
+				t.Fatalf("%s views %s: %v", party.ID, sh.Ref, err)
+			}
+			s.Views = append(s.Views, v)
+			ev, err := w.svc.Events(ctx, party, exchange.EventFilter{TransportDocumentReference: sh.Ref, Limit: 100})
+			if err != nil {
+				t.Fatalf("%s reads the events of %s: %v", party.ID, sh.Ref, err)
+			}
+			s.Events = append(s.Events, ev)
+			ti, _ := w.svc.Title(ctx, party, sh.Ref) // not every party sees every title: compared as it comes
+			s.Titles = append(s.Titles, ti)
+		}
+		for _, rc := range coldRcs {
+			revs, _ := w.svc.Revisions(ctx, party, rc.ID)
+			s.Revisions = append(s.Revisions, revs)
+		}
+		return s
+	}
+	views := 0
+	for _, p := range demoParties(t) {
+		hot, cold := look(hotW, p), look(coldW, p)
+		if !reflect.DeepEqual(hot, cold) {
+			t.Errorf("%s sees on the gateway keeping records\n%+v\nand on the one reading them from the archive\n%+v", p.ID, hot, cold)
+		}
+		views += len(hot.Views)
+	}
+	if views == 0 {
+		t.Fatal("no party saw a shipment: the comparison compared nothing")
+	}
+}
+
+// A submission retried after its record left the index is found by the
+// archive write: it gets its receipt, and its recipients, who had it and
+// acked it, do not get it again; a delivery cut short (still marked in
+// the outbox) is completed by the retry, once.
+func TestLateRetryOfAColdDocument(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, bill string
+		cutShort   bool
+		want       int // times each recipient gets the bill from the retry
+	}{{"Delivered", "CQNL2026300001", false, 0}, {"CutShort", "CQNL2026300002", true, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			r := openColdRedis(t, time.Hour)
+			q := &failingQueue{ForgetfulQueue: r}
+			w.svc.Index, w.svc.Queue = r, q
+			w.svc.SetOutbox(w.store)
+			mto := w.party(t, "cq-mto")
+			bill := []byte(strings.Replace(string(demoDoc(t, "01-one-bill.json")), "CQNL2026000187", c.bill, 1))
+			w.mu.Lock()
+			w.now = time.Now().Add(-2 * time.Hour)
+			w.mu.Unlock()
+			q.fail = c.cutShort
+			first, _, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+			if c.cutShort != errors.Is(err, errQueueDied) || (!c.cutShort && err != nil) {
+				t.Fatalf("the first attempt: %v", err)
+			}
+			q.fail = false
+			sum := sha256.Sum256(bill)
+			rec, err := w.store.Record(ctx, exchange.DocumentID("cq-mto", "", sum[:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.ID != "" && first.ID != rec.ID {
+				t.Fatalf("receipt %s, archived %s", first.ID, rec.ID)
+			}
+			for _, p := range rec.Recipients {
+				w.inbox(t, p) // acked
+			}
+			if _, err := r.Doc(ctx, rec.ID); !errors.Is(err, exchange.ErrNotFound) {
+				t.Fatalf("the index holds the record received 2h ago with a 1h TTL (%v)", err)
+			}
+			if !c.cutShort { // (cut short, it was never queued)
+				forgetMarks(t, r.Prefix) // as Redis does after the dedupe window
+			}
+			w.mu.Lock()
+			w.now = time.Now()
+			w.mu.Unlock()
+			rc, created, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+			if err != nil || created || rc.ID != rec.ID {
+				t.Fatalf("the retry: %s, created %v, %v; want the receipt of %s", rc.ID, created, err, rec.ID)
+			}
+			if marked, err := w.store.Marked(ctx, rec.ID); err != nil || marked {
+				t.Fatalf("still marked after the retry (%v); want the delivery ended", err)
+			}
+			for _, p := range rec.Recipients {
+				ids, _ := w.inbox(t, p)
+				if n := len(slices.DeleteFunc(ids, func(id string) bool { return id != rec.ID })); n != c.want {
+					t.Errorf("%s got the bill %d times from the retry, want %d", p, n, c.want)
+				}
+			}
+		})
+	}
+}
+
+// forgetMarks deletes the inbox marks under prefix (the sets that make an
+// enqueue idempotent), as their expiry after the dedupe window does.
+func forgetMarks(t *testing.T, prefix string) {
+	t.Helper()
+	rc := goredis.NewClient(mustParseURL(t, testenv.RedisURL(t)))
+	defer rc.Close()
+	ctx := context.Background()
+	n := 0
+	iter := rc.Scan(ctx, 0, prefix+":{*}:delivered:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := rc.Del(ctx, iter.Val()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if err := iter.Err(); err != nil || n == 0 {
+		t.Fatalf("deleted %d sets of marks (%v); want some", n, err)
+	}
+}
