@@ -172,12 +172,12 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	var prev *Record
 	if sub.Amends != "" {
 		if prev, err = s.amended(ctx, caller, sub); err != nil {
-			return Receipt{}, false, err
+			return s.refused(ctx, rec, err)
 		}
 	}
 	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
 	if err := s.resolve(ctx, caller, rt, doc, &rec, prev); err != nil {
-		return Receipt{}, false, err
+		return s.refused(ctx, rec, err)
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
 	// An amended one bill takes its place in the title chain before it is
@@ -218,6 +218,27 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	s.Logger.InfoContext(ctx, "document submitted", "id", rec.ID, "type", rec.Type, "version", rec.SchemaVersion,
 		"sender", rec.Sender, "recipients", len(rec.Recipients), "bytes", rec.Size)
 	return rec.Receipt, true, nil
+}
+
+// refused answers a submission that the gateway's state refuses. It may
+// be a late retry of one accepted long ago whose record the index no
+// longer holds (cold.go), refused by the state as it is now (its number
+// since taken by its amendment, a grant since revoked): the archive tells,
+// and then it gets its receipt as a replay does.
+func (s *Service) refused(ctx context.Context, rec Record, refusal error) (Receipt, bool, error) {
+	var e *Error
+	if !errors.As(refusal, &e) {
+		return Receipt{}, false, refusal
+	}
+	prev, err := s.archivedRecord(ctx, rec.ID)
+	if err != nil { // not archived (a new document, refused), or the archive does not answer: refused
+		return Receipt{}, false, refusal
+	}
+	settled, err := s.settled(ctx, prev)
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	return s.replay(ctx, prev, rec.SHA256, !settled)
 }
 
 // replay answers a submission seen before with its receipt, after

@@ -12,8 +12,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/local"
 	"github.com/landsea/corridor/storage/redis"
+	"github.com/landsea/corridor/storage/s3"
 	"github.com/landsea/corridor/storage/storagetest"
 )
 
@@ -159,4 +161,82 @@ func seed(b *testing.B, n int, fn func(i int) error) {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkShipmentFirstPageCold: the demo shipment's first page when the
+// index on Redis keeps records an hour (--redis-record-ttl) and the
+// shipment's 2,000 events were received long before, so that every record
+// of the page is read from the archive (MinIO). Fresh: a gateway that has
+// read none of them yet (a new service for each view); Cached: the same
+// gateway again (its cache of archived records).
+func BenchmarkShipmentFirstPageCold(b *testing.B) {
+	const events = 2000
+	ctx := context.Background()
+	m := testenv.MinIO(b)
+	arch := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
+	arch.Prefix = testenv.Prefix() + "/"
+	if err := arch.Open(ctx); err != nil {
+		b.Fatal(err)
+	}
+	r := openColdRedis(b, time.Hour)
+	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
+	gateway := func() *exchange.Service { return exchange.NewService(arch, r, r, arch, signer, nil) }
+	svc := gateway()
+	for _, p := range demoParties(b) {
+		if _, err := svc.CreateParty(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mto, _ := arch.Party(ctx, "cq-mto")
+	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
+	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
+	if err != nil {
+		b.Fatal(err)
+	}
+	billRec, err := r.Doc(ctx, rc.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC) // long past the TTL: no record goes to Redis
+	seed(b, events, func(i int) error {
+		f := map[string]string{"eventID": fmt.Sprintf("cold-%06d", i), "eventType": "EQUIPMENT", "eventCode": "LOAD",
+			"eventClassifierCode": "ACT", "eventDateTime": start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+			"location": "CNCKG", "containerNumber": "CSQU3054383", "billReference": "CQNL2026000187"}
+		if i%100 == 0 {
+			f["eventType"], f["eventCode"], f["modeOfTransport"] = "TRANSPORT", "DEPA", "RAIL"
+			delete(f, "containerNumber")
+		}
+		body := []byte(fmt.Sprintf(`{"eventID":%q}`, f["eventID"]))
+		rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", f["eventID"], nil), Type: "tracking-event",
+			SchemaVersion: 2, Sender: "cq-rail", SHA256: fmt.Sprintf("%064d", i), ReceivedAt: start.Add(time.Duration(i) * time.Second),
+			Recipients: []string{"cq-autoparts", "cq-mto", "sg-bank", "sg-motors"}}, Format: exchange.RecordFormat, Size: int64(len(body)),
+			Facts: f, Shipments: []exchange.Link{billRec.Shipments[0]}}
+		if err := arch.Put(ctx, rec, body); err != nil {
+			return err
+		}
+		return r.Add(ctx, rec, exchange.Entries(rec))
+	})
+	consignee, _ := arch.Party(ctx, "sg-motors")
+	view := func(b *testing.B, svc *exchange.Service) {
+		v, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
+		if err != nil || len(v.Shipment.Events) != exchange.DefaultEventLimit || v.Shipment.Next == "" {
+			b.Fatalf("view: %d events, %v", len(v.Shipment.Events), err)
+		}
+	}
+	b.Run("Fresh", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			svc := gateway()
+			b.StartTimer()
+			view(b, svc)
+		}
+	})
+	b.Run("Cached", func(b *testing.B) {
+		svc := gateway()
+		view(b, svc)
+		b.ResetTimer()
+		for range b.N {
+			view(b, svc)
+		}
+	})
 }
