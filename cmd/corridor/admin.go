@@ -170,6 +170,10 @@ time, or a duration before now): after a failover that lost the last
 seconds of a Redis that kept the rest, requeue from a little before it,
 not every document older than the window again.
 
+With --redis-record-ttl (as the gateways run) only the records of documents
+received within it are written to Redis; views read the others from the
+archive.
+
   corridor reindex --requeue                   # Redis lost everything
   corridor reindex --requeue-since 2026-11-27T09:00:00Z
   corridor reindex --requeue-since 30m`,
