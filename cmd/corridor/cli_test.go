@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
 )
 
 func writeFile(t *testing.T, name, body string) string {
@@ -217,5 +219,27 @@ func TestRequeueSince(t *testing.T) {
 		if _, err := requeueSince(in, now); err == nil || !strings.Contains(err.Error(), "--requeue-since") {
 			t.Errorf("requeueSince(%q) = %v; want an error naming the flag", in, err)
 		}
+	}
+}
+
+// --redis-record-ttl reaches the Redis store, which refuses one shorter
+// than the dedupe window.
+func TestRedisRecordTTLFlag(t *testing.T) {
+	ctx := context.Background()
+	f := storageFlags{Data: t.TempDir(), RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(), RedisRecordTTL: 30 * time.Minute}
+	if b, err := f.open(ctx); err == nil || !strings.Contains(err.Error(), "RecordTTL") {
+		if err == nil {
+			b.close()
+		}
+		t.Fatalf("open with a 30m record TTL and a 1h window: %v; want refused", err)
+	}
+	f.RedisRecordTTL = 2 * time.Hour
+	b, err := f.open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if b.redis.RecordTTL != 2*time.Hour {
+		t.Fatalf("the store keeps records %s; want 2h", b.redis.RecordTTL)
 	}
 }
