@@ -46,11 +46,7 @@ func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, p
 	var problems []schemas.Problem
 	for _, k := range rt.keys {
 		for _, v := range valuesAt(f, k.path) {
-			key := k.prefix + NormalizeRef(v.value)
-			if k.perSender {
-				key = k.prefix + rec.Sender + ":" + v.value
-			}
-			if !slices.Contains(prev.Keys, key) {
+			if !slices.Contains(prev.Keys, k.of(rec.Sender, v.value)) {
 				problems = append(problems, schemas.Problem{Pointer: v.pointer, Detail: "an amendment keeps the number of the document it amends"})
 			}
 		}

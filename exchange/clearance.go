@@ -158,8 +158,10 @@ func (s *Service) lastClearance(ctx context.Context, decl Record) (*Record, erro
 			id = decl.PreviousID
 		} else {
 			prev, err := s.record(ctx, id)
-			if err != nil {
+			if errors.Is(err, ErrNotFound) {
 				return nil, nil
+			} else if err != nil {
+				return nil, err
 			}
 			id = prev.PreviousID
 		}

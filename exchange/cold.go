@@ -13,8 +13,9 @@ import (
 // (Redis with --redis-record-ttl, so that what a document costs it stays
 // small): it still lists them and holds their natural keys, Doc does not
 // find them, and Page lists them with a zero Record. The service reads
-// those from the archive, which holds the same record, and remembers the
-// last ones it read (records never change).
+// those from the archive, which holds the record the index was given (one
+// of an older format is upgraded, as reindex upgrades it), and remembers
+// the last ones it read (an archived record never changes).
 
 // coldCacheSize bounds the archived records kept in memory (a few MB):
 // enough for the pages of the older shipments being looked at.
@@ -31,6 +32,42 @@ func newColdCache() *lru.Cache[string, Record] {
 	return c
 }
 
+// coldReplay finds a submission seen before whose record the index no
+// longer holds (a ForgetfulIndex), by the natural keys it holds: its own
+// numbers, or the revision it amends. Found, it is read from the archive,
+// before anything is claimed or written for it as a new document would be
+// (a title amended again, a number its amendment took since). A document
+// without a natural key (a customs response) is found by the archive's
+// conditional write instead. Without such an index: nothing is looked up.
+func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, sender, id, amends string) (Record, bool, error) {
+	if ix, ok := s.Index.(ForgetfulIndex); !ok || ix.KeepsRecords() <= 0 {
+		return Record{}, false, nil
+	}
+	keys := []string{}
+	if amends != "" {
+		keys = append(keys, revisionKey(amends))
+	}
+	for _, k := range rt.keys {
+		for _, v := range values(f, k.path) {
+			keys = append(keys, k.of(sender, v))
+		}
+	}
+	for _, k := range keys {
+		holder, err := s.Index.Lookup(ctx, k)
+		if errors.Is(err, ErrNotFound) || (err == nil && holder != id) {
+			continue
+		} else if err != nil {
+			return Record{}, false, fmt.Errorf("look up %s: %w", k, err)
+		}
+		rec, err := s.archivedRecord(ctx, id)
+		if errors.Is(err, ErrNotFound) { // indexed, not archived: its attempt never ended; go on as new
+			return Record{}, false, nil
+		}
+		return rec, err == nil, err
+	}
+	return Record{}, false, nil
+}
+
 // record returns a document's record from the index, or from the archive
 // when the index does not hold it; ErrNotFound when neither does.
 func (s *Service) record(ctx context.Context, id string) (Record, error) {
@@ -42,7 +79,10 @@ func (s *Service) record(ctx context.Context, id string) (Record, error) {
 }
 
 // archivedRecord reads a record from the archive as the index would hold
-// it (a record of an older format is upgraded, as reindex does).
+// it: a record of an older format is upgraded, as reindex does (and not
+// remembered: what an upgrade works out depends on the index as it is),
+// but not while another is being upgraded (upgrading reads the shipment's
+// graph, which may list it: read as archived there, it cannot recurse).
 func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error) {
 	if s.cold != nil {
 		if rec, ok := s.cold.Get(id); ok {
@@ -54,15 +94,25 @@ func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error)
 		return Record{}, err
 	}
 	if rec.Format < RecordFormat {
-		if rec, err = s.upgrade(ctx, rec); err != nil {
+		if upgrading(ctx) {
+			return rec, nil
+		}
+		up, err := s.upgrade(ctx, rec)
+		if err != nil {
 			return Record{}, fmt.Errorf("upgrade %s: %w", id, err)
 		}
+		return up, nil
 	}
 	if s.cold != nil {
 		s.cold.Add(id, rec.clone())
 	}
 	return rec, nil
 }
+
+type upgradingKey struct{}
+
+// upgrading reports whether ctx is that of an upgrade (see archivedRecord).
+func upgrading(ctx context.Context) bool { return ctx.Value(upgradingKey{}) != nil }
 
 // page is Index.Page with every record: those the index does not hold
 // are read from the archive.

@@ -1,6 +1,7 @@
 package exchange_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -147,9 +148,9 @@ func TestColdRecordsReadFromTheArchive(t *testing.T) {
 }
 
 // A submission retried after its record left the index is found by the
-// archive write: it gets its receipt, and its recipients, who had it and
-// acked it, do not get it again; a delivery cut short (still marked in
-// the outbox) is completed by the retry, once.
+// number it holds there: it gets its receipt without an archive write, and
+// its recipients, who had it and acked it, do not get it again; a delivery
+// cut short (still marked in the outbox) is completed by the retry, once.
 func TestLateRetryOfAColdDocument(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
@@ -194,9 +195,14 @@ func TestLateRetryOfAColdDocument(t *testing.T) {
 			w.mu.Lock()
 			w.now = time.Now()
 			w.mu.Unlock()
+			ca := &countingArchive{Archive: w.store}
+			w.svc.Archive = ca
 			rc, created, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
 			if err != nil || created || rc.ID != rec.ID {
 				t.Fatalf("the retry: %s, created %v, %v; want the receipt of %s", rc.ID, created, err, rec.ID)
+			}
+			if n := ca.puts.Load(); n != 0 { // found by its number: nothing claimed, marked or written as for a new one
+				t.Fatalf("the retry wrote to the archive %d times; want none", n)
 			}
 			if marked, err := w.store.Marked(ctx, rec.ID); err != nil || marked {
 				t.Fatalf("still marked after the retry (%v); want the delivery ended", err)
@@ -228,5 +234,151 @@ func forgetMarks(t *testing.T, prefix string) {
 	}
 	if err := iter.Err(); err != nil || n == 0 {
 		t.Fatalf("deleted %d sets of marks (%v); want some", n, err)
+	}
+}
+
+// A customs response has no number to be found by: retried after its
+// record left the index (and its marks expired), it is found by the
+// archive's conditional write, gets its receipt, and nobody gets it again.
+func TestLateRetryOfAColdResponse(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r := openColdRedis(t, time.Hour)
+	w.svc.Index, w.svc.Queue = r, r
+	w.svc.SetOutbox(w.store)
+	w.mu.Lock()
+	w.now = time.Now().Add(-3 * time.Hour)
+	w.mu.Unlock()
+	w.scenario(t)
+	for _, p := range demoParties(t) {
+		w.inbox(t, p.ID) // everything acked
+	}
+	forgetMarks(t, r.Prefix)
+	w.mu.Lock()
+	w.now = time.Now()
+	w.mu.Unlock()
+	body := demoDoc(t, "04-export-released.json")
+	ca := &countingArchive{Archive: w.store}
+	w.svc.Archive = ca
+	rc, created, err := w.svc.Submit(ctx, w.party(t, "cq-customs"), exchange.Submission{Type: "customs-response", Body: body})
+	sum := sha256.Sum256(body)
+	if err != nil || created || rc.ID != exchange.DocumentID("cq-customs", "", sum[:]) {
+		t.Fatalf("the retry: %s, created %v, %v; want the receipt of the response", rc.ID, created, err)
+	}
+	if n := ca.puts.Load(); n != 1 {
+		t.Fatalf("the retry tried %d archive writes; want the one that found it", n)
+	}
+	if marked, err := w.store.Marked(ctx, rc.ID); err != nil || marked {
+		t.Fatalf("still marked after the retry (%v)", err)
+	}
+	for _, p := range rc.Recipients {
+		ids, _ := w.inbox(t, p)
+		if slices.Contains(ids, rc.ID) {
+			t.Errorf("%s got the response again", p)
+		}
+	}
+}
+
+// A record of the oldest format, past the TTL, is upgraded when read from
+// the archive, as reindex upgrades it; its upgrade reads its shipment's
+// graph, which lists it, and reads it there as archived (it does not
+// upgrade it again, without end). Reindex, run twice, ends too.
+func TestColdRecordOfTheOldestFormat(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r := openColdRedis(t, time.Hour)
+	w.svc.Index = r
+	w.mu.Lock()
+	w.now = time.Now().Add(-2 * time.Hour)
+	w.mu.Unlock()
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	note := w.mustSubmit(t, "cq-rail", "rail-consignment-note", demoDoc(t, "02-rail-consignment-note.json"))
+	orig, err := w.store.Record(ctx, note.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := w.store.Body(ctx, note.ID)
+	old := orig
+	old.ID = exchange.DocumentID("cq-rail", "legacy", []byte("legacy"))
+	old.Format, old.Shipments, old.Members, old.Refs, old.Keys = 0, nil, nil, nil, nil
+	if err := w.store.Put(ctx, old, body); err != nil {
+		t.Fatal(err)
+	}
+	filed := orig
+	filed.ID = old.ID
+	if err := r.Add(ctx, old, exchange.Entries(filed)); err != nil { // as reindex files it (past the TTL: no record)
+		t.Fatal(err)
+	}
+	ca := &countingArchive{Archive: w.store}
+	w.svc.Archive = ca
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := w.svc.Shipment(tctx, w.party(t, "cq-mto"), bill, exchange.EventQuery{Limit: 10})
+	if err != nil || ca.records.Load() > 10 {
+		t.Fatalf("the view: %v after %d archive reads; want it, after a few", err, ca.records.Load())
+	}
+	found := false
+	for _, d := range v.Shipment.Documents {
+		found = found || d.ID == old.ID
+	}
+	if !found {
+		t.Fatalf("the view of %s does not list the upgraded note %s", bill, old.ID)
+	}
+	for i := range 2 {
+		if _, err := w.svc.Reindex(tctx, false, time.Time{}, func() {}); err != nil {
+			t.Fatalf("reindex %d: %v", i+1, err)
+		}
+	}
+}
+
+// A late retry of an earlier amendment of a one bill, after a later one,
+// gets its receipt, whoever holds the title now, and adds nothing to the
+// title chain (it was run as a new amendment: refused while the holder
+// had the bill, an AMEND naming the superseded revision once the issuer
+// had it again).
+func TestLateRetryOfAnEarlierAmendment(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r := openColdRedis(t, time.Hour)
+	w.svc.Index, w.svc.Queue = r, r
+	w.svc.SetOutbox(w.store)
+	w.mu.Lock()
+	w.now = time.Now().Add(-2 * time.Hour)
+	w.mu.Unlock()
+	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	rev := func(day string) []byte {
+		return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
+			[]byte(`"plannedArrival": "2026-11-`+day+`T08:00:00+08:00"`), 1)
+	}
+	surrender := func() {
+		must(w.act(t, "cq-autoparts", "SURRENDER_FOR_AMENDMENT", ""))(t)
+		must(w.answer(t, "cq-mto", true))(t)
+	}
+	surrender()
+	v2, err := w.amend(t, "cq-mto", "one-bill", v1.ID, rev("17"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	surrender()
+	if _, err := w.amend(t, "cq-mto", "one-bill", v2.ID, rev("18")); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.now = time.Now()
+	w.mu.Unlock()
+	for _, holder := range []string{"the holder", "the issuer"} {
+		if holder == "the issuer" {
+			surrender()
+		}
+		before := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+		rc, err := w.amend(t, "cq-mto", "one-bill", v1.ID, rev("17"))
+		if err != nil || rc.ID != v2.ID {
+			t.Fatalf("the retry of v2 with the title at %s: %s, %v; want v2's receipt", holder, rc.ID, err)
+		}
+		after := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+		if len(after.Chain) != len(before.Chain) {
+			last := after.Chain[len(after.Chain)-1]
+			t.Fatalf("the retry of v2 with the title at %s added %s (document %s) to the chain", holder, last.Action, last.DocumentID)
+		}
 	}
 }

@@ -12,10 +12,21 @@ import (
 	"github.com/landsea/corridor/exchange"
 )
 
-// countingArchive counts the bodies read from a real archive.
+// countingArchive counts the bodies and records read from a real
+// archive, and the writes tried on it.
 type countingArchive struct {
 	exchange.Archive
-	bodies atomic.Int64
+	bodies, records, puts atomic.Int64
+}
+
+func (c *countingArchive) Record(ctx context.Context, id string) (exchange.Record, error) {
+	c.records.Add(1)
+	return c.Archive.Record(ctx, id)
+}
+
+func (c *countingArchive) Put(ctx context.Context, rec exchange.Record, body []byte) error {
+	c.puts.Add(1)
+	return c.Archive.Put(ctx, rec, body)
 }
 
 func (c *countingArchive) Body(ctx context.Context, id string) ([]byte, error) {

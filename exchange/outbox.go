@@ -135,8 +135,9 @@ func (s *Service) RunOutbox(ctx context.Context, interval time.Duration) {
 }
 
 // mark records a document in the outbox before it is archived, and
-// reports whether it was marked already (by an attempt whose delivery
-// has not ended).
+// reports whether it was marked already: by an attempt whose delivery has
+// not ended, or by a retry running at the same time or failed after its
+// mark (and on Redis by this mark itself, sent again after a lost reply).
 func (s *Service) mark(ctx context.Context, id string) (bool, error) {
 	if s.outbox == nil {
 		return false, nil

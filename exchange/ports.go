@@ -95,6 +95,15 @@ type Index interface {
 	Contains(ctx context.Context, list, pos string) (bool, error)
 }
 
+// A ForgetfulIndex keeps a document's record only KeepsRecords after it
+// was received (0: as long as it keeps its data); then Doc does not find
+// it, and Page lists it with a zero record. Its list entries and natural
+// keys stay.
+type ForgetfulIndex interface {
+	Index
+	KeepsRecords() time.Duration
+}
+
 // PageQuery is one page of a list, as Index.Page takes it.
 type PageQuery struct {
 	List, After string

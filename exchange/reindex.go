@@ -63,6 +63,7 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, st
 // are worked out again from its bytes, against the bills indexed before
 // it. The archive itself is never rewritten.
 func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
+	ctx = context.WithValue(ctx, upgradingKey{}, true)
 	rt, ok := routes[rec.Type]
 	if !ok {
 		return rec, nil

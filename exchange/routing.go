@@ -53,6 +53,14 @@ type key struct {
 	perSender    bool
 }
 
+// of is the natural key a sender's document claims with value v.
+func (k key) of(sender, v string) string {
+	if k.perSender {
+		return k.prefix + sender + ":" + v
+	}
+	return k.prefix + NormalizeRef(v)
+}
+
 // reference is a document another one names, found by its natural key.
 type reference struct {
 	path     string // field holding the reference

@@ -169,6 +169,15 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
+	if prev, ok, err := s.coldReplay(ctx, rt, doc.Fields, caller.ID, rec.ID, sub.Amends); err != nil {
+		return Receipt{}, false, err
+	} else if ok {
+		settled, err := s.settled(ctx, prev)
+		if err != nil {
+			return Receipt{}, false, err
+		}
+		return s.replay(ctx, prev, rec.SHA256, !settled)
+	}
 	var prev *Record
 	if sub.Amends != "" {
 		if prev, err = s.amended(ctx, caller, sub); err != nil {
@@ -192,8 +201,10 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	}
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		// A concurrent twin won the race, or the index no longer holds the
-		// record of a submission seen long ago (cold.go): settled as above,
-		// from the mark found before ours.
+		// record of a submission seen long ago that has no natural key (a
+		// customs response, cold.go): settled as above, from the mark found
+		// before ours (which a late retry running at the same time, or one
+		// failed after its mark, also leaves: then it is delivered again).
 		prev, err := s.archivedRecord(ctx, rec.ID)
 		if err != nil {
 			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
@@ -397,10 +408,7 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 	}
 	for _, k := range rt.keys {
 		for _, v := range values(f, k.path) {
-			key := k.prefix + NormalizeRef(v)
-			if k.perSender {
-				key = k.prefix + rec.Sender + ":" + v
-			}
+			key := k.of(rec.Sender, v)
 			if prev != nil && slices.Contains(prev.Keys, key) {
 				rec.Keys = append(rec.Keys, key) // the amendment takes its number over when indexed
 				continue

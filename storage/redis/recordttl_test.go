@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,11 @@ func TestRecordTTL(t *testing.T) {
 					SHA256: fmt.Sprintf("%064x", ago), ReceivedAt: now.Add(-ago), Signature: "sig"}, Keys: []string{"event:" + id}}
 			}
 			recent, old := record(st.RecordTTL/2), record(st.RecordTTL+time.Minute)
+			for _, r := range []exchange.Record{recent, old} { // as a gateway without the TTL left them
+				if err := st.Cmd().Set(ctx, st.DocKey(r.ID), "{}", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, r := range []exchange.Record{recent, old} {
 				if err := st.Add(ctx, r, []exchange.Entry{{List: list, Pos: exchange.Position(r.ReceivedAt, r.ID)}}); err != nil {
 					t.Fatal(err)
@@ -77,8 +83,39 @@ func TestOpenRefusesARecordTTLBelowTheWindow(t *testing.T) {
 	s := redis.New(testenv.RedisURL(t))
 	s.Prefix = testenv.Prefix()
 	s.RecordTTL = s.DedupeWindow - time.Second
-	if err := s.Open(context.Background()); err == nil {
-		s.Close()
-		t.Fatalf("Open with RecordTTL %s and a %s window succeeded; want an error", s.RecordTTL, s.DedupeWindow)
+	if err := s.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "RecordTTL") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open with RecordTTL %s and a %s window: %v; want refused", s.RecordTTL, s.DedupeWindow, err)
 	}
+	s.RecordTTL = s.DedupeWindow
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatalf("Open with RecordTTL the window: %v", err)
+	}
+	s.Close()
+}
+
+// Every gateway on one Redis keeps records as long: one opened with
+// another TTL (or none) is refused, and says how to change it.
+func TestOneRecordTTLPerRedis(t *testing.T) {
+	first := redis.New(testenv.RedisURL(t))
+	first.RecordTTL = 2 * first.DedupeWindow
+	first = openOn(t, first, time.Minute)
+	for _, ttl := range []time.Duration{0, 3 * first.DedupeWindow} {
+		other := redis.New(testenv.RedisURL(t))
+		other.Prefix, other.RecordTTL = first.Prefix, ttl
+		if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
+			if err == nil {
+				other.Close()
+			}
+			t.Fatalf("Open with record TTL %s beside %s: %v; want refused", ttl, first.RecordTTL, err)
+		}
+	}
+	same := redis.New(testenv.RedisURL(t))
+	same.Prefix, same.RecordTTL = first.Prefix, first.RecordTTL
+	if err := same.Open(context.Background()); err != nil {
+		t.Fatalf("Open with the same record TTL: %v", err)
+	}
+	same.Close()
 }

@@ -79,7 +79,7 @@ type Store struct {
 
 var (
 	_ exchange.ForgetfulQueue = (*Store)(nil)
-	_ exchange.Index          = (*Store)(nil)
+	_ exchange.ForgetfulIndex = (*Store)(nil)
 )
 
 const group = "gateway"
@@ -168,8 +168,19 @@ func (s *Store) check(ctx context.Context) error {
 	}
 	// Every gateway on this Redis must keep marks as long as the others
 	// think they are kept (a retry that one gateway thinks is within the
-	// window would deliver again what another's shorter window forgot).
-	key, secs := s.windowKey(), int64(s.DedupeWindow/time.Second)
+	// window would deliver again what another's shorter window forgot),
+	// and records as long (one without a TTL would keep for ever the
+	// records it writes again, one with a shorter TTL would drop them).
+	if err := s.agree(ctx, s.windowKey(), s.DedupeWindow, "a dedupe window", "--redis-dedupe-window"); err != nil {
+		return err
+	}
+	return s.agree(ctx, s.Prefix+":record-ttl", s.RecordTTL, "a record TTL", "--redis-record-ttl")
+}
+
+// agree records a setting (seconds) under key if no gateway did, else
+// refuses one that differs from the recorded one.
+func (s *Store) agree(ctx context.Context, key string, d time.Duration, what, flag string) error {
+	secs := int64(d / time.Second)
 	old, err := s.cmd.SetArgs(ctx, key, secs, goredis.SetArgs{Mode: "NX", Get: true}).Result() // one round trip: SET NX GET
 	if errors.Is(err, goredis.Nil) {
 		return nil // the first gateway: recorded
@@ -177,8 +188,8 @@ func (s *Store) check(ctx context.Context) error {
 		return wrap(err)
 	}
 	if held, _ := strconv.ParseInt(old, 10, 64); held != secs {
-		return fmt.Errorf("redis: the gateways on this Redis keep a dedupe window of %s, this one %s: give them all the same "+
-			"--redis-dedupe-window (to change it, stop every gateway, then DEL %s)", time.Duration(held)*time.Second, s.DedupeWindow, key)
+		return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
+			"%s (to change it, stop every gateway, then DEL %s)", what, time.Duration(held)*time.Second, d, flag, key)
 	}
 	return nil
 }
@@ -558,12 +569,14 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	if err != nil {
 		return err
 	}
-	var steps []step
-	if doc, until := s.docKey(rec.ID), s.recordUntil(rec); until.IsZero() || until.After(time.Now()) {
-		steps = append(steps, step{doc, func(p goredis.Pipeliner, _ evalFunc) {
+	doc, until := s.docKey(rec.ID), s.recordUntil(rec)
+	steps := []step{{doc, func(p goredis.Pipeliner, _ evalFunc) {
+		if until.IsZero() || until.After(time.Now()) {
 			p.SetArgs(ctx, doc, packed, goredis.SetArgs{ExpireAt: until})
-		}})
-	}
+		} else {
+			p.Del(ctx, doc) // past its TTL: kept by a gateway before the TTL was set, it goes now (reindex)
+		}
+	}}}
 	for _, e := range entries {
 		list := s.listKey(e.List)
 		steps = append(steps, step{list, func(p goredis.Pipeliner, _ evalFunc) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})
@@ -576,6 +589,9 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 	}
 	return s.write(ctx, steps...)
 }
+
+// KeepsRecords implements exchange.ForgetfulIndex: RecordTTL.
+func (s *Store) KeepsRecords() time.Duration { return s.RecordTTL }
 
 // recordUntil is when a record leaves Redis (zero: never).
 func (s *Store) recordUntil(rec exchange.Record) time.Time {
