@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -65,6 +66,7 @@ func TestColdRecordsReadFromTheArchive(t *testing.T) {
 		Events    []exchange.EventList
 		Titles    []exchange.Title
 		Revisions [][]exchange.Receipt
+		Refused   []string // the errors of those reads
 	}
 	look := func(w *world, party exchange.Party) seen {
 		t.Helper()
@@ -84,12 +86,12 @@ func TestColdRecordsReadFromTheArchive(t *testing.T) {
 				t.Fatalf("%s reads the events of %s: %v", party.ID, sh.Ref, err)
 			}
 			s.Events = append(s.Events, ev)
-			ti, _ := w.svc.Title(ctx, party, sh.Ref) // not every party sees every title: compared as it comes
-			s.Titles = append(s.Titles, ti)
+			ti, err := w.svc.Title(ctx, party, sh.Ref) // not every party sees every title: compared as it comes
+			s.Titles, s.Refused = append(s.Titles, ti), append(s.Refused, fmt.Sprint(err))
 		}
 		for _, rc := range coldRcs {
-			revs, _ := w.svc.Revisions(ctx, party, rc.ID)
-			s.Revisions = append(s.Revisions, revs)
+			revs, err := w.svc.Revisions(ctx, party, rc.ID)
+			s.Revisions, s.Refused = append(s.Revisions, revs), append(s.Refused, fmt.Sprint(err))
 		}
 		return s
 	}

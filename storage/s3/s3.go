@@ -132,7 +132,19 @@ func (s *Store) put(ctx context.Context, name string, data []byte) error {
 }
 
 func (s *Store) read(ctx context.Context, name string) ([]byte, error) {
-	obj, err := s.client.GetObject(ctx, s.Bucket, name, minio.GetObjectOptions{})
+	return s.readRange(ctx, name, 0)
+}
+
+// readRange reads the first n bytes of an object (all of it when n is 0
+// or the object is shorter).
+func (s *Store) readRange(ctx context.Context, name string, n int64) ([]byte, error) {
+	var opts minio.GetObjectOptions
+	if n > 0 {
+		if err := opts.SetRange(0, n-1); err != nil {
+			return nil, err
+		}
+	}
+	obj, err := s.client.GetObject(ctx, s.Bucket, name, opts)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -271,9 +283,25 @@ func (s *Store) writeJSON(ctx context.Context, folder, id string, v any, once bo
 	return s.put(ctx, s.name(folder, id, ".json"), raw)
 }
 
+// recordRange is how much of a document object Record reads first: the
+// layout line and the record (a few KB), not the body (up to MBs); a
+// record longer than that is read with the whole object.
+const recordRange = 16 << 10
+
 // Record returns a document's record.
 func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) {
-	rec, _, err := s.doc(ctx, id)
+	if !safeID(id) {
+		return exchange.Record{}, exchange.ErrNotFound
+	}
+	head, err := s.readRange(ctx, s.name("docs/", id), recordRange)
+	if err != nil && !errors.Is(err, exchange.ErrNotFound) {
+		return exchange.Record{}, err
+	}
+	if rest, ok := bytes.CutPrefix(head, []byte(docMagic)); err == nil && ok && bytes.IndexByte(rest, '\n') >= 0 {
+		rec, _, err := decodeDoc(head)
+		return rec, err
+	}
+	rec, _, err := s.doc(ctx, id) // a longer record, or the layout before
 	return rec, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,14 +54,16 @@ func TestUnreachableS3IsUnavailable(t *testing.T) {
 
 // countingTransport counts the requests to document objects.
 type countingTransport struct {
-	mu    sync.Mutex
-	calls []string
+	mu     sync.Mutex
+	calls  []string
+	ranges []string // the Range header of each call
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if strings.Contains(r.URL.Path, "/docs/") || strings.Contains(r.URL.Path, "/documents/") {
 		c.mu.Lock()
 		c.calls = append(c.calls, r.Method+" "+r.URL.Path)
+		c.ranges = append(c.ranges, r.Header.Get("Range"))
 		c.mu.Unlock()
 	}
 	return http.DefaultTransport.RoundTrip(r)
@@ -70,7 +73,7 @@ func (c *countingTransport) take() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.calls
-	c.calls = nil
+	c.calls, c.ranges = nil, nil
 	return out
 }
 
@@ -162,5 +165,55 @@ func TestOldLayoutIsRead(t *testing.T) {
 		return nil
 	}); err != nil || n != 1 {
 		t.Fatalf("walk found the old document %d times: %v", n, err)
+	}
+}
+
+// Record reads the head of a document's object, not its body; a record
+// longer than that head is read with the whole object. Both come back as
+// they were put, the body too.
+func TestRecordReadFromTheHead(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.MinIO(t)
+	count := &countingTransport{}
+	s := s3.New(env.Endpoint, env.Bucket, env.AccessKey, env.SecretKey)
+	s.Prefix, s.Transport = testenv.Prefix()+"/", count
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		fact, body int
+		ranges     []string // of the reads of Record
+	}{
+		"LargeBody":   {10, 1 << 20, []string{"bytes=0-16383"}},
+		"LongRecord":  {40 << 10, 100, []string{"bytes=0-16383", ""}},
+		"RecordAtCut": {16<<10 - 400, 5000, []string{"bytes=0-16383"}}, // the record line ends near the head's end
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := bytes.Repeat([]byte("b"), c.body)
+			rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("head", name, nil), Type: "tracking-event", SchemaVersion: 1,
+				Sender: "cq-rail", SHA256: "00", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond)}, Size: int64(len(body)),
+				Facts: map[string]string{"note": strings.Repeat("f", c.fact)}}
+			if err := s.Put(ctx, rec, body); err != nil {
+				t.Fatal(err)
+			}
+			count.take()
+			got, err := s.Record(ctx, rec.ID)
+			count.mu.Lock()
+			ranges := count.ranges
+			count.mu.Unlock()
+			if !slices.Equal(ranges, c.ranges) {
+				t.Errorf("Record read ranges %q; want %q", ranges, c.ranges)
+			}
+			want, _ := json.Marshal(rec)
+			if raw, _ := json.Marshal(got); err != nil || !bytes.Equal(raw, want) {
+				t.Fatalf("Record = %.200s, %v; want %.200s", raw, err, want)
+			}
+			if b, err := s.Body(ctx, rec.ID); err != nil || !bytes.Equal(b, body) {
+				t.Fatalf("Body: %d bytes, %v; want %d", len(b), err, len(body))
+			}
+		})
+	}
+	if _, err := s.Record(ctx, exchange.DocumentID("head", "none", nil)); !errors.Is(err, exchange.ErrNotFound) {
+		t.Fatalf("Record of nothing: %v; want ErrNotFound", err)
 	}
 }
