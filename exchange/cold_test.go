@@ -34,6 +34,25 @@ func openColdRedis(t testing.TB, ttl time.Duration) *redis.Store {
 	return r
 }
 
+// coldWorld is a world whose index and queue are on Redis keeping records
+// an hour, with an outbox, and whose clock stands ago before now.
+func coldWorld(t *testing.T, ago time.Duration) (*world, *redis.Store) {
+	t.Helper()
+	w := newWorld(t)
+	r := openColdRedis(t, time.Hour)
+	w.svc.Index, w.svc.Queue = r, r
+	w.svc.SetOutbox(w.store)
+	w.setNow(time.Now().Add(-ago))
+	return w, r
+}
+
+// setNow sets the world's clock.
+func (w *world) setNow(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.now = at
+}
+
 // A gateway whose index keeps records only for an hour (--redis-record-ttl)
 // shows what one that keeps them shows: the demo corridor, played three
 // hours ago on both, reads alike for every party, although the first
@@ -44,9 +63,7 @@ func TestColdRecordsReadFromTheArchive(t *testing.T) {
 	play := func(ix exchange.Index) (*world, []exchange.Receipt) {
 		w := newWorld(t)
 		w.svc.Index = ix
-		w.mu.Lock()
-		w.now = start
-		w.mu.Unlock()
+		w.setNow(start)
 		return w, w.scenario(t)
 	}
 	cold := openColdRedis(t, time.Hour)
@@ -168,9 +185,7 @@ func TestLateRetryOfAColdDocument(t *testing.T) {
 			w.svc.SetOutbox(w.store)
 			mto := w.party(t, "cq-mto")
 			bill := []byte(strings.Replace(string(demoDoc(t, "01-one-bill.json")), "CQNL2026000187", c.bill, 1))
-			w.mu.Lock()
-			w.now = time.Now().Add(-2 * time.Hour)
-			w.mu.Unlock()
+			w.setNow(time.Now().Add(-2 * time.Hour))
 			q.fail = c.cutShort
 			first, _, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
 			if c.cutShort != errors.Is(err, errQueueDied) || (!c.cutShort && err != nil) {
@@ -194,9 +209,7 @@ func TestLateRetryOfAColdDocument(t *testing.T) {
 			if !c.cutShort { // (cut short, it was never queued)
 				forgetMarks(t, r.Prefix) // as Redis does after the dedupe window
 			}
-			w.mu.Lock()
-			w.now = time.Now()
-			w.mu.Unlock()
+			w.setNow(time.Now())
 			ca := &countingArchive{Archive: w.store}
 			w.svc.Archive = ca
 			rc, created, err := w.svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
@@ -244,21 +257,13 @@ func forgetMarks(t *testing.T, prefix string) {
 // archive's conditional write, gets its receipt, and nobody gets it again.
 func TestLateRetryOfAColdResponse(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	r := openColdRedis(t, time.Hour)
-	w.svc.Index, w.svc.Queue = r, r
-	w.svc.SetOutbox(w.store)
-	w.mu.Lock()
-	w.now = time.Now().Add(-3 * time.Hour)
-	w.mu.Unlock()
+	w, r := coldWorld(t, 3*time.Hour)
 	w.scenario(t)
 	for _, p := range demoParties(t) {
 		w.inbox(t, p.ID) // everything acked
 	}
 	forgetMarks(t, r.Prefix)
-	w.mu.Lock()
-	w.now = time.Now()
-	w.mu.Unlock()
+	w.setNow(time.Now())
 	body := demoDoc(t, "04-export-released.json")
 	ca := &countingArchive{Archive: w.store}
 	w.svc.Archive = ca
@@ -287,12 +292,7 @@ func TestLateRetryOfAColdResponse(t *testing.T) {
 // upgrade it again, without end). Reindex, run twice, ends too.
 func TestColdRecordOfTheOldestFormat(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	r := openColdRedis(t, time.Hour)
-	w.svc.Index = r
-	w.mu.Lock()
-	w.now = time.Now().Add(-2 * time.Hour)
-	w.mu.Unlock()
+	w, r := coldWorld(t, 2*time.Hour)
 	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
 	note := w.mustSubmit(t, "cq-rail", "rail-consignment-note", demoDoc(t, "02-rail-consignment-note.json"))
 	orig, err := w.store.Record(ctx, note.ID)
@@ -340,13 +340,7 @@ func TestColdRecordOfTheOldestFormat(t *testing.T) {
 // had it again).
 func TestLateRetryOfAnEarlierAmendment(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	r := openColdRedis(t, time.Hour)
-	w.svc.Index, w.svc.Queue = r, r
-	w.svc.SetOutbox(w.store)
-	w.mu.Lock()
-	w.now = time.Now().Add(-2 * time.Hour)
-	w.mu.Unlock()
+	w, _ := coldWorld(t, 2*time.Hour)
 	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
 	rev := func(day string) []byte {
 		return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
@@ -365,9 +359,7 @@ func TestLateRetryOfAnEarlierAmendment(t *testing.T) {
 	if _, err := w.amend(t, "cq-mto", "one-bill", v2.ID, rev("18")); err != nil {
 		t.Fatal(err)
 	}
-	w.mu.Lock()
-	w.now = time.Now()
-	w.mu.Unlock()
+	w.setNow(time.Now())
 	for _, holder := range []string{"the holder", "the issuer"} {
 		if holder == "the issuer" {
 			surrender()
