@@ -40,7 +40,7 @@ func newColdCache() *lru.Cache[string, Record] {
 // without a natural key (a customs response) is found by the archive's
 // conditional write instead. Without such an index: nothing is looked up.
 func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, sender, id, amends string) (Record, bool, error) {
-	if ix, ok := s.Index.(ForgetfulIndex); !ok || ix.KeepsRecords() <= 0 {
+	if !s.forgetsRecords() {
 		return Record{}, false, nil
 	}
 	keys := []string{}
@@ -68,6 +68,12 @@ func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, se
 	return Record{}, false, nil
 }
 
+// forgetsRecords reports whether the index keeps records only a while.
+func (s *Service) forgetsRecords() bool {
+	ix, ok := s.Index.(ForgetfulIndex)
+	return ok && ix.KeepsRecords() > 0
+}
+
 // record returns a document's record from the index, or from the archive
 // when the index does not hold it; ErrNotFound when neither does.
 func (s *Service) record(ctx context.Context, id string) (Record, error) {
@@ -81,8 +87,9 @@ func (s *Service) record(ctx context.Context, id string) (Record, error) {
 // archivedRecord reads a record from the archive as the index would hold
 // it: a record of an older format is upgraded, as reindex does (and not
 // remembered: what an upgrade works out depends on the index as it is),
-// but not while another is being upgraded (upgrading reads the shipment's
-// graph, which may list it: read as archived there, it cannot recurse).
+// but for a one bill not while another is being upgraded (upgrading reads
+// the shipment's graph, which may list it: read as archived there, it
+// cannot recurse; a one bill's upgrade reads nothing).
 func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error) {
 	if s.cold != nil {
 		if rec, ok := s.cold.Get(id); ok {
@@ -94,7 +101,7 @@ func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error)
 		return Record{}, err
 	}
 	if rec.Format < RecordFormat {
-		if upgrading(ctx) {
+		if upgrading(ctx) && rec.Type != TypeOneBill { // (a one bill's upgrade reads no graph)
 			return rec, nil
 		}
 		up, err := s.upgrade(ctx, rec)

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -15,14 +16,8 @@ import (
 // inboxes. step is called once per record, for progress.
 func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, step func()) (int, error) {
 	n := 0
-	var queued, old []Record
-	err := s.Archive.Walk(ctx, func(rec Record) error {
-		n++
-		step()
-		if rec.Format < RecordFormat {
-			old = append(old, rec) // upgraded below, once the bills they name are indexed
-			return nil
-		}
+	var queued, old, revisions []Record
+	file := func(rec Record) error {
 		if err := s.Index.Add(ctx, rec, Entries(rec)); err != nil {
 			return fmt.Errorf("index %s: %w", rec.ID, err)
 		}
@@ -30,9 +25,28 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, st
 			queued = append(queued, Record{Receipt: rec.Receipt, Shipments: rec.Shipments}) // what a message needs (Ref: push's lanes)
 		}
 		return nil
+	}
+	err := s.Archive.Walk(ctx, func(rec Record) error {
+		n++
+		step()
+		switch {
+		case rec.Format < RecordFormat:
+			old = append(old, rec) // upgraded below, once the bills they name are indexed
+		case rec.PreviousID != "":
+			revisions = append(revisions, rec) // below, in order: each takes its number from the one it amends
+		default:
+			return file(rec)
+		}
+		return nil
 	})
 	if err != nil {
 		return n, err
+	}
+	slices.SortStableFunc(revisions, func(a, b Record) int { return cmp.Compare(a.Revision, b.Revision) })
+	for _, rec := range revisions {
+		if err := file(rec); err != nil {
+			return n, err
+		}
 	}
 	byTime := func(a, b Record) int { return a.ReceivedAt.Compare(b.ReceivedAt) }
 	slices.SortStableFunc(old, byTime)
@@ -89,7 +103,7 @@ func (s *Service) upgrade(ctx context.Context, rec Record) (Record, error) {
 		for _, path := range rt.ship.paths {
 			for _, v := range values(f, path) {
 				bill, err := s.findBill(ctx, v, rt.ship.prefixes)
-				if err != nil {
+				if err != nil || len(bill.Shipments) == 0 {
 					continue
 				}
 				rec.Shipments = append(rec.Shipments, bill.Shipments...)

@@ -161,22 +161,14 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// one archived but not indexed is found by that write, which refuses to
 	// overwrite it.
 	if prev, err := s.Index.Doc(ctx, rec.ID); err == nil {
-		settled, err := s.settled(ctx, prev)
-		if err != nil {
-			return Receipt{}, false, err
-		}
-		return s.replay(ctx, prev, rec.SHA256, !settled)
+		return s.seen(ctx, prev, rec.SHA256)
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
 	if prev, ok, err := s.coldReplay(ctx, rt, doc.Fields, caller.ID, rec.ID, sub.Amends); err != nil {
 		return Receipt{}, false, err
 	} else if ok {
-		settled, err := s.settled(ctx, prev)
-		if err != nil {
-			return Receipt{}, false, err
-		}
-		return s.replay(ctx, prev, rec.SHA256, !settled)
+		return s.seen(ctx, prev, rec.SHA256)
 	}
 	var prev *Record
 	if sub.Amends != "" {
@@ -192,6 +184,16 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// An amended one bill takes its place in the title chain before it is
 	// archived: a title action racing it wins or loses the chain's next
 	// place cleanly, and a retry of this submission finds its AMEND there.
+	// Where the index forgets records, an id archived already (an
+	// Idempotency-Key used again, for another bill) is found first: the
+	// AMEND could not be taken back.
+	if rec.Type == TypeOneBill && rec.PreviousID != "" && s.forgetsRecords() {
+		if prev, err := s.archivedRecord(ctx, rec.ID); err == nil {
+			return s.seen(ctx, prev, rec.SHA256)
+		} else if !errors.Is(err, ErrNotFound) {
+			return Receipt{}, false, fmt.Errorf("read archived record: %w", err)
+		}
+	}
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
@@ -231,25 +233,33 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	return rec.Receipt, true, nil
 }
 
-// refused answers a submission that the gateway's state refuses. It may
-// be a late retry of one accepted long ago whose record the index no
-// longer holds (cold.go), refused by the state as it is now (its number
+// refused answers a submission that the gateway's state refuses. Where
+// the index forgets records, it may be a late retry of one accepted long
+// ago whose record the index no longer holds (cold.go), refused by the state as it is now (its number
 // since taken by its amendment, a grant since revoked): the archive tells,
 // and then it gets its receipt as a replay does.
 func (s *Service) refused(ctx context.Context, rec Record, refusal error) (Receipt, bool, error) {
 	var e *Error
-	if !errors.As(refusal, &e) {
+	if !errors.As(refusal, &e) || !s.forgetsRecords() {
 		return Receipt{}, false, refusal
 	}
 	prev, err := s.archivedRecord(ctx, rec.ID)
-	if err != nil { // not archived (a new document, refused), or the archive does not answer: refused
+	if errors.Is(err, ErrNotFound) { // a new document, refused
 		return Receipt{}, false, refusal
+	} else if err != nil {
+		return Receipt{}, false, fmt.Errorf("read archived record: %w", err)
 	}
+	return s.seen(ctx, prev, rec.SHA256)
+}
+
+// seen answers a submission seen before (prev): its receipt, after
+// completing its delivery unless that is settled.
+func (s *Service) seen(ctx context.Context, prev Record, sha string) (Receipt, bool, error) {
 	settled, err := s.settled(ctx, prev)
 	if err != nil {
 		return Receipt{}, false, err
 	}
-	return s.replay(ctx, prev, rec.SHA256, !settled)
+	return s.replay(ctx, prev, sha, !settled)
 }
 
 // replay answers a submission seen before with its receipt, after

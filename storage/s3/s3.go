@@ -293,15 +293,20 @@ func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) 
 	if !safeID(id) {
 		return exchange.Record{}, exchange.ErrNotFound
 	}
-	head, err := s.readRange(ctx, s.name("docs/", id), recordRange)
-	if err != nil && !errors.Is(err, exchange.ErrNotFound) {
+	name := s.name("docs/", id)
+	data, err := s.readRange(ctx, name, recordRange)
+	if errors.Is(err, exchange.ErrNotFound) { // the layout before, or nothing
+		var rec exchange.Record
+		return rec, s.readJSON(ctx, "documents/", id, "/record.json", &rec)
+	} else if err != nil {
 		return exchange.Record{}, err
 	}
-	if rest, ok := bytes.CutPrefix(head, []byte(docMagic)); err == nil && ok && bytes.IndexByte(rest, '\n') >= 0 {
-		rec, _, err := decodeDoc(head)
-		return rec, err
+	if rest, ok := bytes.CutPrefix(data, []byte(docMagic)); ok && bytes.IndexByte(rest, '\n') < 0 {
+		if data, err = s.read(ctx, name); err != nil { // a longer record: the whole object
+			return exchange.Record{}, err
+		}
 	}
-	rec, _, err := s.doc(ctx, id) // a longer record, or the layout before
+	rec, _, err := decodeDoc(data)
 	return rec, err
 }
 

@@ -180,19 +180,32 @@ func TestRecordReadFromTheHead(t *testing.T) {
 	if err := s.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]struct {
+	const head = 16 << 10 // what Record reads first
+	record := func(name string, fact, body int) (exchange.Record, []byte) {
+		b := bytes.Repeat([]byte("b"), body)
+		return exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("head", name, nil), Type: "tracking-event", SchemaVersion: 1,
+			Sender: "cq-rail", SHA256: "00", ReceivedAt: time.Date(2026, 11, 27, 13, 0, 0, 123456000, time.UTC)}, Size: int64(body),
+			Facts: map[string]string{"note": strings.Repeat("f", fact)}}, b
+	}
+	// lineEndsAt is the fact length that puts the record line's newline at
+	// byte i of the object ("corridor-document 1\n", the record, "\n").
+	lineEndsAt := func(name string, i, body int) int {
+		rec, _ := record(name, 0, body)
+		raw, _ := json.Marshal(rec)
+		return i - len("corridor-document 1\n") - len(raw)
+	}
+	for _, c := range []struct {
+		name       string
 		fact, body int
 		ranges     []string // of the reads of Record
 	}{
-		"LargeBody":   {10, 1 << 20, []string{"bytes=0-16383"}},
-		"LongRecord":  {40 << 10, 100, []string{"bytes=0-16383", ""}},
-		"RecordAtCut": {16<<10 - 400, 5000, []string{"bytes=0-16383"}}, // the record line ends near the head's end
+		{"LargeBody", 10, 1 << 20, []string{"bytes=0-16383"}},
+		{"LongRecord", 40 << 10, 100, []string{"bytes=0-16383", ""}},
+		{"LineEndsInTheHead", lineEndsAt("LineEndsInTheHead", head-1, 5000), 5000, []string{"bytes=0-16383"}},
+		{"LineEndsPastTheHead", lineEndsAt("LineEndsPastTheHead", head, 5000), 5000, []string{"bytes=0-16383", ""}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			body := bytes.Repeat([]byte("b"), c.body)
-			rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("head", name, nil), Type: "tracking-event", SchemaVersion: 1,
-				Sender: "cq-rail", SHA256: "00", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond)}, Size: int64(len(body)),
-				Facts: map[string]string{"note": strings.Repeat("f", c.fact)}}
+		t.Run(c.name, func(t *testing.T) {
+			rec, body := record(c.name, c.fact, c.body)
 			if err := s.Put(ctx, rec, body); err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +226,11 @@ func TestRecordReadFromTheHead(t *testing.T) {
 			}
 		})
 	}
+	count.take()
 	if _, err := s.Record(ctx, exchange.DocumentID("head", "none", nil)); !errors.Is(err, exchange.ErrNotFound) {
 		t.Fatalf("Record of nothing: %v; want ErrNotFound", err)
+	}
+	if calls := count.take(); len(calls) != 2 { // its object, then the layout before's record
+		t.Fatalf("Record of nothing made %d requests (%q); want 2", len(calls), calls)
 	}
 }
