@@ -99,6 +99,13 @@ func (s *Service) amendTitle(ctx context.Context, rec Record) error {
 	if st.title.doc == rec.ID {
 		return nil
 	}
+	// A revision amended since (its delivery completed late) had its AMEND
+	// before its successor's: it takes no place in the chain again.
+	if _, err := s.Index.Lookup(ctx, revisionKey(rec.ID)); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("look up the revision after %s: %w", rec.ID, err)
+	}
 	to := st.title.surrenderer
 	if st.title.status == TitleIssued {
 		to = st.title.issuer

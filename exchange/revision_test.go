@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"testing"
@@ -132,5 +133,56 @@ func TestReindexKeepsTheLatestRevisionsNumber(t *testing.T) {
 	name := map[string]string{v1.ID: "v1", v2.ID: "v2", v3.ID: "v3"}[id]
 	if err != nil || id != v3.ID {
 		t.Errorf("after reindex %s is held by %s (%s), %v; want v3", key, id, name, err)
+	}
+}
+
+// The delivery of an amendment cut short (its gateway died after the
+// archive write), completed by a sweep of the outbox after a later
+// amendment, adds nothing to the title chain (it used to try a second
+// AMEND naming the superseded revision: refused while another party held
+// the bill, so that every sweep failed and v2 was never delivered, and
+// appended once the issuer had it again).
+func TestCompletingASupersededAmendmentAddsNoAMEND(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.SetOutbox(w.store)
+	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	rev := func(day string) []byte {
+		return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
+			[]byte(`"plannedArrival": "2026-11-`+day+`T08:00:00+08:00"`), 1)
+	}
+	surrender := func() {
+		must(w.act(t, "cq-autoparts", "SURRENDER_FOR_AMENDMENT", ""))(t)
+		must(w.answer(t, "cq-mto", true))(t)
+	}
+	surrender()
+	func() {
+		w.svc.Failpoint = func(point string) {
+			if point == "after-archive" {
+				panic(errDied)
+			}
+		}
+		defer func() {
+			w.svc.Failpoint = nil
+			if r := recover(); r != errDied {
+				t.Fatalf("v2 went past the failpoint: %v", r)
+			}
+		}()
+		_, _ = w.amend(t, "cq-mto", "one-bill", v1.ID, rev("17"))
+	}()
+	sum := sha256.Sum256(rev("17"))
+	v2 := exchange.DocumentID("cq-mto", "", sum[:])
+	surrender()
+	if _, err := w.amend(t, "cq-mto", "one-bill", v2, rev("18")); err != nil {
+		t.Fatal(err)
+	}
+	before := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+	if n, err := w.svc.SweepOutbox(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("the sweep delivered %d, %v; want v2", n, err)
+	}
+	after := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+	if len(after.Chain) != len(before.Chain) {
+		last := after.Chain[len(after.Chain)-1]
+		t.Fatalf("completing v2 added %s (document %s) to the chain", last.Action, last.DocumentID)
 	}
 }
