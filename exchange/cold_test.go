@@ -1,7 +1,6 @@
 package exchange_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -342,14 +341,8 @@ func TestLateRetryOfAnEarlierAmendment(t *testing.T) {
 	ctx := context.Background()
 	w, _ := coldWorld(t, 2*time.Hour)
 	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
-	rev := func(day string) []byte {
-		return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
-			[]byte(`"plannedArrival": "2026-11-`+day+`T08:00:00+08:00"`), 1)
-	}
-	surrender := func() {
-		must(w.act(t, "cq-autoparts", "SURRENDER_FOR_AMENDMENT", ""))(t)
-		must(w.answer(t, "cq-mto", true))(t)
-	}
+	rev := func(day string) []byte { return billArriving(t, day) }
+	surrender := func() { w.surrenderForAmendment(t) }
 	surrender()
 	v2, err := w.amend(t, "cq-mto", "one-bill", v1.ID, rev("17"))
 	if err != nil {

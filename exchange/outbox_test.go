@@ -17,6 +17,12 @@ var errDied = errors.New("the gateway died here")
 // never hears back. It returns the document's id.
 func (w *world) died(t *testing.T, sender, typ string, body []byte) string {
 	t.Helper()
+	return w.diedSubmitting(t, sender, exchange.Submission{Type: typ, Body: body})
+}
+
+// diedSubmitting is died for any submission (an amendment, say).
+func (w *world) diedSubmitting(t *testing.T, sender string, sub exchange.Submission) string {
+	t.Helper()
 	var id string
 	func() {
 		w.svc.Failpoint = func(point string) {
@@ -30,7 +36,7 @@ func (w *world) died(t *testing.T, sender, typ string, body []byte) string {
 				t.Fatalf("the submission went past the failpoint: %v", r)
 			}
 		}()
-		_, _, _ = w.svc.Submit(context.Background(), w.party(t, sender), exchange.Submission{Type: typ, Body: body})
+		_, _, _ = w.svc.Submit(context.Background(), w.party(t, sender), sub)
 	}()
 	pending, err := w.store.Pending(context.Background(), time.Now().Add(time.Hour), 100)
 	if err != nil || len(pending) != 1 {

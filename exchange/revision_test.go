@@ -3,7 +3,6 @@ package exchange_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"testing"
@@ -147,33 +146,10 @@ func TestCompletingASupersededAmendmentAddsNoAMEND(t *testing.T) {
 	w := newWorld(t)
 	w.svc.SetOutbox(w.store)
 	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
-	rev := func(day string) []byte {
-		return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
-			[]byte(`"plannedArrival": "2026-11-`+day+`T08:00:00+08:00"`), 1)
-	}
-	surrender := func() {
-		must(w.act(t, "cq-autoparts", "SURRENDER_FOR_AMENDMENT", ""))(t)
-		must(w.answer(t, "cq-mto", true))(t)
-	}
-	surrender()
-	func() {
-		w.svc.Failpoint = func(point string) {
-			if point == "after-archive" {
-				panic(errDied)
-			}
-		}
-		defer func() {
-			w.svc.Failpoint = nil
-			if r := recover(); r != errDied {
-				t.Fatalf("v2 went past the failpoint: %v", r)
-			}
-		}()
-		_, _ = w.amend(t, "cq-mto", "one-bill", v1.ID, rev("17"))
-	}()
-	sum := sha256.Sum256(rev("17"))
-	v2 := exchange.DocumentID("cq-mto", "", sum[:])
-	surrender()
-	if _, err := w.amend(t, "cq-mto", "one-bill", v2, rev("18")); err != nil {
+	w.surrenderForAmendment(t)
+	v2 := w.diedSubmitting(t, "cq-mto", exchange.Submission{Type: "one-bill", Body: billArriving(t, "17"), Amends: v1.ID})
+	w.surrenderForAmendment(t)
+	if _, err := w.amend(t, "cq-mto", "one-bill", v2, billArriving(t, "18")); err != nil {
 		t.Fatal(err)
 	}
 	before := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
@@ -185,4 +161,19 @@ func TestCompletingASupersededAmendmentAddsNoAMEND(t *testing.T) {
 		last := after.Chain[len(after.Chain)-1]
 		t.Fatalf("completing v2 added %s (document %s) to the chain", last.Action, last.DocumentID)
 	}
+}
+
+// billArriving is the demo one bill planned to arrive on day (of November
+// 2026): a revision of it.
+func billArriving(t *testing.T, day string) []byte {
+	return bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte(`"plannedArrival": "2026-11-16T08:00:00+08:00"`),
+		[]byte(`"plannedArrival": "2026-11-`+day+`T08:00:00+08:00"`), 1)
+}
+
+// surrenderForAmendment gives the demo bill back to its issuer (from the
+// shipper, who holds it), so that it may be amended.
+func (w *world) surrenderForAmendment(t *testing.T) {
+	t.Helper()
+	must(w.act(t, "cq-autoparts", "SURRENDER_FOR_AMENDMENT", ""))(t)
+	must(w.answer(t, "cq-mto", true))(t)
 }
