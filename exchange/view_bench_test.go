@@ -45,25 +45,48 @@ func benchStores(b *testing.B) (*local.Store, *redis.Store) {
 // benchDemo is a service with the demo parties and the demo one bill; it
 // returns the bill's indexed record.
 func benchDemo(b *testing.B, store *local.Store, ix exchange.Index) (*exchange.Service, exchange.Record) {
-	ctx := context.Background()
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	svc := exchange.NewService(store, store, ix, store, signer, nil)
+	return svc, demoBill(b, svc)
+}
+
+// demoBill adds the demo parties and the demo one bill to svc; it returns
+// the bill's indexed record.
+func demoBill(b *testing.B, svc *exchange.Service) exchange.Record {
+	ctx := context.Background()
 	for _, p := range demoParties(b) {
 		if _, err := svc.CreateParty(ctx, p); err != nil {
 			b.Fatal(err)
 		}
 	}
-	mto, _ := store.Party(ctx, "cq-mto")
+	mto, _ := svc.Parties.Party(ctx, "cq-mto")
 	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
 	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
 	if err != nil {
 		b.Fatal(err)
 	}
-	billRec, err := ix.Doc(ctx, rc.ID)
+	billRec, err := svc.Index.Doc(ctx, rc.ID)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return svc, billRec
+	return billRec
+}
+
+// benchEvent is the i-th of a run of equipment events of a shipment (a
+// departure every hundredth, which the legs read), happening a minute
+// apart from start and received a second apart.
+func benchEvent(i int, prefix string, start time.Time, link exchange.Link) exchange.Record {
+	f := map[string]string{"eventID": fmt.Sprintf("%s-%06d", prefix, i), "eventType": "EQUIPMENT", "eventCode": "LOAD",
+		"eventClassifierCode": "ACT", "eventDateTime": start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+		"location": "CNCKG", "containerNumber": "CSQU3054383", "billReference": "CQNL2026000187"}
+	if i%100 == 0 {
+		f["eventType"], f["eventCode"], f["modeOfTransport"] = "TRANSPORT", "DEPA", "RAIL"
+		delete(f, "containerNumber")
+	}
+	return exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", f["eventID"], nil), Type: "tracking-event",
+		SchemaVersion: 2, Sender: "cq-rail", SHA256: fmt.Sprintf("%064d", i), ReceivedAt: start.Add(time.Duration(i) * time.Second),
+		Recipients: []string{"cq-autoparts", "cq-mto", "sg-bank", "sg-motors"}}, Format: exchange.RecordFormat, Size: 700,
+		Facts: f, Shipments: []exchange.Link{link}}
 }
 
 func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) {
@@ -72,17 +95,7 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 	link := billRec.Shipments[0]
 	start := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC)
 	for i := range events {
-		f := map[string]string{"eventID": fmt.Sprintf("bench-%06d", i), "eventType": "EQUIPMENT", "eventCode": "LOAD",
-			"eventClassifierCode": "ACT", "eventDateTime": start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
-			"location": "CNCKG", "containerNumber": "CSQU3054383", "billReference": "CQNL2026000187"}
-		if i%100 == 0 {
-			f["eventType"], f["eventCode"], f["modeOfTransport"] = "TRANSPORT", "DEPA", "RAIL"
-			delete(f, "containerNumber")
-		}
-		rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", f["eventID"], nil), Type: "tracking-event",
-			SchemaVersion: 2, Sender: "cq-rail", SHA256: fmt.Sprintf("%064d", i), ReceivedAt: start.Add(time.Duration(i) * time.Second),
-			Recipients: []string{"cq-autoparts", "cq-mto", "sg-bank", "sg-motors"}}, Format: exchange.RecordFormat, Size: 700,
-			Facts: f, Shipments: []exchange.Link{link}}
+		rec := benchEvent(i, "bench", start, link)
 		if err := ix.Add(ctx, rec, exchange.Entries(rec)); err != nil {
 			b.Fatal(err)
 		}
@@ -181,36 +194,12 @@ func BenchmarkShipmentFirstPageCold(b *testing.B) {
 	r := openColdRedis(b, time.Hour)
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	gateway := func() *exchange.Service { return exchange.NewService(arch, r, r, arch, signer, nil) }
-	svc := gateway()
-	for _, p := range demoParties(b) {
-		if _, err := svc.CreateParty(ctx, p); err != nil {
-			b.Fatal(err)
-		}
-	}
-	mto, _ := arch.Party(ctx, "cq-mto")
-	bill, _ := os.ReadFile(demoDir + "/documents/01-one-bill.json")
-	rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: bill})
-	if err != nil {
-		b.Fatal(err)
-	}
-	billRec, err := r.Doc(ctx, rc.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
+	billRec := demoBill(b, gateway())
 	start := time.Date(2026, 11, 5, 8, 0, 0, 0, time.UTC) // long past the TTL: no record goes to Redis
 	seed(b, events, func(i int) error {
-		f := map[string]string{"eventID": fmt.Sprintf("cold-%06d", i), "eventType": "EQUIPMENT", "eventCode": "LOAD",
-			"eventClassifierCode": "ACT", "eventDateTime": start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
-			"location": "CNCKG", "containerNumber": "CSQU3054383", "billReference": "CQNL2026000187"}
-		if i%100 == 0 {
-			f["eventType"], f["eventCode"], f["modeOfTransport"] = "TRANSPORT", "DEPA", "RAIL"
-			delete(f, "containerNumber")
-		}
-		body := []byte(fmt.Sprintf(`{"eventID":%q}`, f["eventID"]))
-		rec := exchange.Record{Receipt: exchange.Receipt{ID: exchange.DocumentID("cq-rail", f["eventID"], nil), Type: "tracking-event",
-			SchemaVersion: 2, Sender: "cq-rail", SHA256: fmt.Sprintf("%064d", i), ReceivedAt: start.Add(time.Duration(i) * time.Second),
-			Recipients: []string{"cq-autoparts", "cq-mto", "sg-bank", "sg-motors"}}, Format: exchange.RecordFormat, Size: int64(len(body)),
-			Facts: f, Shipments: []exchange.Link{billRec.Shipments[0]}}
+		rec := benchEvent(i, "cold", start, billRec.Shipments[0])
+		body := []byte(fmt.Sprintf(`{"eventID":%q}`, rec.Facts["eventID"]))
+		rec.Size = int64(len(body))
 		if err := arch.Put(ctx, rec, body); err != nil {
 			return err
 		}
