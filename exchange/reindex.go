@@ -55,11 +55,8 @@ func (s *Service) Reindex(ctx context.Context, requeue bool, since time.Time, st
 		if err != nil {
 			return n, fmt.Errorf("upgrade %s: %w", rec.ID, err)
 		}
-		if err := s.Index.Add(ctx, up, Entries(up)); err != nil {
-			return n, fmt.Errorf("index %s: %w", rec.ID, err)
-		}
-		if requeue && len(rec.Recipients) > 0 && !rec.ReceivedAt.Before(since) {
-			queued = append(queued, Record{Receipt: rec.Receipt, Shipments: up.Shipments})
+		if err := file(up); err != nil {
+			return n, err
 		}
 	}
 	// The archive walks in no set order; inboxes deliver oldest first.
