@@ -224,12 +224,19 @@ func (s *Store) doc(ctx context.Context, id string) (exchange.Record, []byte, er
 	if !errors.Is(err, exchange.ErrNotFound) {
 		return exchange.Record{}, nil, err
 	}
-	var rec exchange.Record // the layout before one object per document
-	if err := s.readJSON(ctx, "documents/", id, "/record.json", &rec); err != nil {
+	rec, err := s.oldRecord(ctx, id)
+	if err != nil {
 		return rec, nil, err
 	}
 	body, err := s.read(ctx, s.name("documents/", id, "/body"))
 	return rec, body, err
+}
+
+// oldRecord reads a record of the layout before one object per document.
+func (s *Store) oldRecord(ctx context.Context, id string) (exchange.Record, error) {
+	var rec exchange.Record
+	err := s.readJSON(ctx, "documents/", id, "/record.json", &rec)
+	return rec, err
 }
 
 // Body returns a document's exact bytes.
@@ -296,8 +303,7 @@ func (s *Store) Record(ctx context.Context, id string) (exchange.Record, error) 
 	name := s.name("docs/", id)
 	data, err := s.readRange(ctx, name, recordRange)
 	if errors.Is(err, exchange.ErrNotFound) { // the layout before, or nothing
-		var rec exchange.Record
-		return rec, s.readJSON(ctx, "documents/", id, "/record.json", &rec)
+		return s.oldRecord(ctx, id)
 	} else if err != nil {
 		return exchange.Record{}, err
 	}
@@ -323,8 +329,8 @@ func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error 
 		return err
 	}
 	return s.eachID(ctx, "documents/", "/record.json", func(id string) error {
-		var rec exchange.Record
-		if err := s.readJSON(ctx, "documents/", id, "/record.json", &rec); err != nil {
+		rec, err := s.oldRecord(ctx, id)
+		if err != nil {
 			return err
 		}
 		return fn(rec)
