@@ -34,12 +34,15 @@ func newColdCache() *lru.Cache[string, Record] {
 
 // coldReplay finds a submission seen before whose record the index no
 // longer holds (a ForgetfulIndex), by the natural keys it holds: its own
-// numbers, or the revision it amends. Found, it is read from the archive,
-// before anything is claimed or written for it as a new document would be
-// (a title amended again, a number its amendment took since). A document
-// without a natural key (a customs response) is found by the archive's
-// conditional write instead. Without such an index: nothing is looked up.
-func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, sender, id, amends string) (Record, bool, error) {
+// numbers, or the revision it amends; and an amendment of a one bill (whose
+// AMEND goes to the title before the archive write, and could not be taken
+// back: an Idempotency-Key used again, say) by its id in the archive. Found,
+// it is read from the archive, before anything is claimed or written for
+// it as a new document would be (a title amended again, a number its
+// amendment took since). Another document without a natural key (a customs
+// response) is found by the archive's conditional write instead. Without
+// such an index: nothing is looked up.
+func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, rec Record, amends string) (Record, bool, error) {
 	if !s.forgetsRecords() {
 		return Record{}, false, nil
 	}
@@ -49,23 +52,29 @@ func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, se
 	}
 	for _, k := range rt.keys {
 		for _, v := range values(f, k.path) {
-			keys = append(keys, k.of(sender, v))
+			keys = append(keys, k.of(rec.Sender, v))
 		}
 	}
+	held := amends != "" && rec.Type == TypeOneBill
 	for _, k := range keys {
 		holder, err := s.Index.Lookup(ctx, k)
-		if errors.Is(err, ErrNotFound) || (err == nil && holder != id) {
-			continue
-		} else if err != nil {
+		if err == nil && holder == rec.ID {
+			held = true
+			break
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
 			return Record{}, false, fmt.Errorf("look up %s: %w", k, err)
 		}
-		rec, err := s.archivedRecord(ctx, id)
-		if errors.Is(err, ErrNotFound) { // indexed, not archived: its attempt never ended; go on as new
-			return Record{}, false, nil
-		}
-		return rec, err == nil, err
 	}
-	return Record{}, false, nil
+	if !held {
+		return Record{}, false, nil
+	}
+	prev, err := s.archivedRecord(ctx, rec.ID)
+	if errors.Is(err, ErrNotFound) { // not archived: a new amendment, or an attempt that never got that far
+		return Record{}, false, nil
+	} else if err != nil {
+		return Record{}, false, fmt.Errorf("read archived record: %w", err)
+	}
+	return prev, true, nil
 }
 
 // forgetsRecords reports whether the index keeps records only a while.

@@ -165,7 +165,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if !errors.Is(err, ErrNotFound) {
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
-	if prev, ok, err := s.coldReplay(ctx, rt, doc.Fields, caller.ID, rec.ID, sub.Amends); err != nil {
+	if prev, ok, err := s.coldReplay(ctx, rt, doc.Fields, rec, sub.Amends); err != nil {
 		return Receipt{}, false, err
 	} else if ok {
 		return s.seen(ctx, prev, rec.SHA256)
@@ -183,17 +183,8 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	rec.Signature = s.Signer.Sign(rec.Receipt)
 	// An amended one bill takes its place in the title chain before it is
 	// archived: a title action racing it wins or loses the chain's next
-	// place cleanly, and a retry of this submission finds its AMEND there.
-	// Where the index forgets records, an id archived already (an
-	// Idempotency-Key used again, for another bill) is found first: the
-	// AMEND could not be taken back.
-	if rec.Type == TypeOneBill && rec.PreviousID != "" && s.forgetsRecords() {
-		if prev, err := s.archivedRecord(ctx, rec.ID); err == nil {
-			return s.seen(ctx, prev, rec.SHA256)
-		} else if !errors.Is(err, ErrNotFound) {
-			return Receipt{}, false, fmt.Errorf("read archived record: %w", err)
-		}
-	}
+	// place cleanly, and a retry of this submission finds its AMEND there
+	// (or, where the index forgets records, coldReplay found it archived).
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
