@@ -171,25 +171,43 @@ func (s *Store) check(ctx context.Context) error {
 	// window would deliver again what another's shorter window forgot),
 	// and records as long (one without a TTL would keep for ever the
 	// records it writes again, one with a shorter TTL would drop them).
-	if err := s.agree(ctx, s.windowKey(), s.DedupeWindow, "a dedupe window", "--redis-dedupe-window"); err != nil {
-		return err
-	}
-	return s.agree(ctx, s.Prefix+":record-ttl", s.RecordTTL, "a record TTL", "--redis-record-ttl")
+	return s.agree(ctx,
+		setting{s.windowKey(), s.DedupeWindow, "a dedupe window", "--redis-dedupe-window"},
+		setting{s.Prefix + ":record-ttl", s.RecordTTL, "a record TTL", "--redis-record-ttl"})
 }
 
-// agree records a setting (seconds) under key if no gateway did, else
-// refuses one that differs from the recorded one.
-func (s *Store) agree(ctx context.Context, key string, d time.Duration, what, flag string) error {
-	secs := int64(d / time.Second)
-	old, err := s.cmd.SetArgs(ctx, key, secs, goredis.SetArgs{Mode: "NX", Get: true}).Result() // one round trip: SET NX GET
-	if errors.Is(err, goredis.Nil) {
-		return nil // the first gateway: recorded
-	} else if err != nil {
+// A setting every gateway on one Redis must share: recorded under key (in
+// seconds) by the first.
+type setting struct {
+	key        string
+	d          time.Duration
+	what, flag string
+}
+
+// agree records each setting if no gateway did, else refuses one that
+// differs from the recorded one: one round trip (SET NX GET each).
+func (s *Store) agree(ctx context.Context, settings ...setting) error {
+	cmds := make([]*goredis.StatusCmd, len(settings))
+	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, st := range settings {
+			cmds[i] = p.SetArgs(ctx, st.key, int64(st.d/time.Second), goredis.SetArgs{Mode: "NX", Get: true})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return wrap(err)
 	}
-	if held, _ := strconv.ParseInt(old, 10, 64); held != secs {
-		return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
-			"%s (to change it, stop every gateway, then DEL %s)", what, time.Duration(held)*time.Second, d, flag, key)
+	for i, st := range settings {
+		old, err := cmds[i].Result()
+		if errors.Is(err, goredis.Nil) {
+			continue // the first gateway: recorded
+		} else if err != nil {
+			return wrap(err)
+		}
+		if held, _ := strconv.ParseInt(old, 10, 64); held != int64(st.d/time.Second) {
+			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
+				"%s (to change it, stop every gateway, then DEL %s)", st.what, time.Duration(held)*time.Second, st.d, st.flag, st.key)
+		}
 	}
 	return nil
 }
