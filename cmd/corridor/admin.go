@@ -35,6 +35,7 @@ func partiesCommand() *cobra.Command {
 when it is made; only its salted hash is stored.`,
 	}
 	f.register(cmd.PersistentFlags())
+	f.WritesNoDocuments = true
 	pre := func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) }
 
 	var name, country string
@@ -170,9 +171,9 @@ time, or a duration before now): after a failover that lost the last
 seconds of a Redis that kept the rest, requeue from a little before it,
 not every document older than the window again.
 
-With --redis-record-ttl (as the gateways run) only the records of documents
-received within it are written to Redis; views read the others from the
-archive.
+With a record TTL (--redis-record-ttl; left out, the one the gateways
+recorded in Redis) only the records of documents received within it are
+written to Redis; views read the others from the archive.
 
   corridor reindex --requeue                   # Redis lost everything
   corridor reindex --requeue-since 2026-11-27T09:00:00Z

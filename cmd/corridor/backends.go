@@ -41,9 +41,14 @@ type storageFlags struct {
 	S3SecretKey       string
 	S3Secure          bool
 	VisibilityTimeout time.Duration
+	// WritesNoDocuments: the command indexes and queues nothing (parties),
+	// so it records none of the settings the gateways share on Redis.
+	WritesNoDocuments bool
+	flags             *pflag.FlagSet // nil: every field counts as given
 }
 
 func (f *storageFlags) register(fs *pflag.FlagSet) {
+	f.flags = fs
 	fs.StringVar(&f.Data, "data", "data", "folder of the embedded backend (and of the receipt key)")
 	fs.StringVar(&f.RedisURL, "redis-url", "", "Redis for queues and indexes, e.g. redis://127.0.0.1:6379/0 (empty: embedded)")
 	fs.StringSliceVar(&f.RedisSentinels, "redis-sentinels", nil, "Redis Sentinels (host:port,...) watching --redis-master, instead of --redis-url")
@@ -52,8 +57,8 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.RedisPassword, "redis-password", "", "password of the servers found through --redis-sentinels or --redis-cluster (with --redis-url, put it in the URL)")
 	fs.IntVar(&f.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many Redis replicas have it (WAIT, at most 1s; on Cluster, on each master written): 1 keeps what a promoted replica holds complete")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
-	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m, the same for every gateway on one Redis")
-	fs.DurationVar(&f.RedisRecordTTL, "redis-record-ttl", 0, "keep a document's index record in Redis only this long after it was received, then read it from the archive when a view lists it (its list entries and natural keys stay in Redis): bounds what each document costs Redis to ~270 bytes; at least --redis-dedupe-window; 0 keeps records")
+	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m, the same for every gateway on one Redis (left out: the one the first gateway recorded there, else 1h)")
+	fs.DurationVar(&f.RedisRecordTTL, "redis-record-ttl", 0, "keep a document's index record in Redis only this long after it was received, then read it from the archive when a view lists it (its list entries and natural keys stay in Redis): bounds what each document costs Redis to ~270 bytes; at least --redis-dedupe-window; 0 keeps records; the same for every gateway on one Redis (left out: the one the first gateway recorded there, else 0)")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -73,9 +78,20 @@ func envDefaults(cmd *cobra.Command, skip ...string) error {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
+			f.Changed = true // given, as on the command line
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// given reports whether a flag was set, on the command line or by
+// CORRIDOR_<FLAG>.
+func (f *storageFlags) given(name string) bool {
+	if f.flags == nil {
+		return true
+	}
+	fl := f.flags.Lookup(name)
+	return fl != nil && fl.Changed
 }
 
 type backends struct {
@@ -119,6 +135,8 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 			r.DedupeWindow = f.RedisDedupe
 		}
 		r.RecordTTL = f.RedisRecordTTL
+		r.AdoptWindow, r.AdoptRecordTTL = !f.given("redis-dedupe-window"), !f.given("redis-record-ttl")
+		r.WritesNoDocuments = f.WritesNoDocuments
 		if f.RedisPrefix != "" {
 			r.Prefix = f.RedisPrefix
 		}

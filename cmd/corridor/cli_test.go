@@ -243,3 +243,34 @@ func TestRedisRecordTTLFlag(t *testing.T) {
 		t.Fatalf("the store keeps records %s; want 2h", b.redis.RecordTTL)
 	}
 }
+
+// The commands beside the gateways take the settings they share on Redis
+// from it: `parties` run before the first gateway records none, and run
+// after it without the flags works; a flag given (or CORRIDOR_*) must match.
+func TestCommandsTakeTheGatewaysRedisSettings(t *testing.T) {
+	url, prefix, data := testenv.RedisURL(t), testenv.Prefix(), t.TempDir()
+	parties := func(extra ...string) error {
+		_, err := runCLI(t, append([]string{"parties", "list", "--data", data, "--redis-url", url, "--redis-prefix", prefix}, extra...)...)
+		return err
+	}
+	if err := parties(); err != nil {
+		t.Fatal(err)
+	}
+	// A gateway with its own window and TTL starts after it.
+	gw := storageFlags{Data: t.TempDir(), RedisURL: url, RedisPrefix: prefix, RedisDedupe: 10 * time.Minute, RedisRecordTTL: 2 * time.Hour}
+	b, err := gw.open(context.Background())
+	if err != nil {
+		t.Fatalf("a gateway after `parties`: %v", err)
+	}
+	b.close()
+	if err := parties(); err != nil {
+		t.Fatalf("parties without the flags beside the gateway: %v", err)
+	}
+	if err := parties("--redis-record-ttl", "1h"); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
+		t.Fatalf("parties given another TTL: %v; want refused", err)
+	}
+	t.Setenv("CORRIDOR_REDIS_RECORD_TTL", "3h")
+	if err := parties(); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
+		t.Fatalf("parties given another TTL by CORRIDOR_REDIS_RECORD_TTL: %v; want refused", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/redis"
@@ -118,4 +120,75 @@ func TestOneRecordTTLPerRedis(t *testing.T) {
 		t.Fatalf("Open with the same record TTL: %v", err)
 	}
 	same.Close()
+}
+
+// A store not told the shared settings takes those the first gateway
+// recorded; one that writes no documents records none, so a tool run
+// before the first gateway chooses nothing for it.
+func TestSharedSettingsAdopted(t *testing.T) {
+	ctx := context.Background()
+	url, prefix := testenv.RedisURL(t), testenv.Prefix()
+	store := func(adopt, tool bool) *redis.Store {
+		s := redis.New(url)
+		s.Prefix, s.AdoptWindow, s.AdoptRecordTTL, s.WritesNoDocuments = prefix, adopt, adopt, tool
+		return s
+	}
+	held := func(key string) string {
+		opts, err := goredis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := goredis.NewClient(opts)
+		defer rc.Close()
+		v, err := rc.Get(ctx, prefix+":"+key).Result()
+		if errors.Is(err, goredis.Nil) {
+			return "none"
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	tool := store(true, true)
+	if err := tool.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tool.Close()
+	if w, ttl := held("dedupe-window"), held("record-ttl"); w != "none" || ttl != "none" {
+		t.Fatalf("a tool recorded a window of %s s and a TTL of %s s; want nothing", w, ttl)
+	}
+
+	first := store(false, false)
+	first.DedupeWindow, first.RecordTTL = 10*time.Minute, 30*time.Minute
+	if err := first.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	for _, s := range []*redis.Store{store(true, false), store(true, true)} {
+		if err := s.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s.DedupeWindow != 10*time.Minute || s.RecordTTL != 30*time.Minute {
+			t.Fatalf("adopted a window of %s and a TTL of %s; want 10m and 30m", s.DedupeWindow, s.RecordTTL)
+		}
+	}
+	// Given, a setting must still match, for a tool too.
+	given := store(false, true)
+	given.AdoptWindow, given.RecordTTL = true, 2*time.Hour
+	if err := given.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
+		if err == nil {
+			given.Close()
+		}
+		t.Fatalf("a tool given another TTL: %v; want refused", err)
+	}
+	// An adopted window is checked against a given TTL.
+	short := store(false, false)
+	short.AdoptWindow, short.RecordTTL = true, 5*time.Minute
+	if err := short.Open(ctx); err == nil || !strings.Contains(err.Error(), "RecordTTL") {
+		if err == nil {
+			short.Close()
+		}
+		t.Fatalf("a 5m TTL beside the recorded 10m window: %v; want refused", err)
+	}
 }

@@ -70,6 +70,15 @@ type Store struct {
 	// the service reads it from the archive. Its list entries and natural
 	// keys stay. 0 keeps records as long as Redis keeps its data.
 	RecordTTL time.Duration
+	// DedupeWindow and RecordTTL are shared: every gateway on one Redis
+	// keeps the same, recorded by the first to open it. AdoptWindow and
+	// AdoptRecordTTL say the caller did not choose one: Open takes the
+	// recorded value (keeping the field's where none is recorded yet).
+	AdoptWindow, AdoptRecordTTL bool
+	// WritesNoDocuments is set by a tool that indexes and queues nothing
+	// (corridor parties): Open records no shared setting, so such a tool
+	// run before the first gateway does not choose them for it.
+	WritesNoDocuments bool
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
@@ -117,13 +126,10 @@ func (s *Store) Open(ctx context.Context) error {
 		// A pipeline is read with go-redis' default 3 s read timeout.
 		return errors.New("redis: WaitTimeout must be above 0 and below 3s")
 	}
-	if s.DedupeWindow < MinDedupeWindow {
-		// A submission or a sweep of the outbox must end within it.
-		return fmt.Errorf("redis: DedupeWindow %s is below %s", s.DedupeWindow, MinDedupeWindow)
-	}
-	if s.RecordTTL != 0 && s.RecordTTL < s.DedupeWindow {
-		// A retry within the window is answered from the record in Redis.
-		return fmt.Errorf("redis: RecordTTL %s is below the dedupe window (%s)", s.RecordTTL, s.DedupeWindow)
+	if !s.AdoptWindow && !s.AdoptRecordTTL {
+		if err := s.validSettings(); err != nil { // refused even while Redis is down
+			return err
+		}
 	}
 	var err error
 	if s.cmd, err = s.client(0, 0); err != nil {
@@ -171,45 +177,91 @@ func (s *Store) check(ctx context.Context) error {
 	// window would deliver again what another's shorter window forgot),
 	// and records as long (one without a TTL would keep for ever the
 	// records it writes again, one with a shorter TTL would drop them).
-	return s.agree(ctx,
-		setting{s.windowKey(), s.DedupeWindow, "a dedupe window", "--redis-dedupe-window"},
-		setting{s.Prefix + ":record-ttl", s.RecordTTL, "a record TTL", "--redis-record-ttl"})
+	settings := []setting{
+		{s.windowKey(), &s.DedupeWindow, s.AdoptWindow, "a dedupe window", "--redis-dedupe-window"},
+		{s.Prefix + ":record-ttl", &s.RecordTTL, s.AdoptRecordTTL, "a record TTL", "--redis-record-ttl"}}
+	held, err := s.recorded(ctx, settings, false)
+	if err != nil {
+		return err
+	}
+	for i, st := range settings {
+		if st.adopt && held[i] >= 0 {
+			*st.d = held[i]
+		}
+	}
+	if err := s.validSettings(); err != nil {
+		return err
+	}
+	if !s.WritesNoDocuments {
+		// Recorded by the first; one recorded in between is compared.
+		if held, err = s.recorded(ctx, settings, true); err != nil {
+			return err
+		}
+	}
+	for i, st := range settings {
+		if held[i] >= 0 && held[i] != *st.d {
+			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
+				"%s, or leave it out to take theirs (to change it, stop every gateway, then DEL %s)", st.what, held[i], *st.d, st.flag, st.key)
+		}
+	}
+	return nil
+}
+
+// validSettings refuses a dedupe window or record TTL the store cannot keep.
+func (s *Store) validSettings() error {
+	if s.DedupeWindow < MinDedupeWindow {
+		// A submission or a sweep of the outbox must end within it.
+		return fmt.Errorf("redis: DedupeWindow %s is below %s", s.DedupeWindow, MinDedupeWindow)
+	}
+	if s.RecordTTL != 0 && s.RecordTTL < s.DedupeWindow {
+		// A retry within the window is answered from the record in Redis.
+		return fmt.Errorf("redis: RecordTTL %s is below the dedupe window (%s)", s.RecordTTL, s.DedupeWindow)
+	}
+	return nil
 }
 
 // A setting every gateway on one Redis must share: recorded under key (in
-// seconds) by the first.
+// seconds) by the first; adopt takes the recorded one.
 type setting struct {
 	key        string
-	d          time.Duration
+	d          *time.Duration
+	adopt      bool
 	what, flag string
 }
 
-// agree records each setting if no gateway did, else refuses one that
-// differs from the recorded one: one round trip (SET NX GET each).
-func (s *Store) agree(ctx context.Context, settings ...setting) error {
-	cmds := make([]*goredis.StatusCmd, len(settings))
+// recorded returns each setting's recorded value (-1 where none is) in one
+// round trip; with record, it records ours where none is (SET NX GET).
+func (s *Store) recorded(ctx context.Context, settings []setting, record bool) ([]time.Duration, error) {
+	cmds := make([]interface{ Result() (string, error) }, len(settings))
 	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, st := range settings {
-			cmds[i] = p.SetArgs(ctx, st.key, int64(st.d/time.Second), goredis.SetArgs{Mode: "NX", Get: true})
+			if record {
+				cmds[i] = p.SetArgs(ctx, st.key, int64(*st.d/time.Second), goredis.SetArgs{Mode: "NX", Get: true})
+			} else {
+				cmds[i] = p.Get(ctx, st.key)
+			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		return wrap(err)
+		return nil, wrap(err)
 	}
-	for i, st := range settings {
-		old, err := cmds[i].Result()
+	out := make([]time.Duration, len(settings))
+	for i, c := range cmds {
+		v, err := c.Result()
 		if errors.Is(err, goredis.Nil) {
-			continue // the first gateway: recorded
+			out[i] = -1
+			continue
 		} else if err != nil {
-			return wrap(err)
+			return nil, wrap(err)
 		}
-		if held, _ := strconv.ParseInt(old, 10, 64); held != int64(st.d/time.Second) {
-			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
-				"%s (to change it, stop every gateway, then DEL %s)", st.what, time.Duration(held)*time.Second, st.d, st.flag, st.key)
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs < 0 {
+			return nil, fmt.Errorf("redis: %s holds %q, not a number of seconds", settings[i].key, v)
 		}
+		out[i] = time.Duration(secs) * time.Second
 	}
-	return nil
+	return out, nil
 }
 
 // windowKey holds the dedupe window (seconds) the first gateway on this
