@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 )
 
 // An index may keep the records of older documents only in the archive
@@ -24,12 +26,60 @@ const coldCacheSize = 4096
 // coldReads bounds the archive reads of one page that run at once.
 const coldReads = 16
 
-func newColdCache() *lru.Cache[string, Record] {
+// coldReadsInFlight bounds the archive reads of records running at once
+// in the process, whatever the number of views asking (each bounded by
+// coldReads): many views of older shipments at once cannot flood the
+// archive.
+const coldReadsInFlight = 64
+
+// coldReadTimeout bounds one archive read of a record, which the callers
+// asking for it at once share (it is not cancelled when the first leaves).
+const coldReadTimeout = 30 * time.Second
+
+// coldRecords are the records the service read from the archive.
+type coldRecords struct {
+	cache  *lru.Cache[string, Record]
+	flight singleflight.Group // by id: callers asking at once share one read
+	slots  chan struct{}      // the reads running (coldReadsInFlight)
+}
+
+func newColdRecords(inFlight int) *coldRecords {
 	c, err := lru.New[string, Record](coldCacheSize)
 	if err != nil {
 		panic(err) // a size <= 0: a programming error
 	}
-	return c
+	return &coldRecords{cache: c, slots: make(chan struct{}, inFlight)}
+}
+
+// readArchived reads a record from the archive once for all the callers asking
+// for it at once, each given its own copy; at most coldReadsInFlight run
+// at once. A caller whose ctx ends stops waiting; the read goes on for
+// the others.
+func (s *Service) readArchived(ctx context.Context, id string) (Record, error) {
+	c := s.cold
+	done := c.flight.DoChan(id, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), coldReadTimeout)
+		defer cancel()
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		}
+		defer func() { <-c.slots }()
+		return s.Archive.Record(ctx, id)
+	})
+	if s.Failpoint != nil {
+		s.Failpoint("cold-wait")
+	}
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			return Record{}, r.Err
+		}
+		return r.Val.(Record).clone(), nil
+	case <-ctx.Done():
+		return Record{}, ctx.Err()
+	}
 }
 
 // coldReplay finds a submission seen before whose record the index no
@@ -100,12 +150,10 @@ func (s *Service) record(ctx context.Context, id string) (Record, error) {
 // the shipment's graph, which may list it: read as archived there, it
 // cannot recurse; a one bill's upgrade reads nothing).
 func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error) {
-	if s.cold != nil {
-		if rec, ok := s.cold.Get(id); ok {
-			return rec.clone(), nil
-		}
+	if rec, ok := s.cold.cache.Get(id); ok {
+		return rec.clone(), nil
 	}
-	rec, err := s.Archive.Record(ctx, id)
+	rec, err := s.readArchived(ctx, id)
 	if err != nil {
 		return Record{}, err
 	}
@@ -119,9 +167,7 @@ func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error)
 		}
 		return up, nil
 	}
-	if s.cold != nil {
-		s.cold.Add(id, rec.clone())
-	}
+	s.cold.cache.Add(id, rec.clone())
 	return rec, nil
 }
 

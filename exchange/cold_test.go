@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,5 +368,127 @@ func TestLateRetryOfAnEarlierAmendment(t *testing.T) {
 			last := after.Chain[len(after.Chain)-1]
 			t.Fatalf("the retry of v2 with the title at %s added %s (document %s) to the chain", holder, last.Action, last.DocumentID)
 		}
+	}
+}
+
+// gatedArchive holds every record read until the test opens gate; it
+// counts the reads by id and how many ran at once at most.
+type gatedArchive struct {
+	exchange.Archive
+	gate    chan struct{}
+	arrived chan string
+	mu      sync.Mutex
+	reads   map[string]int
+	running int
+	most    int
+}
+
+func newGatedArchive(a exchange.Archive) *gatedArchive {
+	return &gatedArchive{Archive: a, gate: make(chan struct{}), arrived: make(chan string, 100), reads: map[string]int{}}
+}
+
+func (g *gatedArchive) Record(ctx context.Context, id string) (exchange.Record, error) {
+	g.mu.Lock()
+	g.reads[id]++
+	g.running++
+	g.most = max(g.most, g.running)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running--
+		g.mu.Unlock()
+	}()
+	g.arrived <- id
+	<-g.gate
+	if err := ctx.Err(); err != nil {
+		return exchange.Record{}, err
+	}
+	return g.Archive.Record(ctx, id)
+}
+
+// coldReads plays the demo three hours ago on a gateway keeping records
+// an hour, then gives it an empty memory of archived records, reads
+// bounded to inFlight, and gated archive reads; waits receives a value
+// each time a caller waits for an archive read.
+func coldReads(t *testing.T, inFlight int) (w *world, rcs []exchange.Receipt, g *gatedArchive, waits chan string) {
+	t.Helper()
+	w, _ = coldWorld(t, 3*time.Hour)
+	rcs = w.scenario(t)
+	w.svc.ForgetColdRecordsForTest(inFlight)
+	g = newGatedArchive(w.store)
+	w.svc.Archive = g
+	waits = make(chan string, 100)
+	w.svc.Failpoint = func(p string) { waits <- p }
+	return w, rcs, g, waits
+}
+
+// receive takes n values from c.
+func receive[T any](c chan T, n int) {
+	for range n {
+		<-c
+	}
+}
+
+// Callers asking at once for a record the index no longer holds share one
+// archive read; one that gives up leaves the read to the others.
+func TestColdReadsShared(t *testing.T) {
+	w, rcs, g, waits := coldReads(t, 64)
+	rc := rcs[0]
+	gone, leave := context.WithCancel(context.Background())
+	results := make(chan error, 4)
+	for i := range 4 {
+		ctx := context.Background()
+		if i == 0 {
+			ctx = gone // the first to ask: its read is the one the others share
+		}
+		go func() {
+			got, err := w.svc.RecordForTest(ctx, rc.ID)
+			if err == nil && !reflect.DeepEqual(got.Receipt, rc) {
+				err = fmt.Errorf("receipt %+v; want %+v", got.Receipt, rc)
+			}
+			results <- err
+		}()
+		if i == 0 {
+			receive(g.arrived, 1) // the first reaches the archive before the others ask
+		}
+		receive(waits, 1)
+	}
+	leave()
+	if err := <-results; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that gave up: %v; want context.Canceled", err)
+	}
+	close(g.gate)
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.reads[rc.ID] != 1 {
+		t.Fatalf("%d archive reads of %s for 4 callers at once; want 1", g.reads[rc.ID], rc.ID)
+	}
+}
+
+// However many callers ask at once, the archive reads of records running
+// at once in the process are bounded.
+func TestColdReadsBounded(t *testing.T) {
+	const inFlight = 2
+	w, rcs, g, waits := coldReads(t, inFlight)
+	results := make(chan error, len(rcs))
+	for _, rc := range rcs {
+		go func() {
+			_, err := w.svc.RecordForTest(context.Background(), rc.ID)
+			results <- err
+		}()
+	}
+	receive(waits, len(rcs)) // every caller waits for its read
+	receive(g.arrived, inFlight)
+	close(g.gate)
+	for range rcs {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.most > inFlight || len(g.reads) != len(rcs) {
+		t.Fatalf("%d archive reads ran at once (of %d ids read); want at most %d", g.most, len(g.reads), inFlight)
 	}
 }

@@ -45,7 +45,7 @@ type Service struct {
 	revocations Revocations
 	outbox      Outbox
 	deliveries  *lru.Cache[string, []byte] // see deliveries.go
-	cold        *lru.Cache[string, Record] // records read from the archive, see cold.go
+	cold        *coldRecords               // records read from the archive, see cold.go
 	// Failpoint, for tests only, is called at named points of a
 	// submission ("after-archive"); nil in production.
 	Failpoint func(point string)
@@ -64,7 +64,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, cachedKey](10000, nil, CacheTTL),
 		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL),
-		deliveries: newDeliveryCache(), cold: newColdCache()}
+		deliveries: newDeliveryCache(), cold: newColdRecords(coldReadsInFlight)}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
