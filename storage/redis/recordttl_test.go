@@ -192,3 +192,17 @@ func TestSharedSettingsAdopted(t *testing.T) {
 		t.Fatalf("a 5m TTL beside the recorded 10m window: %v; want refused", err)
 	}
 }
+
+// Settings are recorded in whole seconds: a window with a fraction of one
+// opens, for the first gateway and the next.
+func TestSettingsInWholeSeconds(t *testing.T) {
+	prefix := testenv.Prefix()
+	for range 2 {
+		s := redis.New(testenv.RedisURL(t))
+		s.Prefix, s.DedupeWindow = prefix, 90500*time.Millisecond
+		if err := s.Open(context.Background()); err != nil {
+			t.Fatalf("Open with a window of %s: %v", s.DedupeWindow, err)
+		}
+		s.Close()
+	}
+}

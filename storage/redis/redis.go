@@ -199,7 +199,7 @@ func (s *Store) check(ctx context.Context) error {
 		}
 	}
 	for i, st := range settings {
-		if held[i] >= 0 && held[i] != *st.d {
+		if held[i] >= 0 && held[i] != st.d.Truncate(time.Second) { // (recorded in whole seconds)
 			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
 				"%s, or leave it out to take theirs (to change it, stop every gateway, then DEL %s)", st.what, held[i], *st.d, st.flag, st.key)
 		}
