@@ -171,9 +171,11 @@ time, or a duration before now): after a failover that lost the last
 seconds of a Redis that kept the rest, requeue from a little before it,
 not every document older than the window again.
 
-With a record TTL (--redis-record-ttl; left out, the one the gateways
-recorded in Redis) only the records of documents received within it are
-written to Redis; views read the others from the archive.
+On Redis, --redis-dedupe-window and --redis-record-ttl left out are the
+ones the gateways recorded there; if Redis lost them with its data,
+reindex asks for them: give them as the gateways run (or start a gateway
+first). With a record TTL only the records of documents received within
+it are written to Redis; views read the others from the archive.
 
   corridor reindex --requeue                   # Redis lost everything
   corridor reindex --requeue-since 2026-11-27T09:00:00Z
@@ -195,6 +197,7 @@ written to Redis; views read the others from the archive.
 		},
 	}
 	f.register(cmd.Flags())
+	f.NoDefaults = true
 	cmd.Flags().BoolVar(&requeue, "requeue", false, "queue every document again for its recipients")
 	cmd.Flags().StringVar(&since, "requeue-since", "", "queue again only the documents received since this time (RFC 3339) or this long ago (e.g. 30m); implies --requeue")
 	return cmd

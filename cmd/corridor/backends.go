@@ -44,7 +44,10 @@ type storageFlags struct {
 	// WritesNoDocuments: the command indexes and queues nothing (parties),
 	// so it records none of the settings the gateways share on Redis.
 	WritesNoDocuments bool
-	flags             *pflag.FlagSet // nil: every field counts as given
+	// NoDefaults: the command (reindex) does not choose a shared setting
+	// neither given nor recorded on Redis.
+	NoDefaults bool
+	flags      *pflag.FlagSet // nil: every field counts as given
 }
 
 func (f *storageFlags) register(fs *pflag.FlagSet) {
@@ -136,7 +139,7 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 		}
 		r.RecordTTL = f.RedisRecordTTL
 		r.AdoptWindow, r.AdoptRecordTTL = !f.given("redis-dedupe-window"), !f.given("redis-record-ttl")
-		r.WritesNoDocuments = f.WritesNoDocuments
+		r.WritesNoDocuments, r.NoDefaults = f.WritesNoDocuments, f.NoDefaults
 		if f.RedisPrefix != "" {
 			r.Prefix = f.RedisPrefix
 		}

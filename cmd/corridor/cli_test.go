@@ -246,15 +246,22 @@ func TestRedisRecordTTLFlag(t *testing.T) {
 
 // The commands beside the gateways take the settings they share on Redis
 // from it: `parties` run before the first gateway records none, and run
-// after it without the flags works; a flag given (or CORRIDOR_*) must match.
+// after it without the flags works; `reindex` does not choose them where
+// none are recorded (Redis lost its data); a flag given (or CORRIDOR_*)
+// must match.
 func TestCommandsTakeTheGatewaysRedisSettings(t *testing.T) {
 	url, prefix, data := testenv.RedisURL(t), testenv.Prefix(), t.TempDir()
-	parties := func(extra ...string) error {
-		_, err := runCLI(t, append([]string{"parties", "list", "--data", data, "--redis-url", url, "--redis-prefix", prefix}, extra...)...)
+	run := func(cmd []string, extra ...string) error {
+		_, err := runCLI(t, append(append(cmd, "--data", data, "--redis-url", url, "--redis-prefix", prefix), extra...)...)
 		return err
 	}
+	parties := func(extra ...string) error { return run([]string{"parties", "list"}, extra...) }
+	reindex := []string{"reindex"}
 	if err := parties(); err != nil {
 		t.Fatal(err)
+	}
+	if err := run(reindex); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
+		t.Fatalf("reindex on a Redis with no settings recorded, given none: %v; want refused", err)
 	}
 	// A gateway with its own window and TTL starts after it.
 	gw := storageFlags{Data: t.TempDir(), RedisURL: url, RedisPrefix: prefix, RedisDedupe: 10 * time.Minute, RedisRecordTTL: 2 * time.Hour}
@@ -265,6 +272,9 @@ func TestCommandsTakeTheGatewaysRedisSettings(t *testing.T) {
 	b.close()
 	if err := parties(); err != nil {
 		t.Fatalf("parties without the flags beside the gateway: %v", err)
+	}
+	if err := run(reindex); err != nil {
+		t.Fatalf("reindex without the flags beside the gateway: %v", err)
 	}
 	if err := parties("--redis-record-ttl", "1h"); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
 		t.Fatalf("parties given another TTL: %v; want refused", err)

@@ -206,3 +206,36 @@ func TestSettingsInWholeSeconds(t *testing.T) {
 		s.Close()
 	}
 }
+
+// A store with NoDefaults (reindex) takes recorded settings, records given
+// ones, and refuses to choose one neither given nor recorded.
+func TestNoDefaultsOnAnEmptyRedis(t *testing.T) {
+	ctx := context.Background()
+	prefix := testenv.Prefix()
+	store := func(adoptTTL bool) *redis.Store {
+		s := redis.New(testenv.RedisURL(t))
+		s.Prefix, s.NoDefaults, s.AdoptWindow, s.AdoptRecordTTL = prefix, true, true, adoptTTL
+		return s
+	}
+	s := store(true)
+	if err := s.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open with nothing given or recorded: %v; want refused", err)
+	}
+	given := store(false)
+	given.AdoptWindow, given.DedupeWindow, given.RecordTTL = false, 2*time.Minute, 3*time.Minute
+	if err := given.Open(ctx); err != nil {
+		t.Fatalf("Open with both given: %v", err)
+	}
+	given.Close()
+	s = store(true)
+	if err := s.Open(ctx); err != nil {
+		t.Fatalf("Open with both recorded: %v", err)
+	}
+	s.Close()
+	if s.DedupeWindow != 2*time.Minute || s.RecordTTL != 3*time.Minute {
+		t.Fatalf("took %s and %s; want the recorded 2m and 3m", s.DedupeWindow, s.RecordTTL)
+	}
+}

@@ -79,6 +79,11 @@ type Store struct {
 	// (corridor parties): Open records no shared setting, so such a tool
 	// run before the first gateway does not choose them for it.
 	WritesNoDocuments bool
+	// NoDefaults refuses a setting neither given (Adopt*) nor recorded,
+	// rather than recording the field's: `corridor reindex` on a Redis
+	// that lost its data must not choose them for the gateways running
+	// (a record TTL left out would put every record back in Redis).
+	NoDefaults bool
 
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
@@ -185,8 +190,11 @@ func (s *Store) check(ctx context.Context) error {
 		return err
 	}
 	for i, st := range settings {
-		if st.adopt && held[i] >= 0 {
+		switch {
+		case st.adopt && held[i] >= 0:
 			*st.d = held[i]
+		case st.adopt && s.NoDefaults:
+			return fmt.Errorf("redis: no gateway recorded %s on this Redis (did it lose its data?): give %s as the gateways run", st.what, st.flag)
 		}
 	}
 	if err := s.validSettings(); err != nil {
