@@ -133,13 +133,13 @@ func TestSharedSettingsAdopted(t *testing.T) {
 		s.Prefix, s.AdoptWindow, s.AdoptRecordTTL, s.WritesNoDocuments = prefix, adopt, adopt, tool
 		return s
 	}
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := goredis.NewClient(opts)
+	defer rc.Close()
 	held := func(key string) string {
-		opts, err := goredis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := goredis.NewClient(opts)
-		defer rc.Close()
 		v, err := rc.Get(ctx, prefix+":"+key).Result()
 		if errors.Is(err, goredis.Nil) {
 			return "none"
@@ -182,7 +182,21 @@ func TestSharedSettingsAdopted(t *testing.T) {
 		}
 		t.Fatalf("a tool given another TTL: %v; want refused", err)
 	}
-	// An adopted window is checked against a given TTL.
+	// A window given that differs is named, whatever it makes of the TTL.
+	wide := store(false, true)
+	wide.AdoptRecordTTL, wide.DedupeWindow = true, time.Hour
+	if err := wide.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
+		if err == nil {
+			wide.Close()
+		}
+		t.Fatalf("a tool given a 1h window beside the recorded 10m and 30m TTL: %v; want refused for the window", err)
+	}
+	// An adopted window is checked against a given TTL (none recorded: a
+	// Redis of gateways from before the TTL).
+	prefix = testenv.Prefix()
+	if err := rc.Set(ctx, prefix+":dedupe-window", 600, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	short := store(false, false)
 	short.AdoptWindow, short.RecordTTL = true, 5*time.Minute
 	if err := short.Open(ctx); err == nil || !strings.Contains(err.Error(), "RecordTTL") {

@@ -197,15 +197,27 @@ func (s *Store) check(ctx context.Context) error {
 			return fmt.Errorf("redis: no gateway recorded %s on this Redis (did it lose its data?): give %s as the gateways run", st.what, st.flag)
 		}
 	}
+	// A setting given that differs is refused first, the error naming it
+	// (rather than what it makes of the other setting).
+	if err := differ(settings, held); err != nil {
+		return err
+	}
 	if err := s.validSettings(); err != nil {
 		return err
 	}
-	if !s.WritesNoDocuments {
-		// Recorded by the first; one recorded in between is compared.
-		if held, err = s.recorded(ctx, settings, true); err != nil {
-			return err
-		}
+	if s.WritesNoDocuments {
+		return nil
 	}
+	// Recorded by the first; one recorded in between is compared.
+	if held, err = s.recorded(ctx, settings, true); err != nil {
+		return err
+	}
+	return differ(settings, held)
+}
+
+// differ refuses a setting that differs from the one recorded (held, -1
+// where none is).
+func differ(settings []setting, held []time.Duration) error {
 	for i, st := range settings {
 		if held[i] >= 0 && held[i] != st.d.Truncate(time.Second) { // (recorded in whole seconds)
 			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
