@@ -77,6 +77,11 @@ type Index interface {
 	// that never finished); else the other document's id. A pending claim
 	// is not seen by Lookup until Add confirms it.
 	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, err error)
+	// Release gives up the claim of key that id made at now, for a
+	// submission refused before anything of it was archived: the key is
+	// free at once, not only once the claim is stale. A key indexed, or
+	// claimed since (by any document), is left as it is.
+	Release(ctx context.Context, key, id string, now time.Time) error
 	// Doc returns an indexed record, or ErrNotFound (also for one kept
 	// only in the archive).
 	Doc(ctx context.Context, id string) (Record, error)

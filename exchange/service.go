@@ -177,7 +177,17 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		}
 	}
 	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
-	if err := s.resolve(ctx, caller, rt, doc, &rec, prev); err != nil {
+	// The natural keys this attempt claims are given up if it fails while
+	// nothing of it is archived: another document may take them at once
+	// (not only once the claims are stale).
+	var claims []claim
+	written := false
+	defer func() {
+		if err != nil && !written {
+			s.release(ctx, rec.ID, claims)
+		}
+	}()
+	if err := s.resolve(ctx, caller, rt, doc, &rec, prev, &claims); err != nil {
 		return s.refused(ctx, rec, err)
 	}
 	rec.Signature = s.Signer.Sign(rec.Receipt)
@@ -185,6 +195,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// archived: a title action racing it wins or loses the chain's next
 	// place cleanly, and a retry of this submission finds its AMEND there
 	// (or, where the index forgets records, coldReplay found it archived).
+	written = rec.Type == TypeOneBill && rec.PreviousID != "" // (its AMEND may be in the chain)
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
@@ -192,6 +203,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	if err != nil {
 		return Receipt{}, false, err
 	}
+	written = true
 	if err := s.Archive.Put(ctx, rec, sub.Body); errors.Is(err, ErrExists) {
 		// A concurrent twin won the race, or the index no longer holds the
 		// record of a submission seen long ago that has no natural key (a
@@ -202,6 +214,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		if err != nil {
 			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
 		}
+		written = prev.SHA256 == rec.SHA256 // else another document, ours refused below
 		if s.forgotten(prev) && !wasMarked {
 			s.unmark(ctx, rec.ID)
 			return s.replay(ctx, prev, rec.SHA256, false)
@@ -347,7 +360,7 @@ func (s *Service) sealed(id, typ, sender string, at time.Time, to []string, body
 // gateway's state, refusing it before anything is written: references
 // that must exist, the shipments it joins (and whether the sender may
 // post to them), natural keys, facts, members and recipients.
-func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *schemas.Document, rec *Record, prev *Record) error {
+func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *schemas.Document, rec *Record, prev *Record, claims *[]claim) error {
 	f := doc.Fields
 	named := valuesAll(f, rt.named)
 	var target *Record
@@ -418,6 +431,9 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 			holder, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))
 			if err != nil {
 				return fmt.Errorf("claim %s: %w", key, err)
+			}
+			if holder == rec.ID {
+				*claims = append(*claims, claim{key, now})
 			}
 			if holder != rec.ID {
 				// The holder's id is not said: it may be another party's document.
@@ -529,6 +545,23 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 	}
 	sort.Strings(rec.Recipients)
 	return nil
+}
+
+// A claim this submission made of a natural key, and when.
+type claim struct {
+	key string
+	at  time.Time
+}
+
+// release gives up a refused submission's claims (Index.Release), even if
+// its caller has left; a claim not given up only waits to go stale.
+func (s *Service) release(ctx context.Context, id string, claims []claim) {
+	ctx = context.WithoutCancel(ctx)
+	for _, c := range claims {
+		if err := s.Index.Release(ctx, c.key, id, c.at); err != nil {
+			s.Logger.WarnContext(ctx, "release claim", "key", c.key, "id", id, "err", err)
+		}
+	}
 }
 
 // ClaimTimeout is how long a natural key stays reserved for a submission

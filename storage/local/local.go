@@ -299,9 +299,25 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 		if h == id && !pending {
 			return nil
 		}
-		return nat.Put([]byte(key), []byte("~"+id+"@"+strconv.FormatInt(now.UnixNano(), 10)))
+		return nat.Put([]byte(key), []byte(claimOf(id, now)))
 	})
 	return holder, err
+}
+
+// Release implements exchange.Index.
+func (s *Store) Release(ctx context.Context, key, id string, now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		nat := tx.Bucket(bNatural)
+		if string(nat.Get([]byte(key))) != claimOf(id, now) {
+			return nil
+		}
+		return nat.Delete([]byte(key))
+	})
+}
+
+// claimOf is the value of a key claimed by id at now.
+func claimOf(id string, now time.Time) string {
+	return "~" + id + "@" + strconv.FormatInt(now.UnixNano(), 10)
 }
 
 // recordCacheSize bounds the decoded records kept (a few MB): enough for

@@ -876,6 +876,19 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 	return res.Text()
 }
 
+// releaseScript deletes a claim (ARGV[1]: "~<id>@<unix ms>") still there.
+var releaseScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`)
+
+// Release implements exchange.Index.
+func (s *Store) Release(ctx context.Context, key, id string, now time.Time) error {
+	nat := s.natKey(key)
+	return s.write(ctx, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
+		eval(releaseScript, ctx, p, []string{nat}, "~"+id+"@"+strconv.FormatInt(now.UnixMilli(), 10))
+	}})
+}
+
 // Lookup returns the indexed document holding a natural key.
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	id, err := s.cmd.Get(ctx, s.natKey(key)).Result()

@@ -491,6 +491,45 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 			t.Fatalf("a's own claim after Add hid the key: Lookup = %q", id)
 		}
 	})
+	t.Run("ReleasedClaimIsFree", func(t *testing.T) {
+		ix := newIndex(t)
+		a, b := record(t), record(t)
+		key, other := "one-bill:RELEASE-"+a.ID, "one-bill:KEPT-"+a.ID
+		for _, k := range []string{key, other} {
+			if h, err := ix.Claim(ctx(t), k, a.ID, now, never); err != nil || h != a.ID {
+				t.Fatalf("Claim of %s by a = %s, %v; want a", k, h, err)
+			}
+		}
+		// Released as made: free for b at once. Of another time or id, or
+		// indexed: kept.
+		if err := ix.Release(ctx(t), key, a.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct {
+			id string
+			at time.Time
+		}{{b.ID, now}, {a.ID, now.Add(time.Second)}} {
+			if err := ix.Release(ctx(t), other, r.id, r.at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != b.ID {
+			t.Fatalf("Claim by b of a released claim = %s, %v; want b", h, err)
+		}
+		if h, err := ix.Claim(ctx(t), other, b.ID, now, never); err != nil || h != a.ID {
+			t.Fatalf("Claim by b of a's claim released by another id or time = %s, %v; want a", h, err)
+		}
+		b.Keys = []string{key}
+		if err := ix.Add(ctx(t), b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Release(ctx(t), key, b.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := ix.Lookup(ctx(t), key); err != nil || id != b.ID {
+			t.Fatalf("Lookup of an indexed key released = %s, %v; want b", id, err)
+		}
+	})
 	t.Run("StaleClaimGivesWay", func(t *testing.T) {
 		ix := newIndex(t)
 		a, b := record(t), record(t)
