@@ -1,12 +1,10 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
@@ -191,8 +191,13 @@ func (s *Server) ack(c *fiber.Ctx) error {
 	var req struct {
 		IDs []string `json:"ids"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil || len(req.IDs) == 0 || len(req.IDs) > 1000 {
-		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad ack", `send {"ids": ["<message id>", ...]}, 1 to 1000 ids`, nil)
+	const usage = `send {"ids": ["<message id>", ...]}, 1 to 1000 ids`
+	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+		return s.fail(c, err)
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > 1000 {
+		return s.fail(c, &exchange.Error{Code: exchange.CodeMalformed, Message: usage,
+			Problems: []schemas.Problem{{Pointer: "/ids", Detail: "must hold 1 to 1000 ids"}}})
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
@@ -204,16 +209,37 @@ func (s *Server) ack(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"acked": n})
 }
 
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+// decodeBody reads a request body (not a document) into v: one JSON value
+// and nothing after it, valid UTF-8, no member named twice (which of two
+// would count is a parser's choice, and a proxy's may differ), no member v
+// does not have (names match exactly). Else a malformed problem says
+// usage, with the JSON pointer of what is wrong.
+func decodeBody(body []byte, v any, usage string) error {
+	err := jsonv2.Unmarshal(body, v, jsonv2.RejectUnknownMembers(true))
+	if err == nil {
+		return nil
 	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
+	p := schemas.Problem{Detail: "is not JSON of this request's shape"}
+	var syn *jsontext.SyntacticError
+	var sem *jsonv2.SemanticError
+	switch {
+	case errors.As(err, &syn):
+		p.Pointer, p.Detail = string(syn.JSONPointer), syn.Err.Error()
+		if len(body) == 0 {
+			p.Detail = "the body is empty"
+		}
+	case errors.As(err, &sem) && sem.Err != nil && strings.Contains(sem.Err.Error(), "unknown object member"):
+		p.Pointer, p.Detail = string(sem.JSONPointer), "is not a member of this request"
+	case errors.As(err, &sem):
+		p.Pointer, p.Detail = string(sem.JSONPointer), "has the wrong JSON type"
 	}
-	return nil
+	return &exchange.Error{Code: exchange.CodeMalformed, Message: usage, Problems: []schemas.Problem{p}}
+}
+
+// missing is the malformed problem of a member a request body must have
+// (ptr: its JSON pointer), saying usage.
+func missing(ptr, usage string) error {
+	return &exchange.Error{Code: exchange.CodeMalformed, Message: usage, Problems: []schemas.Problem{{Pointer: ptr, Detail: "is required"}}}
 }
 
 func (s *Server) schemaList(c *fiber.Ctx) error {
@@ -252,8 +278,8 @@ func (s *Server) createParty(c *fiber.Ctx) error {
 		Country string          `json:"country"`
 		Places  []string        `json:"places"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil {
-		return s.problem(c, fiber.StatusBadRequest, "malformed", "Bad party", `send {"id", "name", "roles": [...], "country"}`, nil)
+	if err := decodeBody(c.Request().Body(), &req, `send {"id", "name", "roles": [...], "country"}`); err != nil {
+		return s.fail(c, err)
 	}
 	p = exchange.Party{ID: req.ID, Name: req.Name, Roles: req.Roles, Country: req.Country, Places: req.Places}
 	ctx, cancel := s.ctx(c, 0)

@@ -31,7 +31,7 @@ var statuses = map[exchange.Code]struct {
 	status int
 	title  string
 }{
-	exchange.CodeMalformed:    {fiber.StatusBadRequest, "Malformed document"},
+	exchange.CodeMalformed:    {fiber.StatusBadRequest, "Malformed request"},
 	exchange.CodeInvalid:      {fiber.StatusUnprocessableEntity, "Invalid document"},
 	exchange.CodeNotFound:     {fiber.StatusNotFound, "Not found"},
 	exchange.CodeConflict:     {fiber.StatusConflict, "Conflict"},

@@ -108,8 +108,11 @@ func (s *Server) grant(c *fiber.Ctx) error {
 		Until   *time.Time `json:"until"`
 		Publish bool       `json:"publish"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.Party == "" {
-		return s.fail(c, malformed(`send {"party": "<party id>", "until": "<RFC 3339 time>" (optional), "publish": true|false (optional)}`))
+	const usage = `send {"party": "<party id>", "until": "<RFC 3339 time>" (optional), "publish": true|false (optional)}`
+	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+		return s.fail(c, err)
+	} else if req.Party == "" {
+		return s.fail(c, missing("/party", usage))
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()

@@ -31,8 +31,11 @@ func (s *Server) subscribe(c *fiber.Ctx) error {
 		Refs        []string `json:"refs"`
 		Description string   `json:"description"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.URL == "" {
-		return s.fail(c, malformed(`send {"url": "https://...", "types": [...] (optional), "refs": [...] (optional), "description": "..." (optional)}`))
+	const usage = `send {"url": "https://...", "types": [...] (optional), "refs": [...] (optional), "description": "..." (optional)}`
+	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+		return s.fail(c, err)
+	} else if req.URL == "" {
+		return s.fail(c, missing("/url", usage))
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
@@ -109,8 +112,11 @@ func (s *Server) replay(c *fiber.Ctx) error {
 	var req struct {
 		Since time.Time `json:"since"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.Since.IsZero() {
-		return s.fail(c, malformed(`send {"since": "<RFC 3339 time>"}`))
+	const usage = `send {"since": "<RFC 3339 time>"}`
+	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+		return s.fail(c, err)
+	} else if req.Since.IsZero() {
+		return s.fail(c, missing("/since", usage))
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()

@@ -26,8 +26,11 @@ func (s *Server) titleAction(c *fiber.Ctx) error {
 		To     string `json:"to"`
 		Reason string `json:"reason"`
 	}
-	if err := decodeStrict(c.Request().Body(), &req); err != nil || req.Action == "" {
-		return s.fail(c, malformed(`send {"action": "TRANSFER|PLEDGE|RELEASE|SURRENDER_FOR_DELIVERY|SURRENDER_FOR_AMENDMENT", "to": "<party id>", "reason": "..." (optional)}`))
+	const usage = `send {"action": "TRANSFER|PLEDGE|RELEASE|SURRENDER_FOR_DELIVERY|SURRENDER_FOR_AMENDMENT", "to": "<party id>", "reason": "..." (optional)}`
+	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+		return s.fail(c, err)
+	} else if req.Action == "" {
+		return s.fail(c, missing("/action", usage))
 	}
 	ctx, cancel := s.ctx(c, 0)
 	defer cancel()
@@ -46,8 +49,8 @@ func (s *Server) titleAnswer(answer func(context.Context, exchange.Party, string
 			Reason string `json:"reason"`
 		}
 		if body := c.Request().Body(); len(body) > 0 {
-			if err := decodeStrict(body, &req); err != nil {
-				return s.fail(c, malformed(`send nothing, or {"reason": "..."}`))
+			if err := decodeBody(body, &req, `send nothing, or {"reason": "..."}`); err != nil {
+				return s.fail(c, err)
 			}
 		}
 		ctx, cancel := s.ctx(c, 0)

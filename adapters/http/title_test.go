@@ -1,6 +1,8 @@
 package http_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	httpapi "github.com/landsea/corridor/adapters/http"
@@ -45,5 +47,40 @@ func TestRoutesStatuses(t *testing.T) {
 		if r := e.do(t, "GET", "/v1/routes", party, nil); r.status != status {
 			t.Errorf("GET /v1/routes by %q: %d %s; want %d", party, r.status, r.body, status)
 		}
+	}
+}
+
+// A request body (not a document) is one JSON object of the request's
+// members, each named once: anything else is 400 with the JSON pointer of
+// what is wrong, and changes nothing. Two members of one name would let
+// the gateway and a proxy before it read different actions.
+func TestRequestBodiesStrict(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill")); r.status != 201 {
+		t.Fatalf("one bill: %d %s", r.status, r.body)
+	}
+	const title = "/v1/bills/CQNL2026000187/title"
+	for _, c := range []struct {
+		path, body string
+		pointer    string
+	}{
+		{title, `{"action":"PLEDGE","to":"cq-rail","action":"TRANSFER"}`, "/action"},
+		{title, `{"action":"PLEDGE","To":"cq-rail"}`, "/To"},
+		{title, `{"action":"PLEDGE","to":7}`, "/to"},
+		{title, `{"action":"PLEDGE","to":"cq-rail"} {}`, ""},
+		{title, "{\"action\":\"PLEDGE\",\"reason\":\"\xff\"}", "/reason"},
+		{title, `{"to":"cq-rail"}`, "/action"},
+		{title, ``, ""},
+		{"/v1/shipments/CQNL2026000187/grants", `{"party":"qz-port","party":"cq-rail"}`, "/party"},
+		{"/v1/inbox/ack", `{"ids":["a"],"ids":["b"]}`, "/ids"},
+		{"/v1/inbox/ack", `{"ids":[]}`, "/ids"},
+	} {
+		r := e.do(t, "POST", c.path, "cq-autoparts", []byte(c.body))
+		if r.status != 400 || !slices.Equal(pointers(r.problem), []string{c.pointer}) {
+			t.Errorf("POST %s %q: %d %s; want 400 pointing at %q", c.path, c.body, r.status, r.body, c.pointer)
+		}
+	}
+	if r := e.do(t, "GET", title, "cq-autoparts", nil); r.status != 200 || strings.Contains(string(r.body), "PLEDGE") {
+		t.Fatalf("the title after refused requests: %d %s; want no pledge", r.status, r.body)
 	}
 }
