@@ -79,6 +79,7 @@ type guardConn struct {
 	ok     int    // buf[:ok] is checked and may be handed over
 	state  guardState
 	remain int64
+	held   int   // after ok, checked but held back: the last chunk, until its trailer section is known empty
 	err    error // handed to the caller once buf[:ok] is drained
 	tmp    [4096]byte
 }
@@ -179,13 +180,17 @@ func (c *guardConn) scan() {
 				c.err = errBadChunk
 				return
 			}
+			if size == 0 {
+				// The body ends here if no trailer field follows: until
+				// that is known, fasthttp does not get the last chunk
+				// (it would serve the request whatever came after).
+				c.held, c.state = n, inTrailer
+				continue
+			}
 			c.ok += n
 			c.remain, c.state = size, inChunkData
-			if size == 0 {
-				c.state = inTrailer
-			}
 		case inTrailer:
-			line, n := c.framingLine(rest, errTrailer)
+			line, n := c.framingLine(rest[c.held:], errTrailer)
 			if n == 0 {
 				return
 			}
@@ -193,8 +198,8 @@ func (c *guardConn) scan() {
 				c.err = errTrailer
 				return
 			}
-			c.ok += n
-			c.state = inHead
+			c.ok += c.held + n
+			c.held, c.state = 0, inHead
 		}
 	}
 }

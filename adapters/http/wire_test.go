@@ -116,6 +116,7 @@ func TestMalformedRequestsAreRefusedAtOnceWithoutEcho(t *testing.T) {
 		{"folded header line", "GET /healthz HTTP/1.1\r\nHost: x\r\n" + secretHeaders + "X-A: a\r\n b\r\n\r\n", 400},
 		{"space before the colon", "GET /healthz HTTP/1.1\r\nHost: x\r\n" + secretHeaders + "Content-Length : 5\r\n\r\nhello", 400},
 		{"broken chunk", post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400},
+		{"trailer after a chunked body", post + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: smuggled\r\n\r\n", 400},
 		{"head too large", "GET /healthz HTTP/1.1\r\nHost: x\r\n" + secretHeaders + "X-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n", 431},
 	} {
 		r := rawExchange(t, addr, c.raw, 1)
