@@ -95,7 +95,7 @@ func (s *Service) Events(ctx context.Context, caller Party, q EventFilter) (Even
 			if err != nil {
 				return EventList{}, fmt.Errorf("read events: %w", err)
 			}
-			for _, it := range items {
+			for j, it := range items {
 				after = it.Pos
 				scanned++
 				e := eventOf(it.Record, p.retracted)
@@ -109,7 +109,16 @@ func (s *Service) Events(ctx context.Context, caller Party, q EventFilter) (Even
 				}
 				out.Events = append(out.Events, ShipmentEvent{Event: e, TransportDocumentReference: st.ref})
 				if len(out.Events) == q.Limit {
-					out.Next = encodeCursor(st.ref + "|" + after)
+					// A cursor only where events are left to look at.
+					more := j+1 < len(items) || i+1 < len(scope)
+					if !more {
+						if more, err = s.listed(ctx, listEvents(st.ref), after, q.Desc); err != nil {
+							return EventList{}, err
+						}
+					}
+					if more {
+						out.Next = encodeCursor(st.ref + "|" + after)
+					}
 					return out, nil
 				}
 			}

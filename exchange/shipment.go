@@ -560,7 +560,7 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 		if err != nil {
 			return ShipmentList{}, fmt.Errorf("list shipments: %w", err)
 		}
-		for _, it := range items {
+		for j, it := range items {
 			after = it.Pos
 			scanned++
 			bill := it.Record
@@ -593,7 +593,16 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 			}
 			out.Shipments = append(out.Shipments, sum)
 			if len(out.Shipments) == q.Limit {
-				out.Next = encodeCursor(after)
+				// A cursor only where shipments are left to look at.
+				more := j+1 < len(items)
+				if !more {
+					if more, err = s.listed(ctx, list, after, true); err != nil {
+						return ShipmentList{}, err
+					}
+				}
+				if more {
+					out.Next = encodeCursor(after)
+				}
 				return out, nil
 			}
 		}
@@ -603,6 +612,16 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 	}
 	out.Next = encodeCursor(after)
 	return out, nil
+}
+
+// listed reports whether a list holds an entry after the position after
+// (in the order desc says): the index alone, no record read.
+func (s *Service) listed(ctx context.Context, list, after string, desc bool) (bool, error) {
+	items, err := s.Index.Page(ctx, list, after, 1, desc)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", list, err)
+	}
+	return len(items) > 0, nil
 }
 
 // planMatches applies the filters a one bill's plan answers alone.

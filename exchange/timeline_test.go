@@ -680,3 +680,61 @@ func TestShipmentList(t *testing.T) {
 		t.Fatalf("operator reading a document: %v", err)
 	}
 }
+
+// A list's last page carries no cursor, even when it is exactly full;
+// every page before it does, and the pages hold every item once.
+func TestNoCursorOnTheLastPage(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w.mustSubmit(t, "cq-mto", "one-bill", patch(t, demoDoc(t, "01-one-bill.json"), "transportDocumentReference", "CQNL2026000999"))
+	const n = 3
+	for i := range n {
+		at := time.Date(2026, 11, 6, 0, i, 0, 0, time.UTC).Format(time.RFC3339)
+		w.mustSubmit(t, "cq-rail", "tracking-event", event(fmt.Sprintf("last-%d", i), "cq-rail", "CQNL2026000187", "LOAD", at, "CNCKG"))
+	}
+	mto := w.party(t, "cq-mto")
+	for limit := 1; limit <= 3; limit++ {
+		var got []string
+		cursor, pages := "", 0
+		for {
+			l, err := w.svc.Shipments(ctx, mto, exchange.ShipmentQuery{Limit: limit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, s := range l.Shipments {
+				got = append(got, s.Ref)
+			}
+			if len(l.Shipments) == 0 && pages > 1 {
+				t.Fatalf("shipments, limit %d: page %d is empty; the one before should have had no cursor", limit, pages)
+			}
+			if cursor = l.Next; cursor == "" {
+				break
+			}
+		}
+		if len(got) != 2 || pages != (2+limit-1)/limit {
+			t.Fatalf("shipments, limit %d: %v in %d pages", limit, got, pages)
+		}
+	}
+	for limit := 1; limit <= n+1; limit++ {
+		var got []string
+		cursor, pages := "", 0
+		for {
+			l, err := w.svc.Events(ctx, mto, exchange.EventFilter{TransportDocumentReference: "CQNL2026000187", Limit: limit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, e := range l.Events {
+				got = append(got, e.EventID)
+			}
+			if cursor = l.Next; cursor == "" {
+				break
+			}
+		}
+		if len(got) != n || len(slices.Compact(slices.Clone(got))) != n || pages != (n+limit-1)/limit {
+			t.Fatalf("events, limit %d: %v in %d pages", limit, got, pages)
+		}
+	}
+}
