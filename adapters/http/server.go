@@ -333,10 +333,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	defer cancel()
 	p, err := s.svc.Authenticate(ctx, key)
 	if err != nil {
-		if exchange.ErrorCode(err) == exchange.CodeUnauthorized {
+		if exchange.ErrorCode(err) == exchange.CodeUnauthorized { // (not a backend down: the key may be good)
 			_ = s.failures.Failed(c.UserContext(), bucket)
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
 		}
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="corridor", error="invalid_token"`)
 		return s.fail(c, err)
 	}
 	c.Locals(partyKey, p)
