@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/landsea/corridor/schemas"
 )
@@ -19,8 +22,11 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	if !partyIDRE.MatchString(p.ID) || p.ID == GatewayParty {
 		problems = append(problems, schemas.Problem{Pointer: "/id", Detail: "a party id is 2 to 63 characters: lowercase letters, digits and hyphens"})
 	}
-	if p.Name == "" || len(p.Name) > 200 {
-		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name of 1 to 200 characters is required"})
+	if n := utf8.RuneCountInString(p.Name); n == 0 || n > 200 || strings.TrimSpace(p.Name) != p.Name {
+		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name of 1 to 200 characters is required, without spaces around it"})
+	} else if !utf8.ValidString(p.Name) || strings.ContainsFunc(p.Name, unicode.IsControl) {
+		// (a name is printed in lists: a line break or an escape sequence could forge lines)
+		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name is printable text: no control characters"})
 	}
 	if len(p.Roles) == 0 {
 		problems = append(problems, schemas.Problem{Pointer: "/roles", Detail: fmt.Sprintf("give at least one role of %v", Roles)})
@@ -28,6 +34,8 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	for i, r := range p.Roles {
 		if !slices.Contains(Roles, r) {
 			problems = append(problems, schemas.Problem{Pointer: fmt.Sprintf("/roles/%d", i), Detail: fmt.Sprintf("%q is not a role; use one of %v", r, Roles)})
+		} else if slices.Contains(p.Roles[:i], r) {
+			problems = append(problems, schemas.Problem{Pointer: fmt.Sprintf("/roles/%d", i), Detail: fmt.Sprintf("%q is given twice", r)})
 		}
 	}
 	if err := schemas.CheckCountry(p.Country); err != nil {
@@ -54,10 +62,12 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 
 // IssueKey makes a new API key for a party and returns it; only its hash is stored.
 func (s *Service) IssueKey(ctx context.Context, party string) (string, APIKey, error) {
-	if _, err := s.Parties.Party(ctx, party); errors.Is(err, ErrNotFound) {
+	if p, err := s.Parties.Party(ctx, party); errors.Is(err, ErrNotFound) {
 		return "", APIKey{}, Errorf(CodeNotFound, "no party %s", party)
 	} else if err != nil {
 		return "", APIKey{}, fmt.Errorf("look up party: %w", err)
+	} else if p.Disabled {
+		return "", APIKey{}, Errorf(CodeConflict, "party %s is disabled: its keys do not work", party)
 	}
 	plain, k, err := NewAPIKey(party, s.Now())
 	if err != nil {
