@@ -284,3 +284,19 @@ func TestCommandsTakeTheGatewaysRedisSettings(t *testing.T) {
 		t.Fatalf("parties given another TTL by CORRIDOR_REDIS_RECORD_TTL: %v; want refused", err)
 	}
 }
+
+// Gateways on one Redis sign with one receipt key: one started with
+// another key file is refused (its receipts would not verify with the key
+// the others publish); one given the first's key file starts.
+func TestGatewaysShareTheReceiptKey(t *testing.T) {
+	url, prefix, first := testenv.RedisURL(t), testenv.Prefix(), t.TempDir()
+	gateway(t, storageFlags{Data: first, RedisURL: url, RedisPrefix: prefix})
+	other := &Gateway{Storage: storageFlags{Data: t.TempDir(), RedisURL: url, RedisPrefix: prefix, VisibilityTimeout: time.Second},
+		Listen: "127.0.0.1:0", BodyLimit: 1 << 20, RateLimit: 1000, MaxWait: time.Second, LogTo: io.Discard}
+	err := other.Open(context.Background())
+	other.Close()
+	if err == nil || !strings.Contains(err.Error(), "--receipt-key") {
+		t.Fatalf("a gateway with another receipt key: %v; want refused", err)
+	}
+	gateway(t, storageFlags{Data: t.TempDir(), RedisURL: url, RedisPrefix: prefix}, func(g *Gateway) { g.ReceiptKey = filepath.Join(first, "receipt.key") })
+}

@@ -172,6 +172,11 @@ func (g *Gateway) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if b.redis != nil {
+		if err := b.redis.AgreeReceiptKey(ctx, signer.PublicKey()); err != nil {
+			return err
+		}
+	}
 	g.svc = b.service(signer, g.log)
 	g.svc.SetRules(rules)
 	// Deliveries a gateway left half done when it died are completed
@@ -294,7 +299,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.server.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	return <-errc
+	// A Shutdown before Serve took the listener (a stop right after the
+	// start) leaves it open, and Serve would wait on it for ever.
+	_ = g.ln.Close()
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // Reload reads the routing file again. A file with problems changes

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -251,5 +252,21 @@ func TestNoDefaultsOnAnEmptyRedis(t *testing.T) {
 	s.Close()
 	if s.DedupeWindow != 2*time.Minute || s.RecordTTL != 3*time.Minute {
 		t.Fatalf("took %s and %s; want the recorded 2m and 3m", s.DedupeWindow, s.RecordTTL)
+	}
+}
+
+// Every gateway on one Redis signs with one receipt key: the first records
+// it, another key is refused and the error says how to change it.
+func TestOneReceiptKeyPerRedis(t *testing.T) {
+	s := openOn(t, redis.New(testenv.RedisURL(t)), time.Minute)
+	ctx := context.Background()
+	a, b := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	for range 2 {
+		if err := s.AgreeReceiptKey(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AgreeReceiptKey(ctx, b); err == nil || !strings.Contains(err.Error(), "--receipt-key") || !strings.Contains(err.Error(), "DEL "+s.Prefix+":receipt-key") {
+		t.Fatalf("another receipt key: %v; want refused, saying how to change it", err)
 	}
 }

@@ -14,6 +14,7 @@ package redis
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -282,6 +283,25 @@ func (s *Store) recorded(ctx context.Context, settings []setting, record bool) (
 		out[i] = time.Duration(secs) * time.Second
 	}
 	return out, nil
+}
+
+// AgreeReceiptKey records the public key that signs receipts if no gateway
+// on this Redis did, else refuses another: receipts and title entries
+// signed by one gateway must verify with the key any other publishes.
+func (s *Store) AgreeReceiptKey(ctx context.Context, pub []byte) error {
+	key := s.Prefix + ":receipt-key"
+	ours := base64.StdEncoding.EncodeToString(pub)
+	held, err := s.cmd.SetArgs(ctx, key, ours, goredis.SetArgs{Mode: "NX", Get: true}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil // the first: recorded
+	} else if err != nil {
+		return wrap(err)
+	}
+	if held != ours {
+		return fmt.Errorf("redis: the gateways on this Redis sign receipts with the key %s, this one with %s: give them all "+
+			"the same receipt key file (--receipt-key; to change it, stop every gateway, then DEL %s)", held, ours, key)
+	}
+	return nil
 }
 
 // windowKey holds the dedupe window (seconds) the first gateway on this
