@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,9 +230,53 @@ func (s *Server) routes() {
 	app.Post("/v1/admin/parties/:id/keys", admin(s.issueKey)...)
 	app.Delete("/v1/admin/parties/:id", admin(deleteByParam(s, "id", s.svc.DisableParty))...)
 	app.Delete("/v1/admin/keys/:id", admin(deleteByParam(s, "id", s.svc.RevokeKey))...)
+	allowed := methodsByPath(app)
 	app.Use(func(c *fiber.Ctx) error {
+		if ms := allowed(c.Path()); len(ms) > 0 {
+			c.Set(fiber.HeaderAllow, strings.Join(ms, ", "))
+			return s.problem(c, fiber.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+				"this endpoint takes "+strings.Join(ms, ", ")+"; see /openapi.json", nil)
+		}
 		return s.problem(c, fiber.StatusNotFound, "not-found", "Not found", "no such endpoint; see /openapi.json", nil)
 	})
+}
+
+// methodsByPath returns, for a request path, the methods the app's routes
+// take on it (none: no such endpoint). A route's :param matches one
+// segment; segments compare as Fiber routes them (case-insensitively).
+func methodsByPath(app *fiber.App) func(path string) []string {
+	type route struct {
+		method string
+		segs   []string
+	}
+	var routes []route
+	for _, r := range app.GetRoutes(true) {
+		if r.Method == fiber.MethodHead {
+			continue // (it comes with each GET)
+		}
+		routes = append(routes, route{r.Method, strings.Split(strings.Trim(r.Path, "/"), "/")})
+	}
+	return func(path string) []string {
+		segs := strings.Split(strings.Trim(path, "/"), "/")
+		var out []string
+		for _, r := range routes {
+			if len(r.segs) != len(segs) || slices.Contains(out, r.method) {
+				continue
+			}
+			match := true
+			for i, seg := range r.segs {
+				if !strings.HasPrefix(seg, ":") && !strings.EqualFold(seg, segs[i]) {
+					match = false
+					break
+				}
+			}
+			if match {
+				out = append(out, r.method)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 }
 
 // recover turns a panic in a handler into a 500 for that request.

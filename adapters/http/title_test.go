@@ -84,3 +84,25 @@ func TestRequestBodiesStrict(t *testing.T) {
 		t.Fatalf("the title after refused requests: %d %s; want no pledge", r.status, r.body)
 	}
 }
+
+// A method an endpoint does not take is 405 with the methods it takes in
+// Allow; a path no endpoint has is 404.
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	for _, c := range []struct {
+		method, path, allow string
+		status              int
+	}{
+		{"PUT", "/v1/inbox", "GET", 405},
+		{"DELETE", "/v1/documents/abc", "GET, POST", 405}, // (GET of a document, POST of a type)
+		{"POST", "/v1/shipments/CQNL2026000187/grants/qz-port", "DELETE, GET", 405},
+		{"GET", "/v1/bills/CQNL2026000187/title/accept", "POST", 405},
+		{"GET", "/v1/nosuch", "", 404},
+		{"GET", "/v1/documents/abc/receipt/more", "", 404},
+	} {
+		r := e.do(t, c.method, c.path, "cq-mto", nil)
+		if r.status != c.status || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, Allow %q", c.method, c.path, r.status, r.header.Get("Allow"), c.status, c.allow)
+		}
+	}
+}
