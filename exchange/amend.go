@@ -35,14 +35,20 @@ func (s *Service) amended(ctx context.Context, caller Party, sub Submission) (*R
 		return nil, Errorf(CodeForbidden, "only %s, who issued document %s, amends it", prev.Sender, prev.ID)
 	case prev.Type != sub.Type:
 		return nil, Errorf(CodeConflict, "document %s is a %s, not a %s", prev.ID, prev.Type, sub.Type)
+	case prev.Revision >= maxRevisions:
+		return nil, Errorf(CodeConflict, "document %s is revision %d, the most a document takes", prev.ID, prev.Revision)
 	}
 	return &prev, nil
 }
 
+// maxRevisions bounds the revisions of a document (and what listing them
+// reads).
+const maxRevisions = 1000
+
 // revise makes rec the next revision of prev: it keeps prev's number and
 // shipments, takes the revision slot of prev (409 when prev was amended
 // already: it is not the latest), and for a one bill checks the title.
-func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, prev *Record) error {
+func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, prev *Record, claims *[]claim) error {
 	var problems []schemas.Problem
 	for _, k := range rt.keys {
 		for _, v := range valuesAt(f, k.path) {
@@ -68,12 +74,15 @@ func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, p
 		rec.Shipments = prev.Shipments // the same shipment, opened when it was
 	}
 	now := s.Now()
-	holder, err := s.Index.Claim(ctx, revisionKey(prev.ID), rec.ID, now, now.Add(-ClaimTimeout))
+	holder, made, err := s.Index.Claim(ctx, revisionKey(prev.ID), rec.ID, now, now.Add(-ClaimTimeout))
 	if err != nil {
 		return fmt.Errorf("claim revision: %w", err)
 	}
 	if holder != rec.ID {
 		return Errorf(CodeConflict, "document %s was amended already (by %s): amend the latest revision", prev.ID, holder)
+	}
+	if made {
+		*claims = append(*claims, claim{revisionKey(prev.ID), now})
 	}
 	rec.Keys = append(rec.Keys, revisionKey(prev.ID))
 	rec.Revision, rec.PreviousID, rec.PreviousSHA256 = max(prev.Revision, 1)+1, prev.ID, prev.SHA256
@@ -122,7 +131,7 @@ func (s *Service) Revisions(ctx context.Context, caller Party, id string) ([]Rec
 		return nil, err
 	}
 	chain := []Record{rec}
-	for r := rec; r.PreviousID != ""; { // back to the first
+	for r := rec; r.PreviousID != "" && len(chain) < maxRevisions; { // back to the first
 		p, err := s.Archive.Record(ctx, r.PreviousID)
 		if err != nil {
 			return nil, fmt.Errorf("read revision %s: %w", r.PreviousID, err)
@@ -130,7 +139,7 @@ func (s *Service) Revisions(ctx context.Context, caller Party, id string) ([]Rec
 		chain = append([]Record{p}, chain...)
 		r = p
 	}
-	for r := rec; len(chain) < maxChain; { // on to the latest
+	for r := rec; len(chain) < maxRevisions; { // on to the latest
 		next, err := s.Index.Lookup(ctx, revisionKey(r.ID))
 		if errors.Is(err, ErrNotFound) {
 			break

@@ -1,8 +1,10 @@
 package exchange_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,5 +84,77 @@ func TestArchivedSubmissionKeepsItsClaims(t *testing.T) {
 	ix.fail = false
 	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev}); code(err) != exchange.CodeConflict {
 		t.Fatalf("another document with the archived one's event id: %v; want a conflict", err)
+	}
+}
+
+// A refused attempt releases only the claims it made: one with the same id
+// (an Idempotency-Key used again) that found the claim of an attempt
+// archived but not yet indexed renewed it, and leaves it, or a third
+// document could take the archived one's number.
+func TestRefusedSubmissionKeepsAClaimItRenewed(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.SetOutbox(w.store)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	ev := func(at string) []byte { return event("renewed", "cq-rail", "CQNL2026000187", "LOAD", at, "CNCKG") }
+	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T10:00:00+08:00"), IdempotencyKey: "k-1"})
+	rail := w.party(t, "cq-rail")
+	_, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T11:00:00+08:00"), IdempotencyKey: "k-1"})
+	if code(err) != exchange.CodeInvalid {
+		t.Fatalf("another document with the key used: %v; want refused as invalid", err)
+	}
+	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T12:00:00+08:00")}); code(err) != exchange.CodeConflict {
+		t.Fatalf("a third document with the archived one's event id: %v; want a conflict", err)
+	}
+}
+
+// An amendment refused once it claimed its document's revision slot gives
+// the slot up: the amendment sent again is accepted at once.
+func TestRefusedAmendmentReleasesTheRevisionSlot(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.SetOutbox(w.store)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	note := demoDoc(t, "02-rail-consignment-note.json")
+	v1 := w.mustSubmit(t, "cq-rail", "rail-consignment-note", note)
+	fixed := bytes.Replace(note, []byte(`"80150222"`), []byte(`"80150223"`), 1)
+	// The key is used first by another document, archived but not indexed:
+	// the amendment with it claims the slot, then the archive refuses it.
+	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "tracking-event", IdempotencyKey: "k-1",
+		Body: event("slot", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")})
+	rail := w.party(t, "cq-rail")
+	_, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "rail-consignment-note", Body: fixed, Amends: v1.ID, IdempotencyKey: "k-1"})
+	if code(err) != exchange.CodeInvalid {
+		t.Fatalf("the amendment with the key used: %v; want refused as invalid", err)
+	}
+	if _, created, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "rail-consignment-note", Body: fixed, Amends: v1.ID}); err != nil || !created {
+		t.Fatalf("the amendment without the key: created=%v, %v; want accepted", created, err)
+	}
+}
+
+// A document takes at most 1000 revisions (listing them reads each): the
+// next amendment is refused.
+func TestRevisionsBounded(t *testing.T) {
+	w := newWorld(t)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	note := demoDoc(t, "02-rail-consignment-note.json")
+	latest := w.mustSubmit(t, "cq-rail", "rail-consignment-note", note)
+	for i := 2; i <= 1001; i++ {
+		body := bytes.Replace(note, []byte(`"80150222"`), []byte(fmt.Sprintf(`"8%07d"`, i)), 1)
+		rc, err := w.amend(t, "cq-rail", "rail-consignment-note", latest.ID, body)
+		if i <= 1000 && err != nil {
+			t.Fatalf("revision %d: %v", i, err)
+		}
+		if i == 1001 {
+			if code(err) != exchange.CodeConflict {
+				t.Fatalf("revision 1001: %v; want a conflict", err)
+			}
+			break
+		}
+		latest = rc
+	}
+	revs, err := w.svc.Revisions(context.Background(), w.party(t, "cq-rail"), latest.ID)
+	if err != nil || len(revs) != 1000 || revs[999].ID != latest.ID || revs[0].Revision != 0 {
+		t.Fatalf("revisions: %d, %v", len(revs), err)
 	}
 }

@@ -75,12 +75,16 @@ type Index interface {
 	// returns the holder: id itself when the key is free, held by id, or
 	// pending for another document since before staleBefore (an attempt
 	// that never finished); else the other document's id. A pending claim
-	// is not seen by Lookup until Add confirms it.
-	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, err error)
+	// is not seen by Lookup until Add confirms it. made reports that this
+	// call claimed the key for id anew (it was free, or another's stale
+	// claim); a claim of id already pending is renewed (its time is now),
+	// and not made.
+	Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (holder string, made bool, err error)
 	// Release gives up the claim of key that id made at now, for a
 	// submission refused before anything of it was archived: the key is
 	// free at once, not only once the claim is stale. A key indexed, or
-	// claimed since (by any document), is left as it is.
+	// claimed since (by any document), is left as it is. Only a claim the
+	// caller made may be released: one it renewed may be another attempt's.
 	Release(ctx context.Context, key, id string, now time.Time) error
 	// Doc returns an indexed record, or ErrNotFound (also for one kept
 	// only in the archive).

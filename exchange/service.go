@@ -415,7 +415,7 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 		openBill(f, rec)
 	}
 	if prev != nil {
-		if err := s.revise(ctx, rt, f, rec, prev); err != nil {
+		if err := s.revise(ctx, rt, f, rec, prev, claims); err != nil {
 			return err
 		}
 		named = append(named, prev.Recipients...)
@@ -428,11 +428,11 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 				continue
 			}
 			now := s.Now()
-			holder, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))
+			holder, made, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))
 			if err != nil {
 				return fmt.Errorf("claim %s: %w", key, err)
 			}
-			if holder == rec.ID {
+			if made {
 				*claims = append(*claims, claim{key, now})
 			}
 			if holder != rec.ID {

@@ -286,8 +286,9 @@ func parseClaim(v []byte) (at time.Time, pending bool, holder string) {
 }
 
 // Claim reserves a natural key for id.
-func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
+func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, bool, error) {
 	var holder string
+	var made bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		nat := tx.Bucket(bNatural)
 		at, pending, h := parseClaim(nat.Get([]byte(key)))
@@ -299,9 +300,10 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 		if h == id && !pending {
 			return nil
 		}
+		made = h != id // (id's own claim is renewed)
 		return nat.Put([]byte(key), []byte(claimOf(id, now)))
 	})
-	return holder, err
+	return holder, made, err
 }
 
 // Release implements exchange.Index.

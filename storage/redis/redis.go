@@ -871,29 +871,41 @@ if (not v) or v == ARGV[1] or string.sub(v, 1, 1) == '~' or (ARGV[2] ~= '' and v
 end
 return 1`)
 
-// claimScript: ARGV = id, now (ms), stale-before (ms).
+// claimScript: ARGV = id, now (ms), stale-before (ms). It returns the
+// holder and 1 when it made the claim anew (0 when it renewed id's own).
 var claimScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then return ARGV[1] end
-if v and string.sub(v, 1, 1) ~= '~' then return v end
+if v == ARGV[1] then return {ARGV[1], 0} end
+if v and string.sub(v, 1, 1) ~= '~' then return {v, 0} end
+local made = 1
 if v then
   local at = string.find(v, '@', 1, true)
   local holder = string.sub(v, 2, at - 1)
-  if holder ~= ARGV[1] and tonumber(string.sub(v, at + 1)) >= tonumber(ARGV[3]) then return holder end
+  if holder ~= ARGV[1] and tonumber(string.sub(v, at + 1)) >= tonumber(ARGV[3]) then return {holder, 0} end
+  if holder == ARGV[1] then made = 0 end
 end
 redis.call('SET', KEYS[1], '~' .. ARGV[1] .. '@' .. ARGV[2])
-return ARGV[1]`)
+return {ARGV[1], made}`)
 
 // Claim reserves a natural key for id.
-func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, error) {
+func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, bool, error) {
 	var res *goredis.Cmd
 	nat := s.natKey(key)
 	if err := s.write(ctx, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
 		res = eval(claimScript, ctx, p, []string{nat}, id, now.UnixMilli(), staleBefore.UnixMilli())
 	}}); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return res.Text()
+	out, err := res.Slice()
+	if err != nil {
+		return "", false, wrap(err)
+	}
+	if len(out) != 2 {
+		return "", false, fmt.Errorf("redis: claim answered %v", out)
+	}
+	holder, _ := out[0].(string)
+	made, _ := out[1].(int64)
+	return holder, made == 1, nil
 }
 
 // releaseScript deletes a claim (ARGV[1]: "~<id>@<unix ms>") still there.

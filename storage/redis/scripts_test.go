@@ -101,7 +101,7 @@ func TestScriptsSurviveAFlushedScriptCache(t *testing.T) {
 				t.Errorf("with the scripts loaded: %v, want 2 evalsha and no eval", n)
 			}
 			c.flush(t)
-			if id, err := s.Claim(ctx, "event:e1", "doc-1", time.Now(), time.Now().Add(-time.Minute)); err != nil || id != "doc-1" {
+			if id, _, err := s.Claim(ctx, "event:e1", "doc-1", time.Now(), time.Now().Add(-time.Minute)); err != nil || id != "doc-1" {
 				t.Fatalf("claim after a flush = %q, %v", id, err)
 			}
 			c.flush(t)
@@ -188,7 +188,7 @@ func TestScriptsRunAgainWhereOneMasterLostThem(t *testing.T) {
 	rec := exchange.Record{Receipt: exchange.Receipt{ID: "doc-1", Type: "tracking-event", Sender: "cq-rail", ReceivedAt: time.Now()},
 		Keys: keys[:]}
 	for _, k := range keys { // both masters load the script
-		if _, err := s.Claim(ctx, k, "doc-1", time.Now(), time.Now().Add(-time.Minute)); err != nil {
+		if _, _, err := s.Claim(ctx, k, "doc-1", time.Now(), time.Now().Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}

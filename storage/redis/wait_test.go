@@ -40,7 +40,7 @@ func TestWaitReplicas(t *testing.T) {
 		{"Ack", func() error { _, err := s.Ack(ctx, "party-b", []string{m.DocumentID}); return err }},
 		{"Enqueue", func() error { return s.Enqueue(ctx, m, "party-b") }},
 		{"Add", func() error { return s.Add(ctx, rec, []exchange.Entry{{List: "l", Pos: "0001" + m.DocumentID}}) }},
-		{"Claim", func() error { _, err := s.Claim(ctx, "bill:W2", m.DocumentID, time.Now(), time.Now()); return err }},
+		{"Claim", func() error { _, _, err := s.Claim(ctx, "bill:W2", m.DocumentID, time.Now(), time.Now()); return err }},
 		{"Mark", func() error { _, err := s.Mark(ctx, m.DocumentID, time.Now()); return err }},
 	}
 	for _, w := range writes {

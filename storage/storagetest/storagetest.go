@@ -462,13 +462,13 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		ix := newIndex(t)
 		a, b := record(t), record(t)
 		key := "one-bill:CLAIM-" + a.ID
-		for range 2 {
-			if h, err := ix.Claim(ctx(t), key, a.ID, now, never); err != nil || h != a.ID {
-				t.Fatalf("Claim by a = %s, %v; want a", h, err)
+		for i := range 2 { // made the first time, renewed the second
+			if h, made, err := ix.Claim(ctx(t), key, a.ID, now, never); err != nil || h != a.ID || made != (i == 0) {
+				t.Fatalf("Claim %d by a = %s, made %v, %v; want a, made %v", i+1, h, made, err, i == 0)
 			}
 		}
-		if h, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != a.ID {
-			t.Fatalf("Claim by b of a's fresh claim = %s, %v; want a", h, err)
+		if h, made, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != a.ID || made {
+			t.Fatalf("Claim by b of a's fresh claim = %s, made %v, %v; want a", h, made, err)
 		}
 		if _, err := ix.Lookup(ctx(t), key); !errors.Is(err, exchange.ErrNotFound) {
 			t.Fatalf("Lookup of a pending claim = %v, want ErrNotFound", err)
@@ -481,11 +481,11 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 			t.Fatalf("Lookup after Add = %s, %v; want a", id, err)
 		}
 		// An indexed holder never gives way, however old.
-		if h, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != a.ID {
-			t.Fatalf("Claim by b of a's indexed key = %s, %v; want a", h, err)
+		if h, made, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != a.ID || made {
+			t.Fatalf("Claim by b of a's indexed key = %s, made %v, %v; want a", h, made, err)
 		}
-		if h, err := ix.Claim(ctx(t), key, a.ID, now, always); err != nil || h != a.ID {
-			t.Fatalf("Claim by a of its indexed key = %s, %v; want a", h, err)
+		if h, made, err := ix.Claim(ctx(t), key, a.ID, now, always); err != nil || h != a.ID || made {
+			t.Fatalf("Claim by a of its indexed key = %s, made %v, %v; want a, not made", h, made, err)
 		}
 		if id, _ := ix.Lookup(ctx(t), key); id != a.ID {
 			t.Fatalf("a's own claim after Add hid the key: Lookup = %q", id)
@@ -496,8 +496,8 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		a, b := record(t), record(t)
 		key, other := "one-bill:RELEASE-"+a.ID, "one-bill:KEPT-"+a.ID
 		for _, k := range []string{key, other} {
-			if h, err := ix.Claim(ctx(t), k, a.ID, now, never); err != nil || h != a.ID {
-				t.Fatalf("Claim of %s by a = %s, %v; want a", k, h, err)
+			if h, made, err := ix.Claim(ctx(t), k, a.ID, now, never); err != nil || h != a.ID || !made {
+				t.Fatalf("Claim of %s by a = %s, made %v, %v; want a, made", k, h, made, err)
 			}
 		}
 		// Released as made: free for b at once. Of another time or id, or
@@ -513,10 +513,10 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 				t.Fatal(err)
 			}
 		}
-		if h, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != b.ID {
-			t.Fatalf("Claim by b of a released claim = %s, %v; want b", h, err)
+		if h, made, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != b.ID || !made {
+			t.Fatalf("Claim by b of a released claim = %s, made %v, %v; want b, made", h, made, err)
 		}
-		if h, err := ix.Claim(ctx(t), other, b.ID, now, never); err != nil || h != a.ID {
+		if h, _, err := ix.Claim(ctx(t), other, b.ID, now, never); err != nil || h != a.ID {
 			t.Fatalf("Claim by b of a's claim released by another id or time = %s, %v; want a", h, err)
 		}
 		b.Keys = []string{key}
@@ -534,11 +534,11 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		ix := newIndex(t)
 		a, b := record(t), record(t)
 		key := "one-bill:STALE-" + a.ID
-		if h, _ := ix.Claim(ctx(t), key, a.ID, now, never); h != a.ID {
+		if h, _, _ := ix.Claim(ctx(t), key, a.ID, now, never); h != a.ID {
 			t.Fatalf("first claim = %s", h)
 		}
-		if h, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != b.ID {
-			t.Fatalf("Claim of a stale claim = %s, %v; want b", h, err)
+		if h, made, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != b.ID || !made {
+			t.Fatalf("Claim of a stale claim = %s, made %v, %v; want b, made", h, made, err)
 		}
 		// The cut-short submission, indexed late, does not take the key back.
 		b.Keys = []string{key}
