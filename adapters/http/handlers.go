@@ -38,10 +38,13 @@ func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 			"send the document uncompressed (Content-Encoding "+enc+" is not accepted)", nil)
 		return nil, false
 	}
-	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		err = errors.New("JSON is UTF-8") // (RFC 8259: a document in another charset would be read wrong)
+	}
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		_ = s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			"send the document as Content-Type: application/json", nil)
+			"send the document as Content-Type: application/json (UTF-8)", nil)
 		return nil, false
 	}
 	raw := c.Request().Body()
@@ -56,13 +59,13 @@ func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 
 // version reads ?version=N; when ok is false the problem is written.
 func (s *Server) version(c *fiber.Ctx) (n int, ok bool) {
-	v := c.Query("version")
-	if v == "" {
+	vs := c.Context().QueryArgs().PeekMulti("version")
+	if len(vs) == 0 {
 		return 0, true
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(v, "v"))
-	if err != nil || n < 1 {
-		_ = s.problem(c, fiber.StatusBadRequest, "malformed", "Bad version", "version is a positive integer, e.g. ?version=1", nil)
+	n, err := strconv.Atoi(strings.TrimPrefix(string(vs[0]), "v"))
+	if err != nil || n < 1 || len(vs) > 1 {
+		_ = s.problem(c, fiber.StatusBadRequest, "malformed", "Bad version", "version is one positive integer, e.g. ?version=1", nil)
 		return 0, false
 	}
 	return n, true
