@@ -158,3 +158,73 @@ func TestRevisionsBounded(t *testing.T) {
 		t.Fatalf("revisions: %d, %v", len(revs), err)
 	}
 }
+
+// failingMarkOutbox fails Mark while fail is set.
+type failingMarkOutbox struct {
+	exchange.Outbox
+	fail bool
+}
+
+func (o *failingMarkOutbox) Mark(ctx context.Context, id string, at time.Time) (bool, error) {
+	if o.fail {
+		return false, errors.New("redis: i/o timeout")
+	}
+	return o.Outbox.Mark(ctx, id, at)
+}
+
+// A document archived but not indexed (its gateway died after the
+// archive write) keeps its number when a retry of it fails before its own
+// archive write: the retry renewed the claim, it did not make it.
+func TestFailedRetryOfAnArchivedDocumentKeepsItsClaim(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	ob := &failingMarkOutbox{Outbox: w.store}
+	w.svc.SetOutbox(ob)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	rail := w.party(t, "cq-rail")
+	kept := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
+	ob.fail = true
+	if _, _, err := w.svc.Submit(ctx, rail, kept); err == nil {
+		t.Fatal("the retry with the outbox failing: accepted")
+	}
+	ob.fail = false
+	other := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
+	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-kept)", err)
+	}
+}
+
+// Twins (a client's retry while its first attempt still runs) share one
+// id: a twin that fails does not release the claim the first attempt,
+// being archived, still holds.
+func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	ob := &failingMarkOutbox{Outbox: w.store}
+	w.svc.SetOutbox(ob)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	rail := w.party(t, "cq-rail")
+	sub := exchange.Submission{Type: "tracking-event", Body: event("twin", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG"), IdempotencyKey: "k-twin"}
+	twinDone := make(chan error, 1)
+	first := make(chan error, 1)
+	// The first attempt stops just after its archive write while the twin
+	// (its retry) runs in full and fails at its mark.
+	w.svc.Failpoint = func(p string) {
+		if p == "after-archive" {
+			w.svc.Failpoint = nil
+			go func() { ob.fail = true; _, _, err := w.svc.Submit(ctx, rail, sub); ob.fail = false; twinDone <- err }()
+			<-twinDone
+			// meanwhile another document takes the number
+			other := exchange.Submission{Type: "tracking-event", Body: event("twin", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
+			_, _, err := w.svc.Submit(ctx, rail, other)
+			first <- err
+		}
+	}
+	if _, _, err := w.svc.Submit(ctx, rail, sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the event id of one being archived: %v; want a conflict", err)
+	}
+}

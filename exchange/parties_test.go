@@ -23,6 +23,9 @@ func TestPartyChecks(t *testing.T) {
 		{func(p *exchange.Party) { p.Name = "Bold \x1b[1mname" }, "/name"},
 		{func(p *exchange.Party) { p.Name = " padded" }, "/name"},
 		{func(p *exchange.Party) { p.Name = "bad \xff utf-8" }, "/name"},
+		{func(p *exchange.Party) { p.Name = "Bank \u202eknab-ekaf" }, "/name"}, // a bidi override
+		{func(p *exchange.Party) { p.Name = "Two\u2028lines" }, "/name"},
+		{func(p *exchange.Party) { p.Name = "zero\u200bwidth" }, "/name"},
 		{func(p *exchange.Party) {
 			p.Roles = []exchange.Role{exchange.RoleConsignee, exchange.RoleBank, exchange.RoleConsignee}
 		}, "/roles/2"},

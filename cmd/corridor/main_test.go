@@ -499,3 +499,29 @@ func TestAuthFailuresAcrossGateways(t *testing.T) {
 		}
 	}
 }
+
+// A gateway stopped before it serves (its ctx done when Run starts)
+// returns, and returns nil (Shutdown before Serve took the listener left
+// it open: Run waited for ever).
+func TestStopBeforeServe(t *testing.T) {
+	for i := range 20 {
+		g := &Gateway{Storage: storageFlags{Data: t.TempDir(), VisibilityTimeout: time.Second}, Listen: "127.0.0.1:0",
+			BodyLimit: 1 << 20, RateLimit: 1000, MaxWait: time.Second, LogTo: io.Discard}
+		if err := g.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("run %d: Run did not return after its ctx ended", i)
+		}
+		g.Close()
+	}
+}

@@ -270,3 +270,25 @@ func TestOneReceiptKeyPerRedis(t *testing.T) {
 		t.Fatalf("another receipt key: %v; want refused, saying how to change it", err)
 	}
 }
+
+// Claims are timed in microseconds; one a gateway from before wrote in
+// milliseconds still holds its key while fresh and gives way once stale.
+func TestClaimOfAnOlderGateway(t *testing.T) {
+	ctx := context.Background()
+	s := openOn(t, redis.New(testenv.RedisURL(t)), time.Minute)
+	now := time.Now()
+	for _, c := range []struct {
+		age  time.Duration
+		want string
+	}{{time.Second, "old-doc"}, {10 * time.Minute, "new-doc"}} {
+		key := "one-bill:OLD-" + c.age.String()
+		old := fmt.Sprintf("~old-doc@%d", now.Add(-c.age).UnixMilli())
+		if err := s.Cmd().Set(ctx, s.Prefix+":key:"+key, old, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		holder, made, err := s.Claim(ctx, key, "new-doc", now, now.Add(-2*time.Minute))
+		if err != nil || holder != c.want || made != (c.want == "new-doc") {
+			t.Fatalf("Claim beside a claim %s old in milliseconds = %s, made %v, %v; want %s", c.age, holder, made, err, c.want)
+		}
+	}
+}

@@ -508,7 +508,7 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		for _, r := range []struct {
 			id string
 			at time.Time
-		}{{b.ID, now}, {a.ID, now.Add(time.Second)}} {
+		}{{b.ID, now}, {a.ID, now.Add(time.Microsecond)}} { // (a microsecond apart: attempts of one document)
 			if err := ix.Release(ctx(t), other, r.id, r.at); err != nil {
 				t.Fatal(err)
 			}
