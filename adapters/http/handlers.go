@@ -231,10 +231,10 @@ func decodeBody(body []byte, v any, usage string) error {
 		if len(body) == 0 {
 			p.Detail = "the body is empty"
 		}
-	case errors.As(err, &sem) && sem.Err != nil && strings.Contains(sem.Err.Error(), "unknown object member"):
-		p.Pointer, p.Detail = string(sem.JSONPointer), "is not a member of this request"
+	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &sem):
+		p.Pointer, p.Detail = string(sem.JSONPointer), "is not a member of this request (names match exactly)"
 	case errors.As(err, &sem):
-		p.Pointer, p.Detail = string(sem.JSONPointer), "has the wrong JSON type"
+		p.Pointer, p.Detail = string(sem.JSONPointer), "has the wrong JSON type or format"
 	}
 	return &exchange.Error{Code: exchange.CodeMalformed, Message: usage, Problems: []schemas.Problem{p}}
 }

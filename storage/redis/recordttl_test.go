@@ -219,6 +219,9 @@ func TestSettingsInWholeSeconds(t *testing.T) {
 			t.Fatalf("Open with a window of %s: %v", s.DedupeWindow, err)
 		}
 		s.Close()
+		if s.DedupeWindow != 90*time.Second {
+			t.Fatalf("the store keeps a window of %s; want 1m30s, as recorded", s.DedupeWindow)
+		}
 	}
 }
 

@@ -183,6 +183,9 @@ func (s *Store) check(ctx context.Context) error {
 	// window would deliver again what another's shorter window forgot),
 	// and records as long (one without a TTL would keep for ever the
 	// records it writes again, one with a shorter TTL would drop them).
+	// Recorded in whole seconds, so kept so (a gateway keeping 90.5s
+	// beside others adopting 90s would not agree with them).
+	s.DedupeWindow, s.RecordTTL = s.DedupeWindow.Truncate(time.Second), s.RecordTTL.Truncate(time.Second)
 	settings := []setting{
 		{s.windowKey(), &s.DedupeWindow, s.AdoptWindow, "a dedupe window", "--redis-dedupe-window"},
 		{s.Prefix + ":record-ttl", &s.RecordTTL, s.AdoptRecordTTL, "a record TTL", "--redis-record-ttl"}}
@@ -220,7 +223,7 @@ func (s *Store) check(ctx context.Context) error {
 // where none is).
 func differ(settings []setting, held []time.Duration) error {
 	for i, st := range settings {
-		if held[i] >= 0 && held[i] != st.d.Truncate(time.Second) { // (recorded in whole seconds)
+		if held[i] >= 0 && held[i] != *st.d {
 			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
 				"%s, or leave it out to take theirs (to change it, stop every gateway, then DEL %s)", st.what, held[i], *st.d, st.flag, st.key)
 		}
