@@ -269,6 +269,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.pusher != nil {
 		wg.Go(func() { g.pusher.Run(bg) })
 	}
+	if r := g.backends.redis; r != nil {
+		wg.Go(func() { keepSettings(bg, r, g.log) })
+	}
 	defer wg.Wait()
 	defer stopBg()
 	if g.PprofListen != "" {
@@ -343,6 +346,26 @@ func (g *Gateway) banner() {
 		fmt.Fprintf(g.Out, "    curl -H 'Authorization: Bearer cor.demo-cq-customs.demo' '%s/v1/inbox?limit=5'\n", base)
 	}
 }
+
+// keepSettings records the settings the gateways share on Redis again
+// every few seconds until ctx ends (redis.Store.KeepSettings).
+func keepSettings(ctx context.Context, r *redis.Store, log *slog.Logger) {
+	t := time.NewTicker(settingsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.KeepSettings(ctx); err != nil && ctx.Err() == nil {
+				log.Error("the settings the gateways share on Redis", "err", err)
+			}
+		}
+	}
+}
+
+// settingsEvery is how often a gateway records its shared settings again.
+const settingsEvery = 10 * time.Second
 
 // loadSigner reads the receipt key's seed (hex) from file, creating it
 // with a new random seed when the file does not exist.

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -293,5 +294,53 @@ func TestClaimOfAnOlderGateway(t *testing.T) {
 		if err != nil || holder != c.want || made != (c.want == "new-doc") {
 			t.Fatalf("Claim beside a claim %s old in milliseconds = %s, made %v, %v; want %s", c.age, holder, made, err, c.want)
 		}
+	}
+}
+
+// A running gateway records its shared settings and receipt key again
+// once Redis lost them, so a gateway started then without the flags takes
+// them (not the defaults); one recorded since that differs is an error.
+func TestKeepSettingsAfterRedisLostThem(t *testing.T) {
+	ctx := context.Background()
+	s := redis.New(testenv.RedisURL(t))
+	s.DedupeWindow, s.RecordTTL = 10*time.Minute, 30*time.Minute
+	s = openOn(t, s, time.Minute)
+	pub := bytes.Repeat([]byte{5}, 32)
+	if err := s.AgreeReceiptKey(ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{s.Prefix + ":dedupe-window", s.Prefix + ":record-ttl", s.Prefix + ":receipt-key"}
+	if err := s.Cmd().Del(ctx, keys...).Err(); err != nil { // Redis lost its data
+		t.Fatal(err)
+	}
+	if err := s.KeepSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	later := redis.New(testenv.RedisURL(t))
+	later.Prefix, later.AdoptWindow, later.AdoptRecordTTL = s.Prefix, true, true
+	if err := later.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	later.Close()
+	if later.DedupeWindow != 10*time.Minute || later.RecordTTL != 30*time.Minute {
+		t.Fatalf("a gateway started after took %s and %s; want the running one's 10m and 30m", later.DedupeWindow, later.RecordTTL)
+	}
+	if err := s.AgreeReceiptKey(ctx, bytes.Repeat([]byte{6}, 32)); err == nil {
+		t.Fatal("another receipt key beside the one kept: accepted")
+	}
+	if err := s.Cmd().Del(ctx, keys[2]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KeepSettings(ctx); err != nil { // the key agreed, not the one refused
+		t.Fatal(err)
+	}
+	if got, err := s.Cmd().Get(ctx, keys[2]).Result(); err != nil || got != base64.StdEncoding.EncodeToString(pub) {
+		t.Fatalf("the receipt key recorded again: %q, %v; want the one agreed", got, err)
+	}
+	if err := s.Cmd().Set(ctx, keys[0], 3600, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KeepSettings(ctx); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
+		t.Fatalf("KeepSettings beside another window recorded: %v; want an error", err)
 	}
 }

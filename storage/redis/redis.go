@@ -89,7 +89,8 @@ type Store struct {
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
 
-	records *exchange.RecordCache // the index's records, decoded
+	records    *exchange.RecordCache // the index's records, decoded
+	receiptKey []byte                // agreed by AgreeReceiptKey
 }
 
 var (
@@ -186,9 +187,7 @@ func (s *Store) check(ctx context.Context) error {
 	// Recorded in whole seconds, so kept so (a gateway keeping 90.5s
 	// beside others adopting 90s would not agree with them).
 	s.DedupeWindow, s.RecordTTL = s.DedupeWindow.Truncate(time.Second), s.RecordTTL.Truncate(time.Second)
-	settings := []setting{
-		{s.windowKey(), &s.DedupeWindow, s.AdoptWindow, "a dedupe window", "--redis-dedupe-window"},
-		{s.Prefix + ":record-ttl", &s.RecordTTL, s.AdoptRecordTTL, "a record TTL", "--redis-record-ttl"}}
+	settings := s.settings()
 	held, err := s.recorded(ctx, settings, false)
 	if err != nil {
 		return err
@@ -227,6 +226,36 @@ func differ(settings []setting, held []time.Duration) error {
 			return fmt.Errorf("redis: the gateways on this Redis keep %s of %s, this one %s: give them all the same "+
 				"%s, or leave it out to take theirs (to change it, stop every gateway, then DEL %s)", st.what, held[i], *st.d, st.flag, st.key)
 		}
+	}
+	return nil
+}
+
+// settings are the store's shared settings.
+func (s *Store) settings() []setting {
+	return []setting{
+		{s.windowKey(), &s.DedupeWindow, s.AdoptWindow, "a dedupe window", "--redis-dedupe-window"},
+		{s.Prefix + ":record-ttl", &s.RecordTTL, s.AdoptRecordTTL, "a record TTL", "--redis-record-ttl"}}
+}
+
+// KeepSettings records the shared settings (and the receipt key agreed)
+// again where Redis lost them: a gateway runs it every few seconds, so
+// that after Redis lost its data a gateway or command started without the
+// flags takes the running gateways' settings, not the defaults. It fails
+// when another value was recorded since.
+func (s *Store) KeepSettings(ctx context.Context) error {
+	if s.WritesNoDocuments {
+		return nil
+	}
+	settings := s.settings()
+	held, err := s.recorded(ctx, settings, true)
+	if err != nil {
+		return err
+	}
+	if err := differ(settings, held); err != nil {
+		return err
+	}
+	if s.receiptKey != nil {
+		return s.AgreeReceiptKey(ctx, s.receiptKey)
 	}
 	return nil
 }
@@ -295,15 +324,14 @@ func (s *Store) AgreeReceiptKey(ctx context.Context, pub []byte) error {
 	key := s.Prefix + ":receipt-key"
 	ours := base64.StdEncoding.EncodeToString(pub)
 	held, err := s.cmd.SetArgs(ctx, key, ours, goredis.SetArgs{Mode: "NX", Get: true}).Result()
-	if errors.Is(err, goredis.Nil) {
-		return nil // the first: recorded
-	} else if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) { // (Nil: the first, recorded)
 		return wrap(err)
 	}
-	if held != ours {
+	if err == nil && held != ours {
 		return fmt.Errorf("redis: the gateways on this Redis sign receipts with the key %s, this one with %s: give them all "+
 			"the same receipt key file (--receipt-key; to change it, stop every gateway, then DEL %s)", held, ours, key)
 	}
+	s.receiptKey = pub // (kept recorded by KeepSettings)
 	return nil
 }
 
