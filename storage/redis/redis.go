@@ -192,11 +192,9 @@ func (s *Store) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	adopt(settings, held)
 	for i, st := range settings {
-		switch {
-		case st.adopt && held[i] >= 0:
-			*st.d = held[i]
-		case st.adopt && s.NoDefaults:
+		if st.adopt && held[i] < 0 && s.NoDefaults {
 			return fmt.Errorf("redis: no gateway recorded %s on this Redis (did it lose its data?): give %s as the gateways run", st.what, st.flag)
 		}
 	}
@@ -211,11 +209,29 @@ func (s *Store) check(ctx context.Context) error {
 	if s.WritesNoDocuments {
 		return nil
 	}
-	// Recorded by the first; one recorded in between is compared.
+	// Recorded by the first; one recorded in between (a gateway starting
+	// at the same time) is taken where ours was not given, else compared.
 	if held, err = s.recorded(ctx, settings, true); err != nil {
 		return err
 	}
+	if adopt(settings, held) {
+		if err := s.validSettings(); err != nil {
+			return err
+		}
+	}
 	return differ(settings, held)
+}
+
+// adopt takes each recorded setting (held, -1 where none is) the caller
+// did not give; it reports whether any changed.
+func adopt(settings []setting, held []time.Duration) bool {
+	changed := false
+	for i, st := range settings {
+		if st.adopt && held[i] >= 0 && *st.d != held[i] {
+			*st.d, changed = held[i], true
+		}
+	}
+	return changed
 }
 
 // differ refuses a setting that differs from the one recorded (held, -1
