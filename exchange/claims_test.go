@@ -11,6 +11,20 @@ import (
 	"github.com/landsea/corridor/exchange"
 )
 
+// billWorld is a world with the demo one bill, and with outbox (nil: none).
+func billWorld(t *testing.T, outbox func(w *world) exchange.Outbox) *world {
+	t.Helper()
+	w := newWorld(t)
+	if outbox != nil {
+		w.svc.SetOutbox(outbox(w))
+	}
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	return w
+}
+
+// storeOutbox is the world's own store as its outbox.
+func storeOutbox(w *world) exchange.Outbox { return w.store }
+
 // A submission refused once it has claimed its numbers (an
 // Idempotency-Key used again for another document) gives them up: the
 // document sent again without the key is accepted at once, not only once
@@ -72,8 +86,7 @@ func (ix *failingAddIndex) Add(ctx context.Context, rec exchange.Record, entries
 // is in the ledger, and another document cannot take its numbers.
 func TestArchivedSubmissionKeepsItsClaims(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w := billWorld(t, nil)
 	ix := &failingAddIndex{Index: w.store, fail: true}
 	w.svc.Index = ix
 	ev := event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
@@ -93,9 +106,7 @@ func TestArchivedSubmissionKeepsItsClaims(t *testing.T) {
 // document could take the archived one's number.
 func TestRefusedSubmissionKeepsAClaimItRenewed(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	w.svc.SetOutbox(w.store)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w := billWorld(t, storeOutbox)
 	ev := func(at string) []byte { return event("renewed", "cq-rail", "CQNL2026000187", "LOAD", at, "CNCKG") }
 	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T10:00:00+08:00"), IdempotencyKey: "k-1"})
 	rail := w.party(t, "cq-rail")
@@ -112,9 +123,7 @@ func TestRefusedSubmissionKeepsAClaimItRenewed(t *testing.T) {
 // the slot up: the amendment sent again is accepted at once.
 func TestRefusedAmendmentReleasesTheRevisionSlot(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	w.svc.SetOutbox(w.store)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w := billWorld(t, storeOutbox)
 	note := demoDoc(t, "02-rail-consignment-note.json")
 	v1 := w.mustSubmit(t, "cq-rail", "rail-consignment-note", note)
 	fixed := bytes.Replace(note, []byte(`"80150222"`), []byte(`"80150223"`), 1)
@@ -135,8 +144,7 @@ func TestRefusedAmendmentReleasesTheRevisionSlot(t *testing.T) {
 // A document takes at most 1000 revisions (listing them reads each): the
 // next amendment is refused.
 func TestRevisionsBounded(t *testing.T) {
-	w := newWorld(t)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w := billWorld(t, nil)
 	note := demoDoc(t, "02-rail-consignment-note.json")
 	latest := w.mustSubmit(t, "cq-rail", "rail-consignment-note", note)
 	for i := 2; i <= 1001; i++ {
@@ -177,10 +185,8 @@ func (o *failingMarkOutbox) Mark(ctx context.Context, id string, at time.Time) (
 // archive write: the retry renewed the claim, it did not make it.
 func TestFailedRetryOfAnArchivedDocumentKeepsItsClaim(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	ob := &failingMarkOutbox{Outbox: w.store}
-	w.svc.SetOutbox(ob)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	var ob *failingMarkOutbox
+	w := billWorld(t, func(w *world) exchange.Outbox { ob = &failingMarkOutbox{Outbox: w.store}; return ob })
 	rail := w.party(t, "cq-rail")
 	kept := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
 	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
@@ -200,10 +206,8 @@ func TestFailedRetryOfAnArchivedDocumentKeepsItsClaim(t *testing.T) {
 // being archived, still holds.
 func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	ob := &failingMarkOutbox{Outbox: w.store}
-	w.svc.SetOutbox(ob)
-	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	var ob *failingMarkOutbox
+	w := billWorld(t, func(w *world) exchange.Outbox { ob = &failingMarkOutbox{Outbox: w.store}; return ob })
 	rail := w.party(t, "cq-rail")
 	sub := exchange.Submission{Type: "tracking-event", Body: event("twin", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG"), IdempotencyKey: "k-twin"}
 	twinDone := make(chan error, 1)
