@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 )
 
 // An index may keep the records of older documents only in the archive
@@ -33,14 +33,25 @@ const coldReads = 16
 const coldReadsInFlight = 64
 
 // coldReadTimeout bounds one archive read of a record, which the callers
-// asking for it at once share (it is not cancelled when the first leaves).
+// asking for it at once share (it is not cancelled when the first leaves,
+// only when the last does).
 const coldReadTimeout = 30 * time.Second
 
 // coldRecords are the records the service read from the archive.
 type coldRecords struct {
-	cache  *lru.Cache[string, Record]
-	flight singleflight.Group // by id: callers asking at once share one read
-	slots  chan struct{}      // the reads running (coldReadsInFlight)
+	cache *lru.Cache[string, Record]
+	slots chan struct{} // the reads running (coldReadsInFlight)
+	mu    sync.Mutex
+	reads map[string]*coldRead // by id: callers asking at once share one read
+}
+
+// coldRead is one archive read of a record, shared by its waiters.
+type coldRead struct {
+	done    chan struct{} // closed once rec and err are set
+	rec     Record
+	err     error
+	waiters int
+	cancel  context.CancelFunc
 }
 
 func newColdRecords(inFlight int) *coldRecords {
@@ -48,38 +59,66 @@ func newColdRecords(inFlight int) *coldRecords {
 	if err != nil {
 		panic(err) // a size <= 0: a programming error
 	}
-	return &coldRecords{cache: c, slots: make(chan struct{}, inFlight)}
+	return &coldRecords{cache: c, slots: make(chan struct{}, inFlight), reads: map[string]*coldRead{}}
 }
 
-// readArchived reads a record from the archive once for all the callers asking
-// for it at once, each given its own copy; at most coldReadsInFlight run
-// at once. A caller whose ctx ends stops waiting; the read goes on for
-// the others.
+// readArchived reads a record from the archive once for all the callers
+// asking for it at once, each given its own copy; at most
+// coldReadsInFlight run at once. A caller whose ctx ends stops waiting;
+// the read goes on for the others, and stops (freeing its slot) when none
+// is left.
 func (s *Service) readArchived(ctx context.Context, id string) (Record, error) {
 	c := s.cold
-	done := c.flight.DoChan(id, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), coldReadTimeout)
-		defer cancel()
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
-			return Record{}, ctx.Err()
-		}
-		defer func() { <-c.slots }()
-		return s.Archive.Record(ctx, id)
-	})
+	c.mu.Lock()
+	r, ok := c.reads[id]
+	if !ok {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), coldReadTimeout)
+		r = &coldRead{done: make(chan struct{}), cancel: cancel}
+		c.reads[id] = r
+		go func() {
+			defer cancel()
+			r.rec, r.err = c.read(rctx, s.Archive, id)
+			c.mu.Lock()
+			if c.reads[id] == r {
+				delete(c.reads, id)
+			}
+			c.mu.Unlock()
+			close(r.done)
+		}()
+	}
+	r.waiters++
+	c.mu.Unlock()
 	if s.Failpoint != nil {
 		s.Failpoint("cold-wait")
 	}
 	select {
-	case r := <-done:
-		if r.Err != nil {
-			return Record{}, r.Err
+	case <-r.done:
+		if r.err != nil {
+			return Record{}, r.err
 		}
-		return r.Val.(Record).clone(), nil
+		return r.rec.clone(), nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		if r.waiters--; r.waiters == 0 {
+			r.cancel() // nobody waits for it
+			if c.reads[id] == r {
+				delete(c.reads, id) // a caller from now on starts another
+			}
+		}
+		c.mu.Unlock()
+		return Record{}, ctx.Err()
+	}
+}
+
+// read reads a record once a slot is free.
+func (c *coldRecords) read(ctx context.Context, a Archive, id string) (Record, error) {
+	select {
+	case c.slots <- struct{}{}:
 	case <-ctx.Done():
 		return Record{}, ctx.Err()
 	}
+	defer func() { <-c.slots }()
+	return a.Record(ctx, id)
 }
 
 // coldReplay finds a submission seen before whose record the index no

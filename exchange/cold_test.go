@@ -377,6 +377,7 @@ type gatedArchive struct {
 	exchange.Archive
 	gate    chan struct{}
 	arrived chan string
+	left    chan string // reads given up, their ctx done
 	mu      sync.Mutex
 	reads   map[string]int
 	running int
@@ -384,7 +385,7 @@ type gatedArchive struct {
 }
 
 func newGatedArchive(a exchange.Archive) *gatedArchive {
-	return &gatedArchive{Archive: a, gate: make(chan struct{}), arrived: make(chan string, 100), reads: map[string]int{}}
+	return &gatedArchive{Archive: a, gate: make(chan struct{}), arrived: make(chan string, 100), left: make(chan string, 100), reads: map[string]int{}}
 }
 
 func (g *gatedArchive) Record(ctx context.Context, id string) (exchange.Record, error) {
@@ -399,9 +400,11 @@ func (g *gatedArchive) Record(ctx context.Context, id string) (exchange.Record, 
 		g.mu.Unlock()
 	}()
 	g.arrived <- id
-	<-g.gate
-	if err := ctx.Err(); err != nil {
-		return exchange.Record{}, err
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		g.left <- id
+		return exchange.Record{}, ctx.Err()
 	}
 	return g.Archive.Record(ctx, id)
 }
@@ -490,5 +493,31 @@ func TestColdReadsBounded(t *testing.T) {
 	}
 	if g.most > inFlight || len(g.reads) != len(rcs) {
 		t.Fatalf("%d archive reads ran at once (of %d ids read); want at most %d", g.most, len(g.reads), inFlight)
+	}
+}
+
+// A read every caller gave up stops, and frees its slot: reads nobody
+// waits for cannot fill the process's slots.
+func TestAbandonedColdReadStops(t *testing.T) {
+	w, rcs, g, _ := coldReads(t, 1)
+	gone, leave := context.WithCancel(context.Background())
+	given := make(chan error, 1)
+	go func() { _, err := w.svc.RecordForTest(gone, rcs[0].ID); given <- err }()
+	receive(g.arrived, 1)
+	leave()
+	if err := <-given; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that gave up: %v; want context.Canceled", err)
+	}
+	select {
+	case <-g.left: // the read stopped with its last waiter
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read nobody waits for still holds the only slot")
+	}
+	close(g.gate)
+	if _, err := w.svc.RecordForTest(context.Background(), rcs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.RecordForTest(context.Background(), rcs[0].ID); err != nil { // asked again: read again
+		t.Fatal(err)
 	}
 }
