@@ -25,13 +25,19 @@ import (
 // drained, then Redis' used_memory and each key class's MEMORY USAGE under
 // the store's prefix are divided by b.N (-benchtime 5000x). RecordTTL:
 // the same with --redis-record-ttl 1h, the events received two hours ago
-// (their records are read from the archive).
+// (their records are read from the archive). Both file every event in the
+// demo shipment, whose lists grow past what Redis keeps compact (128
+// entries, zset-max-listpack-entries). RecordTTLSpread: with the TTL, a new
+// one bill every 100 events (a shipment of 100 events: the bills are
+// counted among the documents).
 func BenchmarkRedisMemory(b *testing.B) {
-	b.Run("RecordsKept", func(b *testing.B) { benchRedisMemory(b, 0) })
-	b.Run("RecordTTL", func(b *testing.B) { benchRedisMemory(b, time.Hour) })
+	b.Run("RecordsKept", func(b *testing.B) { benchRedisMemory(b, 0, 0) })
+	b.Run("RecordTTL", func(b *testing.B) { benchRedisMemory(b, time.Hour, 0) })
+	b.Run("RecordTTLSpread", func(b *testing.B) { benchRedisMemory(b, time.Hour, 100) })
 }
 
-func benchRedisMemory(b *testing.B, ttl time.Duration) {
+// benchRedisMemory: per > 0 opens a shipment (a one bill) every per events.
+func benchRedisMemory(b *testing.B, ttl time.Duration, per int) {
 	ctx := context.Background()
 	store := storagetest.Local(b, func(s *local.Store) { s.NoSync = true })
 	r := openColdRedis(b, ttl)
@@ -50,20 +56,42 @@ func benchRedisMemory(b *testing.B, ttl time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	mto, err := store.Party(ctx, "cq-mto")
+	if err != nil {
+		b.Fatal(err)
+	}
+	billDoc, err := os.ReadFile(demoDir + "/documents/01-one-bill.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const demoRef = "CQNL2026000187"
+	ref := demoRef
 	before := usedMemory(b, rc)
 	var recipients []string
 	i := 0
 	for b.Loop() {
 		i++
+		if per > 0 && (i-1)%per == 0 {
+			ref = fmt.Sprintf("CQNL%010d", 3000000000+i)
+			bill := strings.Replace(string(billDoc), demoRef, ref, 1)
+			rc, _, err := svc.Submit(ctx, mto, exchange.Submission{Type: "one-bill", Body: []byte(bill)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			recipients = append(recipients, rc.Recipients...)
+		}
 		body := strings.Replace(string(event), "cqrail-load-CSQU3054383-20261106", fmt.Sprintf("mem-%09d", i), 1)
+		body = strings.Replace(body, demoRef, ref, 1)
 		rcpt, _, err := svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: []byte(body)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		recipients = rcpt.Recipients
+		recipients = append(recipients, rcpt.Recipients...)
+		slices.Sort(recipients)
+		recipients = slices.Compact(recipients)
 	}
 	b.StopTimer()
-	for _, p := range recipients {
+	for _, p := range recipients { // every inbox drained
 		for {
 			msgs, err := svc.Pull(ctx, exchange.Party{ID: p}, 100, 0)
 			if err != nil {
