@@ -177,11 +177,13 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		}
 	}
 	rec.ReceivedAt = s.Now().UTC().Truncate(time.Microsecond)
-	// The natural keys this attempt claims are given up if it fails while
-	// nothing of it is archived: another document may take them at once
-	// (not only once the claims are stale).
+	// The natural keys this attempt claims anew (not those an earlier
+	// attempt of this document claimed: it may be archived) are given up
+	// if it fails before its archive write, or finds another document
+	// archived under its id: another document may take them at once, not
+	// only once the claims are stale.
 	var claims []claim
-	written := false
+	written := false // this attempt's document may be in the archive (or its AMEND in the title chain)
 	defer func() {
 		if err != nil && !written {
 			s.release(ctx, rec.ID, claims)
