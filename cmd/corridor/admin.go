@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -89,7 +92,7 @@ when it is made; only its salted hash is stored.`,
 					if p.Disabled {
 						st = "revoked"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", p.ID, p.Name, p.Roles, p.Country, st)
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", p.ID, shownName(p.Name), p.Roles, p.Country, st)
 				}
 				return tw.Flush()
 			})
@@ -216,4 +219,14 @@ func requeueSince(v string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("--requeue-since %q: want a time (2026-11-27T09:00:00Z) or a duration (30m)", v)
+}
+
+// shownName is a name as a terminal may show it: quoted, with escapes,
+// when it holds anything not printable (a name stored before names were
+// checked could forge lines of a list, or hide what it says).
+func shownName(name string) string {
+	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) || !utf8.ValidString(name) {
+		return strconv.QuoteToGraphic(name)
+	}
+	return name
 }

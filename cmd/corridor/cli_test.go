@@ -300,3 +300,19 @@ func TestGatewaysShareTheReceiptKey(t *testing.T) {
 	}
 	gateway(t, storageFlags{Data: t.TempDir(), RedisURL: url, RedisPrefix: prefix}, func(g *Gateway) { g.ReceiptKey = filepath.Join(first, "receipt.key") })
 }
+
+// `parties list` prints a name that is not printable text (stored before
+// names were checked) quoted, so it cannot forge a line of the list.
+func TestPrintableNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bangkok Auto Import":            "Bangkok Auto Import",
+		"曼谷汽车进口":                         "曼谷汽车进口",
+		"Fake\nfake-party  Fake  [bank]": `"Fake\nfake-party  Fake  [bank]"`,
+		"Bank \u202eknab":                `"Bank \u202eknab"`,
+		"bad \xff":                       `"bad \xff"`,
+	} {
+		if got := shownName(in); got != want {
+			t.Errorf("shownName(%q) = %s; want %s", in, got, want)
+		}
+	}
+}
