@@ -301,7 +301,11 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 			return nil
 		}
 		made = h != id // (id's own claim is renewed)
-		return nat.Put([]byte(key), []byte(claimOf(id, now)))
+		claim := claimOf(id, now)
+		if claim == string(nat.Get([]byte(key))) { // a renewal never writes the value it found (see Release)
+			claim = claimOf(id, now.Add(time.Nanosecond))
+		}
+		return nat.Put([]byte(key), []byte(claim))
 	})
 	return holder, made, err
 }

@@ -344,3 +344,39 @@ func TestKeepSettingsAfterRedisLostThem(t *testing.T) {
 		t.Fatalf("KeepSettings beside another window recorded: %v; want an error", err)
 	}
 }
+
+// The claim script of a gateway from before 2026-11-27 (milliseconds, a
+// string answer), verbatim.
+var oldClaim = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return ARGV[1] end
+if v and string.sub(v, 1, 1) ~= '~' then return v end
+if v then
+  local at = string.find(v, '@', 1, true)
+  local holder = string.sub(v, 2, at - 1)
+  if holder ~= ARGV[1] and tonumber(string.sub(v, at + 1)) >= tonumber(ARGV[3]) then return holder end
+end
+redis.call('SET', KEYS[1], '~' .. ARGV[1] .. '@' .. ARGV[2])
+return ARGV[1]`)
+
+// Rolling upgrade or back: a claim a new gateway left (its submission cut
+// short 10 minutes ago) is stale for a gateway from before too, which
+// reads claim times as milliseconds (the new ones carry the microseconds
+// as a fraction).
+func TestAnOlderGatewayReadsNewClaims(t *testing.T) {
+	ctx := context.Background()
+	s := openOn(t, redis.New(testenv.RedisURL(t)), time.Minute)
+	now := time.Now()
+	key := "one-bill:ROLLBACK"
+	if _, made, err := s.Claim(ctx, key, "cut-short", now.Add(-10*time.Minute), now.Add(-12*time.Minute)); err != nil || !made {
+		t.Fatal(made, err)
+	}
+	nat := s.Prefix + ":key:" + key
+	holder, err := oldClaim.Run(ctx, s.Cmd(), []string{nat}, "other", now.UnixMilli(), now.Add(-2*time.Minute).UnixMilli()).Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holder != "other" {
+		t.Errorf("an old gateway's claim beside a new claim 10 minutes old: holder %s; want other (the claim is stale)", holder)
+	}
+}

@@ -907,8 +907,8 @@ func (s *Store) eachDoc(ctx context.Context, pos []string, fn func(i int, raw st
 }
 
 // A natural key's value is the holder's id once indexed, or
-// "~<id>@<unix µs>" while only claimed ("@<unix ms>" by gateways from
-// before 2026-11-27).
+// "~<id>@<unix ms>.<µs>" while only claimed ("@<unix ms>" by gateways
+// from before 2026-11-27).
 
 // confirmScript makes a record the holder of a key no other indexed
 // document holds, or that the revision it amends (ARGV[2]) holds.
@@ -919,11 +919,14 @@ if (not v) or v == ARGV[1] or string.sub(v, 1, 1) == '~' or (ARGV[2] ~= '' and v
 end
 return 1`)
 
-// claimScript: ARGV = id, now, stale-before (Unix microseconds: two
-// attempts of one document claiming in one millisecond must not leave
-// equal claims, see Release). A claim's time below 1e14 is one of a
-// gateway from before, in milliseconds. It returns the holder and 1 when
-// it made the claim anew (0 when it renewed id's own).
+// claimScript: ARGV = id, now, stale-before, now + 1 µs. Times are Unix
+// milliseconds with the microseconds as a fraction ("1732700000123.456"):
+// gateways from before, which wrote and compare whole milliseconds, read
+// them alike (tonumber), and two attempts of one document claiming in one
+// millisecond do not leave equal claims (see Release). A renewal that
+// would write the value it found writes it a microsecond later instead.
+// It returns the holder and 1 when it made the claim anew (0 when it
+// renewed id's own).
 var claimScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then return {ARGV[1], 0} end
@@ -932,20 +935,26 @@ local made = 1
 if v then
   local at = string.find(v, '@', 1, true)
   local holder = string.sub(v, 2, at - 1)
-  local t = tonumber(string.sub(v, at + 1)) or 0
-  if t < 1e14 then t = t * 1000 end
-  if holder ~= ARGV[1] and t >= tonumber(ARGV[3]) then return {holder, 0} end
+  if holder ~= ARGV[1] and (tonumber(string.sub(v, at + 1)) or 0) >= tonumber(ARGV[3]) then return {holder, 0} end
   if holder == ARGV[1] then made = 0 end
 end
-redis.call('SET', KEYS[1], '~' .. ARGV[1] .. '@' .. ARGV[2])
+local claim = '~' .. ARGV[1] .. '@' .. ARGV[2]
+if claim == v then claim = '~' .. ARGV[1] .. '@' .. ARGV[4] end
+redis.call('SET', KEYS[1], claim)
 return {ARGV[1], made}`)
+
+// claimTime is a claim's time as claimScript writes it.
+func claimTime(t time.Time) string {
+	us := t.UnixMicro()
+	return fmt.Sprintf("%d.%03d", us/1000, us%1000)
+}
 
 // Claim reserves a natural key for id.
 func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, bool, error) {
 	var res *goredis.Cmd
 	nat := s.natKey(key)
 	if err := s.write(ctx, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
-		res = eval(claimScript, ctx, p, []string{nat}, id, now.UnixMicro(), staleBefore.UnixMicro())
+		res = eval(claimScript, ctx, p, []string{nat}, id, claimTime(now), claimTime(staleBefore), claimTime(now.Add(time.Microsecond)))
 	}}); err != nil {
 		return "", false, err
 	}
@@ -961,7 +970,7 @@ func (s *Store) Claim(ctx context.Context, key, id string, now, staleBefore time
 	return holder, made == 1, nil
 }
 
-// releaseScript deletes a claim (ARGV[1]: "~<id>@<unix µs>") still there.
+// releaseScript deletes a claim (ARGV[1]: "~<id>@<claimTime>") still there.
 var releaseScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`)
@@ -970,7 +979,7 @@ return 1`)
 func (s *Store) Release(ctx context.Context, key, id string, now time.Time) error {
 	nat := s.natKey(key)
 	return s.write(ctx, step{nat, func(p goredis.Pipeliner, eval evalFunc) {
-		eval(releaseScript, ctx, p, []string{nat}, "~"+id+"@"+strconv.FormatInt(now.UnixMicro(), 10))
+		eval(releaseScript, ctx, p, []string{nat}, "~"+id+"@"+claimTime(now))
 	}})
 }
 
