@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/landsea/corridor/exchange"
+	"github.com/landsea/corridor/internal/testenv"
 )
 
 // billWorld is a world with the demo one bill, and with outbox (nil: none).
@@ -230,5 +234,147 @@ func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
 	}
 	if err := <-first; code(err) != exchange.CodeConflict {
 		t.Fatalf("another document with the event id of one being archived: %v; want a conflict", err)
+	}
+}
+
+// An Idempotency-Key used before by a document archived but not yet
+// indexed (its gateway died after the archive write) and used again for
+// a one-bill amendment: the amendment is refused before its AMEND goes to
+// the title chain (it would name the other document), and the honest
+// amendment is accepted after it. (Found by a review: the AMEND was
+// written, the revision slot released.)
+func TestReusedKeyAmendmentOfADocumentNotYetIndexed(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.SetOutbox(w.store)
+	other := bytes.Replace(demoDoc(t, "01-one-bill.json"), []byte("CQNL2026000187"), []byte("CQNL2026000188"), 1)
+	xid := w.diedSubmitting(t, "cq-mto", exchange.Submission{Type: "one-bill", Body: other, IdempotencyKey: "K-1"})
+	v1 := w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	w.surrenderForAmendment(t)
+	before := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+	_, _, err := w.svc.Submit(ctx, w.party(t, "cq-mto"), exchange.Submission{Type: "one-bill", Body: billArriving(t, "17"), Amends: v1.ID, IdempotencyKey: "K-1"})
+	if code(err) != exchange.CodeInvalid {
+		t.Errorf("the amendment with a used key: %v; want invalid", err)
+	}
+	after := must(w.svc.Title(ctx, w.party(t, "cq-mto"), bill))(t)
+	if len(after.Chain) != len(before.Chain) {
+		last := after.Chain[len(after.Chain)-1]
+		t.Errorf("the refused amendment added %s (document %s; the other bill is %s) to the title; status %s holder %s",
+			last.Action, last.DocumentID, xid, after.Status, after.Holder)
+	}
+	// The honest amendment, sent next without the key.
+	if _, err := w.amend(t, "cq-mto", "one-bill", v1.ID, billArriving(t, "18")); err != nil {
+		t.Errorf("the amendment without the key: %v", err)
+	}
+}
+
+// An amendment archived but not indexed (its gateway died) keeps its
+// document's revision slot when its Idempotency-Key is used again for
+// another body: that attempt renewed the slot (same id), did not make it,
+// and does not release it.
+func TestReusedKeyKeepsAnArchivedAmendmentsSlot(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.svc.SetOutbox(w.store)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	note := demoDoc(t, "02-rail-consignment-note.json")
+	v1 := w.mustSubmit(t, "cq-rail", "rail-consignment-note", note)
+	fix := func(n string) []byte { return bytes.Replace(note, []byte(`"80150222"`), []byte(`"`+n+`"`), 1) }
+	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "rail-consignment-note", Body: fix("80150223"), Amends: v1.ID, IdempotencyKey: "k-2"})
+	rail := w.party(t, "cq-rail")
+	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "rail-consignment-note", Body: fix("80150224"), Amends: v1.ID, IdempotencyKey: "k-2"}); code(err) != exchange.CodeInvalid {
+		t.Fatalf("the key used again for another amendment: %v; want invalid", err)
+	}
+	if _, err := w.amend(t, "cq-rail", "rail-consignment-note", v1.ID, fix("80150225")); code(err) != exchange.CodeConflict {
+		t.Fatalf("a second amendment of v1, whose first is archived: %v; want a conflict", err)
+	}
+}
+
+// A failover lost the last writes, among them the claim of a document
+// archived but not indexed (its gateway died after the archive write).
+// Its retry makes the claim anew (made) and fails before its archive write
+// (the outbox's Mark: Redis is flapping); it does not release the claim,
+// which the archived document holds: a third document with the number is
+// refused (for ClaimTimeout, long enough for the sweep to index the
+// archived one).
+func TestRetryAfterALostClaimKeepsAnArchivedDocumentsNumber(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r := openRedis(t)
+	w.svc.Index = r
+	ob := &failingMarkOutbox{Outbox: w.store}
+	w.svc.SetOutbox(ob)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	rail := w.party(t, "cq-rail")
+	kept := exchange.Submission{Type: "tracking-event", Body: event("lost", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
+	opts, err := goredis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := goredis.NewClient(opts)
+	defer rc.Close()
+	keys, err := rc.Keys(ctx, r.Prefix+":key:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, k := range keys { // the failover lost the pending claims
+		if v, _ := rc.Get(ctx, k).Result(); strings.HasPrefix(v, "~") {
+			rc.Del(ctx, k)
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Fatalf("%d pending claims; want the archived event's", lost)
+	}
+	ob.fail = true
+	if _, _, err := w.svc.Submit(ctx, rail, kept); err == nil {
+		t.Fatal("the retry with the outbox failing: accepted")
+	}
+	ob.fail = false
+	other := exchange.Submission{Type: "tracking-event", Body: event("lost", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
+	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-lost)", err)
+	}
+}
+
+// hookMarkOutbox runs before once before the first Mark, then fails it.
+type hookMarkOutbox struct {
+	exchange.Outbox
+	before func()
+}
+
+func (o *hookMarkOutbox) Mark(ctx context.Context, id string, at time.Time) (bool, error) {
+	if f := o.before; f != nil {
+		o.before = nil
+		f()
+		return false, errors.New("redis: i/o timeout")
+	}
+	return o.Outbox.Mark(ctx, id, at)
+}
+
+// Two attempts of one document that read the same clock (two goroutines
+// on one gateway, or two gateways) do not leave equal claims: the one that
+// made the claim, failing, does not release the other's, archived. The
+// clock is frozen here (the world's clock otherwise steps 1 ms a read).
+func TestTwinsInOneMicrosecond(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	ob := &hookMarkOutbox{Outbox: w.store}
+	w.svc.SetOutbox(ob)
+	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
+	frozen := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	w.svc.Now = func() time.Time { return frozen }
+	rail := w.party(t, "cq-rail")
+	sub := exchange.Submission{Type: "tracking-event", IdempotencyKey: "k-us",
+		Body: event("us", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	ob.before = func() { w.diedSubmitting(t, "cq-rail", sub) } // the twin: archived, not indexed
+	if _, _, err := w.svc.Submit(ctx, rail, sub); err == nil {
+		t.Fatal("the first attempt, its mark failing: accepted")
+	}
+	other := exchange.Submission{Type: "tracking-event", Body: event("us", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
+	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived twin's event id: %v; want a conflict", err)
 	}
 }

@@ -130,28 +130,19 @@ func (c *coldRecords) read(ctx context.Context, a Archive, id string) (Record, e
 // it as a new document would be (a title amended again, a number its
 // amendment took since). Another document without a natural key (a customs
 // response) is found by the archive's conditional write instead. Without
-// such an index: nothing is looked up.
+// such an index only a one bill's amendment is looked up (in the archive).
 func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, rec Record, amends string) (Record, bool, error) {
-	if !s.forgetsRecords() {
+	// A one bill's amendment is looked up in the archive whatever the
+	// index: under its id (an Idempotency-Key used again) another document
+	// may be archived but not yet indexed, and its AMEND would name that one.
+	held := amends != "" && rec.Type == TypeOneBill
+	if !s.forgetsRecords() && !held {
 		return Record{}, false, nil
 	}
-	keys := []string{}
-	if amends != "" {
-		keys = append(keys, revisionKey(amends))
-	}
-	for _, k := range rt.keys {
-		for _, v := range values(f, k.path) {
-			keys = append(keys, k.of(rec.Sender, v))
-		}
-	}
-	held := amends != "" && rec.Type == TypeOneBill
-	for _, k := range keys {
-		holder, err := s.Index.Lookup(ctx, k)
-		if err == nil && holder == rec.ID {
-			held = true
-			break
-		} else if err != nil && !errors.Is(err, ErrNotFound) {
-			return Record{}, false, fmt.Errorf("look up %s: %w", k, err)
+	if !held {
+		var err error
+		if held, err = s.holdsItsKeys(ctx, rt, f, rec, amends); err != nil {
+			return Record{}, false, err
 		}
 	}
 	if !held {
@@ -164,6 +155,29 @@ func (s *Service) coldReplay(ctx context.Context, rt route, f map[string]any, re
 		return Record{}, false, fmt.Errorf("read archived record: %w", err)
 	}
 	return prev, true, nil
+}
+
+// holdsItsKeys reports whether the index holds one of a submission's
+// natural keys (or the revision slot of what it amends) under its id.
+func (s *Service) holdsItsKeys(ctx context.Context, rt route, f map[string]any, rec Record, amends string) (bool, error) {
+	keys := []string{}
+	if amends != "" {
+		keys = append(keys, revisionKey(amends))
+	}
+	for _, k := range rt.keys {
+		for _, v := range values(f, k.path) {
+			keys = append(keys, k.of(rec.Sender, v))
+		}
+	}
+	for _, k := range keys {
+		holder, err := s.Index.Lookup(ctx, k)
+		if err == nil && holder == rec.ID {
+			return true, nil
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, fmt.Errorf("look up %s: %w", k, err)
+		}
+	}
+	return false, nil
 }
 
 // forgetsRecords reports whether the index keeps records only a while.

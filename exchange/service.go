@@ -216,7 +216,8 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		if err != nil {
 			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
 		}
-		written = prev.SHA256 == rec.SHA256 // else another document, ours refused below
+		// Another document (ours is refused below) unless its AMEND went to the chain.
+		written = prev.SHA256 == rec.SHA256 || (rec.Type == TypeOneBill && rec.PreviousID != "")
 		if s.forgotten(prev) && !wasMarked {
 			s.unmark(ctx, rec.ID)
 			return s.replay(ctx, prev, rec.SHA256, false)
@@ -556,10 +557,24 @@ type claim struct {
 }
 
 // release gives up a refused submission's claims (Index.Release), even if
-// its caller has left; a claim not given up only waits to go stale.
+// its caller has left; a claim not given up only waits to go stale. A
+// document archived under the same id keeps the keys it holds (its own
+// claim may have been lost with Redis' last writes, then made again by
+// this attempt); when the archive cannot tell, nothing is given up.
 func (s *Service) release(ctx context.Context, id string, claims []claim) {
+	if len(claims) == 0 {
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
+	archived, err := s.Archive.Record(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.Logger.WarnContext(ctx, "release claims: the archive did not answer; they go stale instead", "id", id, "err", err)
+		return
+	}
 	for _, c := range claims {
+		if err == nil && slices.Contains(archived.Keys, c.key) {
+			continue
+		}
 		if err := s.Index.Release(ctx, c.key, id, c.at); err != nil {
 			s.Logger.WarnContext(ctx, "release claim", "key", c.key, "id", id, "err", err)
 		}
