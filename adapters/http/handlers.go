@@ -39,7 +39,7 @@ func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 		return nil, false
 	}
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
 		err = errors.New("JSON is UTF-8") // (RFC 8259: a document in another charset would be read wrong)
 	}
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -60,7 +60,7 @@ func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
 // version reads ?version=N; when ok is false the problem is written.
 func (s *Server) version(c *fiber.Ctx) (n int, ok bool) {
 	vs := c.Context().QueryArgs().PeekMulti("version")
-	if len(vs) == 0 {
+	if len(vs) == 0 || (len(vs) == 1 && len(vs[0]) == 0) { // (?version= is the newest, as before)
 		return 0, true
 	}
 	n, err := strconv.Atoi(strings.TrimPrefix(string(vs[0]), "v"))

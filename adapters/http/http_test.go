@@ -160,7 +160,10 @@ func TestSubmit400(t *testing.T) {
 	if r := e.do(t, "POST", "/v1/validate/one-bill?version=1&version=9", "cq-mto", example(t, "one-bill")); r.status != 400 {
 		t.Errorf("two versions: %d", r.status)
 	}
-	for cs, want := range map[string]int{"utf-8": 200, "UTF-8": 200, "latin1": 415, "utf-16": 415} {
+	if r := e.do(t, "POST", "/v1/validate/one-bill?version=", "cq-mto", example(t, "one-bill")); r.status != 200 {
+		t.Errorf("an empty version (the newest): %d", r.status)
+	}
+	for cs, want := range map[string]int{"utf-8": 200, "UTF-8": 200, "utf8": 200, "latin1": 415, "utf-16": 415} {
 		if r := e.do(t, "POST", "/v1/validate/one-bill", "cq-mto", example(t, "one-bill"), "Content-Type", "application/json; charset="+cs); r.status != want {
 			t.Errorf("charset %s: %d, want %d", cs, r.status, want)
 		}

@@ -242,8 +242,9 @@ func (s *Server) routes() {
 }
 
 // methodsByPath returns, for a request path, the methods the app's routes
-// take on it (none: no such endpoint). A route's :param matches one
-// segment; segments compare as Fiber routes them (case-insensitively).
+// take on it (none: no such endpoint), HEAD with each GET. It matches as
+// the app routes (CaseSensitive, StrictRouting): segments exactly, a
+// :param one segment that is not empty.
 func methodsByPath(app *fiber.App) func(path string) []string {
 	type route struct {
 		method string
@@ -251,13 +252,10 @@ func methodsByPath(app *fiber.App) func(path string) []string {
 	}
 	var routes []route
 	for _, r := range app.GetRoutes(true) {
-		if r.Method == fiber.MethodHead {
-			continue // (it comes with each GET)
-		}
-		routes = append(routes, route{r.Method, strings.Split(strings.Trim(r.Path, "/"), "/")})
+		routes = append(routes, route{r.Method, strings.Split(r.Path, "/")})
 	}
 	return func(path string) []string {
-		segs := strings.Split(strings.Trim(path, "/"), "/")
+		segs := strings.Split(path, "/")
 		var out []string
 		for _, r := range routes {
 			if len(r.segs) != len(segs) || slices.Contains(out, r.method) {
@@ -265,7 +263,7 @@ func methodsByPath(app *fiber.App) func(path string) []string {
 			}
 			match := true
 			for i, seg := range r.segs {
-				if !strings.HasPrefix(seg, ":") && !strings.EqualFold(seg, segs[i]) {
+				if param := strings.HasPrefix(seg, ":"); (param && segs[i] == "") || (!param && seg != segs[i]) {
 					match = false
 					break
 				}

@@ -86,19 +86,26 @@ func TestRequestBodiesStrict(t *testing.T) {
 }
 
 // A method an endpoint does not take is 405 with the methods it takes in
-// Allow; a path no endpoint has is 404.
+// Allow (HEAD with each GET); a path no endpoint has, as the app routes
+// it, is 404.
 func TestMethodNotAllowed(t *testing.T) {
 	e := newEnv(t, httpapi.Config{}, nil, nil)
 	for _, c := range []struct {
 		method, path, allow string
 		status              int
 	}{
-		{"PUT", "/v1/inbox", "GET", 405},
-		{"DELETE", "/v1/documents/abc", "GET, POST", 405}, // (GET of a document, POST of a type)
-		{"POST", "/v1/shipments/CQNL2026000187/grants/qz-port", "DELETE, GET", 405},
+		{"PUT", "/v1/inbox", "GET, HEAD", 405},
+		{"DELETE", "/v1/documents/abc", "GET, HEAD, POST", 405}, // (GET of a document, POST of a type)
+		{"POST", "/v1/shipments/CQNL2026000187/grants/qz-port", "DELETE, GET, HEAD", 405},
 		{"GET", "/v1/bills/CQNL2026000187/title/accept", "POST", 405},
 		{"GET", "/v1/nosuch", "", 404},
 		{"GET", "/v1/documents/abc/receipt/more", "", 404},
+		// Paths the app does not route (it matches exactly: case, slashes, empty segments).
+		{"PUT", "/V1/INBOX", "", 404},
+		{"PUT", "/v1/inbox/", "", 404},
+		{"PUT", "//v1/inbox", "", 404},
+		{"POST", "/v1/documents//receipt", "", 404},
+		{"POST", "/v1/documents/abc/RECEIPT", "", 404},
 	} {
 		r := e.do(t, c.method, c.path, "cq-mto", nil)
 		if r.status != c.status || r.header.Get("Allow") != c.allow {
