@@ -24,10 +24,10 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	}
 	if n := utf8.RuneCountInString(p.Name); n == 0 || n > 200 || strings.TrimSpace(p.Name) != p.Name {
 		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name of 1 to 200 characters is required, without spaces around it"})
-	} else if !utf8.ValidString(p.Name) || strings.ContainsFunc(p.Name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+	} else if !utf8.ValidString(p.Name) || strings.ContainsFunc(p.Name, func(r rune) bool { return !unicode.IsPrint(r) && !unicode.Is(unicode.Zs, r) }) {
 		// (a name is printed in lists: a line break, an escape sequence or
 		// a bidi override could forge lines or hide what it says)
-		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name is printable text: letters, marks, digits, punctuation, symbols and spaces (U+0020)"})
+		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name is printable text: letters, marks, digits, punctuation, symbols and spaces"})
 	}
 	if len(p.Roles) == 0 {
 		problems = append(problems, schemas.Problem{Pointer: "/roles", Detail: fmt.Sprintf("give at least one role of %v", Roles)})

@@ -38,9 +38,9 @@ func TestPartyChecks(t *testing.T) {
 		}
 	}
 	named := ok
-	named.Name = "Importadora Bangkok — 曼谷汽车进口"
+	named.Name = "Importadora Bangkok — 曼谷\u3000汽车进口\u00a0Co."
 	if _, err := w.svc.CreateParty(ctx, named); err != nil {
-		t.Fatalf("a name in other scripts: %v", err)
+		t.Fatalf("a name in other scripts, with their spaces: %v", err)
 	}
 	if err := w.svc.DisableParty(ctx, named.ID); err != nil {
 		t.Fatal(err)

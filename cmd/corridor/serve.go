@@ -270,7 +270,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		wg.Go(func() { g.pusher.Run(bg) })
 	}
 	if r := g.backends.redis; r != nil {
-		wg.Go(func() { keepSettings(bg, r, g.log) })
+		// On ctx: it stops when draining starts ("stop every gateway, then
+		// DEL" must not see the old value recorded again).
+		wg.Go(func() { keepSettings(ctx, r, g.log) })
 	}
 	defer wg.Wait()
 	defer stopBg()
