@@ -530,6 +530,26 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 			t.Fatalf("Lookup of an indexed key released = %s, %v; want b", id, err)
 		}
 	})
+	t.Run("RenewalAtTheSameTimeIsNotReleased", func(t *testing.T) {
+		// Two attempts of one document that read one clock: the first
+		// made the claim, the second renewed it; the first, failing,
+		// releases its claim, and the second's stays.
+		ix := newIndex(t)
+		a, b := record(t), record(t)
+		key := "one-bill:SAMETIME-" + a.ID
+		if _, made, err := ix.Claim(ctx(t), key, a.ID, now, never); err != nil || !made {
+			t.Fatalf("first claim: made %v, %v", made, err)
+		}
+		if _, made, err := ix.Claim(ctx(t), key, a.ID, now, never); err != nil || made {
+			t.Fatalf("the renewal: made %v, %v; want renewed", made, err)
+		}
+		if err := ix.Release(ctx(t), key, a.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if h, _, err := ix.Claim(ctx(t), key, b.ID, now, never); err != nil || h != a.ID {
+			t.Fatalf("Claim by b after the first attempt's release = %s, %v; want a (the renewal holds it)", h, err)
+		}
+	})
 	t.Run("StaleClaimGivesWay", func(t *testing.T) {
 		ix := newIndex(t)
 		a, b := record(t), record(t)
