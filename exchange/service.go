@@ -565,7 +565,8 @@ func (s *Service) release(ctx context.Context, id string, claims []claim) {
 	if len(claims) == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	archived, err := s.Archive.Record(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.Logger.WarnContext(ctx, "release claims: the archive did not answer; they go stale instead", "id", id, "err", err)
@@ -580,6 +581,10 @@ func (s *Service) release(ctx context.Context, id string, claims []claim) {
 		}
 	}
 }
+
+// releaseTimeout bounds what releasing claims adds to a refused submission
+// (its backends may be what refused it).
+const releaseTimeout = 5 * time.Second
 
 // ClaimTimeout is how long a natural key stays reserved for a submission
 // that was cut short before it was archived; after it another document may
