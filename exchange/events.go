@@ -110,13 +110,9 @@ func (s *Service) Events(ctx context.Context, caller Party, q EventFilter) (Even
 				out.Events = append(out.Events, ShipmentEvent{Event: e, TransportDocumentReference: st.ref})
 				if len(out.Events) == q.Limit {
 					// A cursor only where events are left to look at.
-					more := j+1 < len(items) || i+1 < len(scope)
-					if !more {
-						if more, err = s.listed(ctx, listEvents(st.ref), after, q.Desc); err != nil {
-							return EventList{}, err
-						}
-					}
-					if more {
+					if more, err := s.entriesLeft(ctx, j+1 < len(items) || i+1 < len(scope), listEvents(st.ref), after, q.Desc); err != nil {
+						return EventList{}, err
+					} else if more {
 						out.Next = encodeCursor(st.ref + "|" + after)
 					}
 					return out, nil

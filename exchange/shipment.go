@@ -594,13 +594,9 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 			out.Shipments = append(out.Shipments, sum)
 			if len(out.Shipments) == q.Limit {
 				// A cursor only where shipments are left to look at.
-				more := j+1 < len(items)
-				if !more {
-					if more, err = s.listed(ctx, list, after, true); err != nil {
-						return ShipmentList{}, err
-					}
-				}
-				if more {
+				if more, err := s.entriesLeft(ctx, j+1 < len(items), list, after, true); err != nil {
+					return ShipmentList{}, err
+				} else if more {
 					out.Next = encodeCursor(after)
 				}
 				return out, nil
@@ -614,9 +610,13 @@ func (s *Service) Shipments(ctx context.Context, caller Party, q ShipmentQuery) 
 	return out, nil
 }
 
-// listed reports whether a list holds an entry after the position after
-// (in the order desc says): the index alone, no record read.
-func (s *Service) listed(ctx context.Context, list, after string, desc bool) (bool, error) {
+// entriesLeft reports whether a page's scan has entries left to look at:
+// known (more in hand), else whether the list holds an entry after the
+// position after (in the order desc says): the index alone, no record read.
+func (s *Service) entriesLeft(ctx context.Context, known bool, list, after string, desc bool) (bool, error) {
+	if known {
+		return true, nil
+	}
 	items, err := s.Index.Page(ctx, list, after, 1, desc)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", list, err)
