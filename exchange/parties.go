@@ -15,6 +15,14 @@ import (
 
 var partyIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
 
+// Printable reports whether a name is text a list may print as it is:
+// valid UTF-8 of letters, marks, digits, punctuation, symbols and spaces
+// of any script; no control characters, bidi overrides, line separators
+// or zero widths.
+func Printable(name string) bool {
+	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) && !unicode.Is(unicode.Zs, r) })
+}
+
 // CreateParty checks and stores a new party; it returns ErrExists wrapped
 // in a conflict when the id is taken.
 func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
@@ -24,7 +32,7 @@ func (s *Service) CreateParty(ctx context.Context, p Party) (Party, error) {
 	}
 	if n := utf8.RuneCountInString(p.Name); n == 0 || n > 200 || strings.TrimSpace(p.Name) != p.Name {
 		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name of 1 to 200 characters is required, without spaces around it"})
-	} else if !utf8.ValidString(p.Name) || strings.ContainsFunc(p.Name, func(r rune) bool { return !unicode.IsPrint(r) && !unicode.Is(unicode.Zs, r) }) {
+	} else if !Printable(p.Name) {
 		// (a name is printed in lists: a line break, an escape sequence or
 		// a bidi override could forge lines or hide what it says)
 		problems = append(problems, schemas.Problem{Pointer: "/name", Detail: "a name is printable text: letters, marks, digits, punctuation, symbols and spaces"})

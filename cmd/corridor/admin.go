@@ -9,8 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -225,7 +223,7 @@ func requeueSince(v string, now time.Time) (time.Time, error) {
 // when it holds anything not printable (a name stored before names were
 // checked could forge lines of a list, or hide what it says).
 func shownName(name string) string {
-	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) || !utf8.ValidString(name) {
+	if !exchange.Printable(name) {
 		return strconv.QuoteToGraphic(name)
 	}
 	return name
