@@ -41,6 +41,10 @@ func (s *Service) amended(ctx context.Context, caller Party, sub Submission) (*R
 	return &prev, nil
 }
 
+// amendsTitle reports whether a record is a one bill's amendment, which
+// takes a place (AMEND) in the bill's title chain.
+func (r Record) amendsTitle() bool { return r.Type == TypeOneBill && r.PreviousID != "" }
+
 // maxRevisions bounds the revisions of a document (and what listing them
 // reads).
 const maxRevisions = 1000
@@ -98,7 +102,7 @@ func (st titleState) amendable() bool {
 // returns to the party that surrendered it. Run again, it finds the entry
 // there and does nothing.
 func (s *Service) amendTitle(ctx context.Context, rec Record) error {
-	if rec.Type != TypeOneBill || rec.PreviousID == "" {
+	if !rec.amendsTitle() {
 		return nil
 	}
 	st, err := s.loadShipment(ctx, rec.Shipments[0].Ref)

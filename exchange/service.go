@@ -183,10 +183,11 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// archived under its id: another document may take them at once, not
 	// only once the claims are stale.
 	var claims []claim
-	written := false // this attempt's document may be in the archive (or its AMEND in the title chain)
+	written := false  // this attempt's document may be in the archive (or its AMEND in the title chain)
+	var found *Record // the record archived under this id, once read
 	defer func() {
 		if err != nil && !written {
-			s.release(ctx, rec.ID, claims)
+			s.release(ctx, rec.ID, claims, found)
 		}
 	}()
 	if err := s.resolve(ctx, caller, rt, doc, &rec, prev, &claims); err != nil {
@@ -197,7 +198,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	// archived: a title action racing it wins or loses the chain's next
 	// place cleanly, and a retry of this submission finds its AMEND there
 	// (or, where the index forgets records, coldReplay found it archived).
-	written = rec.Type == TypeOneBill && rec.PreviousID != "" // (its AMEND may be in the chain)
+	written = rec.amendsTitle() // (its AMEND may be in the chain)
 	if err := s.amendTitle(ctx, rec); err != nil {
 		return Receipt{}, false, err
 	}
@@ -217,7 +218,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
 		}
 		// Another document (ours is refused below) unless its AMEND went to the chain.
-		written = prev.SHA256 == rec.SHA256 || (rec.Type == TypeOneBill && rec.PreviousID != "")
+		written, found = prev.SHA256 == rec.SHA256 || rec.amendsTitle(), &prev
 		if s.forgotten(prev) && !wasMarked {
 			s.unmark(ctx, rec.ID)
 			return s.replay(ctx, prev, rec.SHA256, false)
@@ -561,19 +562,24 @@ type claim struct {
 // document archived under the same id keeps the keys it holds (its own
 // claim may have been lost with Redis' last writes, then made again by
 // this attempt); when the archive cannot tell, nothing is given up.
-func (s *Service) release(ctx context.Context, id string, claims []claim) {
+// found is that document's record when the submission read it already.
+func (s *Service) release(ctx context.Context, id string, claims []claim, found *Record) {
 	if len(claims) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	archived, err := s.Archive.Record(ctx, id)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	var held []string // the keys the document archived under id holds
+	if found != nil {
+		held = found.Keys
+	} else if archived, err := s.Archive.Record(ctx, id); err == nil {
+		held = archived.Keys
+	} else if !errors.Is(err, ErrNotFound) {
 		s.Logger.WarnContext(ctx, "release claims: the archive did not answer; they go stale instead", "id", id, "err", err)
 		return
 	}
 	for _, c := range claims {
-		if err == nil && slices.Contains(archived.Keys, c.key) {
+		if slices.Contains(held, c.key) {
 			continue
 		}
 		if err := s.Index.Release(ctx, c.key, id, c.at); err != nil {
