@@ -78,6 +78,9 @@ func (s *Service) readArchived(ctx context.Context, id string) (Record, error) {
 		go func() {
 			defer cancel()
 			r.rec, r.err = c.read(rctx, s.Archive, id)
+			if r.err == nil && r.rec.Format >= RecordFormat { // (not one upgraded: see archivedRecord)
+				c.cache.Add(id, r.rec) // remembered once, whoever waits; nobody changes r.rec (each waiter gets a copy)
+			}
 			c.mu.Lock()
 			if c.reads[id] == r {
 				delete(c.reads, id)
@@ -220,8 +223,7 @@ func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error)
 		}
 		return up, nil
 	}
-	s.cold.cache.Add(id, rec.clone())
-	return rec, nil
+	return rec, nil // (remembered by readArchived)
 }
 
 type upgradingKey struct{}

@@ -521,3 +521,18 @@ func TestAbandonedColdReadStops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A record read from the archive is remembered: asked again, it is not
+// read again.
+func TestColdRecordRemembered(t *testing.T) {
+	w, rcs, g, _ := coldReads(t, 64)
+	close(g.gate)
+	for range 3 {
+		if _, err := w.svc.RecordForTest(context.Background(), rcs[0].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.reads[rcs[0].ID]; n != 1 {
+		t.Fatalf("%d archive reads of a record asked 3 times; want 1", n)
+	}
+}
