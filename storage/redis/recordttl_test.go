@@ -87,12 +87,7 @@ func TestOpenRefusesARecordTTLBelowTheWindow(t *testing.T) {
 	s := redis.New(testenv.RedisURL(t))
 	s.Prefix = testenv.Prefix()
 	s.RecordTTL = s.DedupeWindow - time.Second
-	if err := s.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "RecordTTL") {
-		if err == nil {
-			s.Close()
-		}
-		t.Fatalf("Open with RecordTTL %s and a %s window: %v; want refused", s.RecordTTL, s.DedupeWindow, err)
-	}
+	mustRefuse(t, s, "RecordTTL", "Open with RecordTTL %s and a %s window", s.RecordTTL, s.DedupeWindow)
 	s.RecordTTL = s.DedupeWindow
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatalf("Open with RecordTTL the window: %v", err)
@@ -109,12 +104,7 @@ func TestOneRecordTTLPerRedis(t *testing.T) {
 	for _, ttl := range []time.Duration{0, 3 * first.DedupeWindow} {
 		other := redis.New(testenv.RedisURL(t))
 		other.Prefix, other.RecordTTL = first.Prefix, ttl
-		if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
-			if err == nil {
-				other.Close()
-			}
-			t.Fatalf("Open with record TTL %s beside %s: %v; want refused", ttl, first.RecordTTL, err)
-		}
+		mustRefuse(t, other, "--redis-record-ttl", "Open with record TTL %s beside %s", ttl, first.RecordTTL)
 	}
 	same := redis.New(testenv.RedisURL(t))
 	same.Prefix, same.RecordTTL = first.Prefix, first.RecordTTL
@@ -178,21 +168,11 @@ func TestSharedSettingsAdopted(t *testing.T) {
 	// Given, a setting must still match, for a tool too.
 	given := store(false, true)
 	given.AdoptWindow, given.RecordTTL = true, 2*time.Hour
-	if err := given.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-record-ttl") {
-		if err == nil {
-			given.Close()
-		}
-		t.Fatalf("a tool given another TTL: %v; want refused", err)
-	}
+	mustRefuse(t, given, "--redis-record-ttl", "a tool given another TTL")
 	// A window given that differs is named, whatever it makes of the TTL.
 	wide := store(false, true)
 	wide.AdoptRecordTTL, wide.DedupeWindow = true, time.Hour
-	if err := wide.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
-		if err == nil {
-			wide.Close()
-		}
-		t.Fatalf("a tool given a 1h window beside the recorded 10m and 30m TTL: %v; want refused for the window", err)
-	}
+	mustRefuse(t, wide, "--redis-dedupe-window", "a tool given a 1h window beside the recorded 10m and 30m TTL")
 	// An adopted window is checked against a given TTL (none recorded: a
 	// Redis of gateways from before the TTL).
 	prefix = testenv.Prefix()
@@ -201,12 +181,7 @@ func TestSharedSettingsAdopted(t *testing.T) {
 	}
 	short := store(false, false)
 	short.AdoptWindow, short.RecordTTL = true, 5*time.Minute
-	if err := short.Open(ctx); err == nil || !strings.Contains(err.Error(), "RecordTTL") {
-		if err == nil {
-			short.Close()
-		}
-		t.Fatalf("a 5m TTL beside the recorded 10m window: %v; want refused", err)
-	}
+	mustRefuse(t, short, "RecordTTL", "a 5m TTL beside the recorded 10m window")
 }
 
 // Settings are recorded in whole seconds: a window with a fraction of one
@@ -237,12 +212,7 @@ func TestNoDefaultsOnAnEmptyRedis(t *testing.T) {
 		return s
 	}
 	s := store(true)
-	if err := s.Open(ctx); err == nil || !strings.Contains(err.Error(), "--redis-dedupe-window") {
-		if err == nil {
-			s.Close()
-		}
-		t.Fatalf("Open with nothing given or recorded: %v; want refused", err)
-	}
+	mustRefuse(t, s, "--redis-dedupe-window", "Open with nothing given or recorded")
 	given := store(false)
 	given.AdoptWindow, given.DedupeWindow, given.RecordTTL = false, 2*time.Minute, 3*time.Minute
 	if err := given.Open(ctx); err != nil {
@@ -378,5 +348,18 @@ func TestAnOlderGatewayReadsNewClaims(t *testing.T) {
 	}
 	if holder != "other" {
 		t.Errorf("an old gateway's claim beside a new claim 10 minutes old: holder %s; want other (the claim is stale)", holder)
+	}
+}
+
+// mustRefuse opens s and fails the test unless Open is refused with an
+// error naming want; what (a format, with args) says which store it is.
+func mustRefuse(t *testing.T, s *redis.Store, want, what string, args ...any) {
+	t.Helper()
+	err := s.Open(context.Background())
+	if err == nil {
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf(what+": %v; want refused (naming %s)", append(args, err, want)...)
 	}
 }
