@@ -188,21 +188,11 @@ func (o *failingMarkOutbox) Mark(ctx context.Context, id string, at time.Time) (
 // archive write) keeps its number when a retry of it fails before its own
 // archive write: the retry renewed the claim, it did not make it.
 func TestFailedRetryOfAnArchivedDocumentKeepsItsClaim(t *testing.T) {
-	ctx := context.Background()
 	var ob *failingMarkOutbox
 	w := billWorld(t, func(w *world) exchange.Outbox { ob = &failingMarkOutbox{Outbox: w.store}; return ob })
-	rail := w.party(t, "cq-rail")
 	kept := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
 	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
-	ob.fail = true
-	if _, _, err := w.svc.Submit(ctx, rail, kept); err == nil {
-		t.Fatal("the retry with the outbox failing: accepted")
-	}
-	ob.fail = false
-	other := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
-	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-kept)", err)
-	}
+	failedRetryKeepsTheNumber(t, w, ob, kept, "kept")
 }
 
 // Twins (a client's retry while its first attempt still runs) share one
@@ -305,7 +295,6 @@ func TestRetryAfterALostClaimKeepsAnArchivedDocumentsNumber(t *testing.T) {
 	ob := &failingMarkOutbox{Outbox: w.store}
 	w.svc.SetOutbox(ob)
 	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
-	rail := w.party(t, "cq-rail")
 	kept := exchange.Submission{Type: "tracking-event", Body: event("lost", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
 	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
 	opts, err := goredis.ParseURL(testenv.RedisURL(t))
@@ -328,15 +317,7 @@ func TestRetryAfterALostClaimKeepsAnArchivedDocumentsNumber(t *testing.T) {
 	if lost != 1 {
 		t.Fatalf("%d pending claims; want the archived event's", lost)
 	}
-	ob.fail = true
-	if _, _, err := w.svc.Submit(ctx, rail, kept); err == nil {
-		t.Fatal("the retry with the outbox failing: accepted")
-	}
-	ob.fail = false
-	other := exchange.Submission{Type: "tracking-event", Body: event("lost", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
-	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-lost)", err)
-	}
+	failedRetryKeepsTheNumber(t, w, ob, kept, "lost")
 }
 
 // hookMarkOutbox runs before once before the first Mark, then fails it.
@@ -376,5 +357,23 @@ func TestTwinsInOneMicrosecond(t *testing.T) {
 	other := exchange.Submission{Type: "tracking-event", Body: event("us", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
 	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
 		t.Fatalf("another document with the archived twin's event id: %v; want a conflict", err)
+	}
+}
+
+// failedRetryKeepsTheNumber retries kept (an event archived but not
+// indexed) with the outbox failing at its mark, then checks that another
+// document with its event id (event-<id>) is refused.
+func failedRetryKeepsTheNumber(t *testing.T, w *world, ob *failingMarkOutbox, kept exchange.Submission, id string) {
+	t.Helper()
+	ctx := context.Background()
+	rail := w.party(t, "cq-rail")
+	ob.fail = true
+	if _, _, err := w.svc.Submit(ctx, rail, kept); err == nil {
+		t.Fatal("the retry with the outbox failing: accepted")
+	}
+	ob.fail = false
+	other := exchange.Submission{Type: "tracking-event", Body: event(id, "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
+	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-%s)", err, id)
 	}
 }
