@@ -29,22 +29,33 @@ func (s *Server) ctx(c *fiber.Ctx, extra time.Duration) (context.Context, contex
 	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout+extra)
 }
 
+// mediaError refuses a body's media type or encoding (415).
+type mediaError struct{ title, detail string }
+
+func (e *mediaError) Error() string { return e.detail }
+
+// checkMedia refuses a body (what names it in the detail) that is not
+// JSON in UTF-8 (application/json or a +json type) or that is compressed.
+func checkMedia(c *fiber.Ctx, what string) error {
+	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return &mediaError{"Unsupported Content-Encoding", "send " + what + " uncompressed (Content-Encoding " + enc + " is not accepted)"}
+	}
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		err = errors.New("JSON is UTF-8") // (RFC 8259: a body in another charset would be read wrong)
+	}
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return &mediaError{"Unsupported media type", "send " + what + " as Content-Type: application/json (UTF-8)"}
+	}
+	return nil
+}
+
 // readDocument returns a copy of the raw body after checking its media
 // type and encoding: a compressed body is refused, so no Content-Encoding
 // can get around the body limit. When ok is false the problem is written.
 func (s *Server) readDocument(c *fiber.Ctx) (body []byte, ok bool) {
-	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-		_ = s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Content-Encoding",
-			"send the document uncompressed (Content-Encoding "+enc+" is not accepted)", nil)
-		return nil, false
-	}
-	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		err = errors.New("JSON is UTF-8") // (RFC 8259: a document in another charset would be read wrong)
-	}
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		_ = s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			"send the document as Content-Type: application/json (UTF-8)", nil)
+	if err := checkMedia(c, "the document"); err != nil {
+		_ = s.fail(c, err)
 		return nil, false
 	}
 	raw := c.Request().Body()
@@ -195,7 +206,7 @@ func (s *Server) ack(c *fiber.Ctx) error {
 		IDs []string `json:"ids"`
 	}
 	const usage = `send {"ids": ["<message id>", ...]}, 1 to 1000 ids`
-	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+	if err := decode(c, &req, usage); err != nil {
 		return s.fail(c, err)
 	}
 	if len(req.IDs) == 0 || len(req.IDs) > 1000 {
@@ -210,6 +221,15 @@ func (s *Server) ack(c *fiber.Ctx) error {
 	}
 	s.metrics.acked.Add(float64(n))
 	return c.JSON(fiber.Map{"acked": n})
+}
+
+// decode reads the body of a request (not a document) into v after
+// checking its media type as a document's (checkMedia): see decodeBody.
+func decode(c *fiber.Ctx, v any, usage string) error {
+	if err := checkMedia(c, "the body"); err != nil {
+		return err
+	}
+	return decodeBody(c.Request().Body(), v, usage)
 }
 
 // decodeBody reads a request body (not a document) into v: one JSON value
@@ -281,7 +301,7 @@ func (s *Server) createParty(c *fiber.Ctx) error {
 		Country string          `json:"country"`
 		Places  []string        `json:"places"`
 	}
-	if err := decodeBody(c.Request().Body(), &req, `send {"id", "name", "roles": [...], "country"}`); err != nil {
+	if err := decode(c, &req, `send {"id", "name", "roles": [...], "country"}`); err != nil {
 		return s.fail(c, err)
 	}
 	p = exchange.Party{ID: req.ID, Name: req.Name, Roles: req.Roles, Country: req.Country, Places: req.Places}

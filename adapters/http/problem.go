@@ -55,6 +55,9 @@ func (s *Server) problem(c *fiber.Ctx, status int, code, title, detail string, e
 // fail maps an error from the service to a problem; only internal errors
 // are logged, and their detail is not shown.
 func (s *Server) fail(c *fiber.Ctx, err error) error {
+	if me := (*mediaError)(nil); errors.As(err, &me) {
+		return s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", me.title, me.detail, nil)
+	}
 	code := exchange.ErrorCode(err)
 	// A backend call cut short by the request's deadline (or by the
 	// request ending) did not fail: the backend did not answer in time.

@@ -109,7 +109,7 @@ func (s *Server) grant(c *fiber.Ctx) error {
 		Publish bool       `json:"publish"`
 	}
 	const usage = `send {"party": "<party id>", "until": "<RFC 3339 time>" (optional), "publish": true|false (optional)}`
-	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+	if err := decode(c, &req, usage); err != nil {
 		return s.fail(c, err)
 	} else if req.Party == "" {
 		return s.fail(c, missing("/party", usage))

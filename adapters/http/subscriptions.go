@@ -32,7 +32,7 @@ func (s *Server) subscribe(c *fiber.Ctx) error {
 		Description string   `json:"description"`
 	}
 	const usage = `send {"url": "https://...", "types": [...] (optional), "refs": [...] (optional), "description": "..." (optional)}`
-	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+	if err := decode(c, &req, usage); err != nil {
 		return s.fail(c, err)
 	} else if req.URL == "" {
 		return s.fail(c, missing("/url", usage))
@@ -113,7 +113,7 @@ func (s *Server) replay(c *fiber.Ctx) error {
 		Since time.Time `json:"since"`
 	}
 	const usage = `send {"since": "<RFC 3339 time>"}`
-	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+	if err := decode(c, &req, usage); err != nil {
 		return s.fail(c, err)
 	} else if req.Since.IsZero() {
 		return s.fail(c, missing("/since", usage))

@@ -27,7 +27,7 @@ func (s *Server) titleAction(c *fiber.Ctx) error {
 		Reason string `json:"reason"`
 	}
 	const usage = `send {"action": "TRANSFER|PLEDGE|RELEASE|SURRENDER_FOR_DELIVERY|SURRENDER_FOR_AMENDMENT", "to": "<party id>", "reason": "..." (optional)}`
-	if err := decodeBody(c.Request().Body(), &req, usage); err != nil {
+	if err := decode(c, &req, usage); err != nil {
 		return s.fail(c, err)
 	} else if req.Action == "" {
 		return s.fail(c, missing("/action", usage))
@@ -48,8 +48,8 @@ func (s *Server) titleAnswer(answer func(context.Context, exchange.Party, string
 		var req struct {
 			Reason string `json:"reason"`
 		}
-		if body := c.Request().Body(); len(body) > 0 {
-			if err := decodeBody(body, &req, `send nothing, or {"reason": "..."}`); err != nil {
+		if len(c.Request().Body()) > 0 {
+			if err := decode(c, &req, `send nothing, or {"reason": "..."}`); err != nil {
 				return s.fail(c, err)
 			}
 		}

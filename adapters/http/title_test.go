@@ -113,3 +113,36 @@ func TestMethodNotAllowed(t *testing.T) {
 		}
 	}
 }
+
+// A request body (not a document) is JSON in UTF-8 like a document: one
+// sent as another media type, in another charset or compressed is 415,
+// and changes nothing.
+func TestRequestBodiesMediaType(t *testing.T) {
+	e := newEnv(t, httpapi.Config{}, nil, nil)
+	if r := e.do(t, "POST", "/v1/documents/one-bill", "cq-mto", example(t, "one-bill")); r.status != 201 {
+		t.Fatalf("one bill: %d %s", r.status, r.body)
+	}
+	const title = "/v1/bills/CQNL2026000187/title"
+	transfer := []byte(`{"action":"TRANSFER","to":"sg-motors"}`)
+	for _, hdr := range [][]string{
+		{"Content-Type", "text/plain"},
+		{"Content-Type", ""},
+		{"Content-Type", "application/x-www-form-urlencoded"},
+		{"Content-Type", "application/json; charset=iso-8859-1"},
+		{"Content-Encoding", "gzip"},
+	} {
+		for _, path := range []string{title, title + "/accept", "/v1/shipments/CQNL2026000187/grants", "/v1/subscriptions", "/v1/inbox/ack"} {
+			r := e.do(t, "POST", path, "cq-autoparts", transfer, hdr...)
+			if r.status != 415 || r.problem.Type != "urn:corridor:problem:unsupported-media-type" {
+				t.Errorf("POST %s with %s %q: %d %s; want 415", path, hdr[0], hdr[1], r.status, r.body)
+			}
+		}
+	}
+	if r := e.do(t, "GET", title, "cq-autoparts", nil); r.status != 200 || strings.Contains(string(r.body), "TRANSFER") {
+		t.Fatalf("the title after refused requests: %d %s; want no transfer", r.status, r.body)
+	}
+	r := e.do(t, "POST", title, "cq-autoparts", transfer, "Content-Type", "application/json; charset=UTF-8")
+	if r.status != 201 {
+		t.Fatalf("the transfer as application/json; charset=UTF-8: %d %s", r.status, r.body)
+	}
+}
