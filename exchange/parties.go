@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -116,4 +117,48 @@ func (s *Service) DisableParty(ctx context.Context, id string) error {
 		return err
 	}
 	return s.revoked(ctx, "party:"+id)
+}
+
+// The admin API's pages of parties.
+const (
+	DefaultPartyLimit = 100
+	MaxPartyLimit     = 1000
+)
+
+// partyCursor marks a cursor of the parties' pages (after it, the last
+// party id of the page before).
+const partyCursor = "party:"
+
+// PartyPage returns up to limit parties (0: DefaultPartyLimit) by id,
+// after the party a cursor names, and the cursor of the next page ("" on
+// the last).
+func (s *Service) PartyPage(ctx context.Context, cursor string, limit int) ([]Party, string, error) {
+	if limit == 0 {
+		limit = DefaultPartyLimit
+	}
+	if limit < 1 || limit > MaxPartyLimit {
+		return nil, "", Errorf(CodeMalformed, "limit is 1 to %d", MaxPartyLimit)
+	}
+	after := ""
+	if cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(cursor)
+		var ok bool
+		if after, ok = strings.CutPrefix(string(raw), partyCursor); err != nil || !ok || after == "" {
+			return nil, "", Errorf(CodeMalformed, "the cursor is not one this gateway gave out; start again without it")
+		}
+	}
+	all, err := s.Parties.ListParties(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list parties: %w", err)
+	}
+	i, _ := slices.BinarySearchFunc(all, after, func(p Party, id string) int { return strings.Compare(p.ID, id) })
+	if i < len(all) && after != "" && all[i].ID == after {
+		i++
+	}
+	page := all[i:min(i+limit, len(all))]
+	next := ""
+	if i+len(page) < len(all) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(partyCursor + page[len(page)-1].ID))
+	}
+	return append([]Party{}, page...), next, nil
 }

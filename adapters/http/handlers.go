@@ -319,17 +319,23 @@ func (s *Server) createParty(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": created.ID, "key": key, "keyId": k.ID, "party": created})
 }
 
+// listParties answers GET /v1/admin/parties: a page of parties by id.
 func (s *Server) listParties(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c, 0)
-	defer cancel()
-	ps, err := s.svc.Parties.ListParties(ctx)
+	limit, err := queryLimit(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	if ps == nil {
-		ps = []exchange.Party{}
+	ctx, cancel := s.ctx(c, 0)
+	defer cancel()
+	ps, next, err := s.svc.PartyPage(ctx, utils.CopyString(c.Query("cursor")), limit)
+	if err != nil {
+		return s.fail(c, err)
 	}
-	return c.JSON(fiber.Map{"parties": ps})
+	out := fiber.Map{"parties": ps}
+	if next != "" {
+		out["next"] = next
+	}
+	return c.JSON(out)
 }
 
 func (s *Server) issueKey(c *fiber.Ctx) error {

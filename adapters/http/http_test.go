@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -894,5 +895,54 @@ func TestCorruptedArchiveIsNotServed(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "/v1/documents/"+rc.ID, "cq-mto", nil); r.status != 500 || bytes.Contains(r.body, []byte("COL")) {
 		t.Fatalf("corrupted document: %d %s", r.status, r.body)
+	}
+}
+
+// The admin list of parties is paged by id: following next walks every
+// party once, in order, and the last page (full or not) has no next.
+func TestAdminPartiesPaged(t *testing.T) {
+	e := newEnv(t, httpapi.Config{AdminKey: "admin-key-0123456789abcdef"}, nil, nil)
+	e.keys["admin"] = "admin-key-0123456789abcdef"
+	var want []string
+	for _, p := range testParties {
+		want = append(want, p.ID)
+	}
+	slices.Sort(want)
+	type page struct {
+		Parties []exchange.Party `json:"parties"`
+		Next    *string          `json:"next"`
+	}
+	walk := func(limit int) []string {
+		var got []string
+		cursor := ""
+		for range len(want) + 1 {
+			r := e.do(t, "GET", fmt.Sprintf("/v1/admin/parties?limit=%d&cursor=%s", limit, cursor), "admin", nil)
+			var p page
+			if r.status != 200 || json.Unmarshal(r.body, &p) != nil {
+				t.Fatalf("limit %d, cursor %q: %d %s", limit, cursor, r.status, r.body)
+			}
+			if len(p.Parties) > limit || (p.Next != nil && len(p.Parties) != limit) || (cursor != "" && len(p.Parties) == 0) {
+				t.Fatalf("limit %d: a page of %d, next %v", limit, len(p.Parties), p.Next)
+			}
+			for _, q := range p.Parties {
+				got = append(got, q.ID)
+			}
+			if p.Next == nil {
+				return got
+			}
+			cursor = *p.Next
+		}
+		t.Fatalf("limit %d: more pages than parties", limit)
+		return nil
+	}
+	for _, limit := range []int{1, 3, len(want), len(want) + 1} {
+		if got := walk(limit); !slices.Equal(got, want) {
+			t.Errorf("limit %d walked %v, want %v", limit, got, want)
+		}
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "cursor=bm9wZQ", "cursor=%25%25"} {
+		if r := e.do(t, "GET", "/v1/admin/parties?"+q, "admin", nil); r.status != 400 {
+			t.Errorf("?%s: %d %s, want 400", q, r.status, r.body)
+		}
 	}
 }
