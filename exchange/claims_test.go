@@ -29,6 +29,21 @@ func billWorld(t *testing.T, outbox func(w *world) exchange.Outbox) *world {
 // storeOutbox is the world's own store as its outbox.
 func storeOutbox(w *world) exchange.Outbox { return w.store }
 
+// railNote is the demo rail consignment note under the demo bill, numbered
+// number (the natural key it claims); its train makes bytes differ.
+// (Events, named by their ids, claim nothing: named_test.go.)
+func railNote(t *testing.T, number, train string) exchange.Submission {
+	t.Helper()
+	b := bytes.Replace(demoDoc(t, "02-rail-consignment-note.json"), []byte(`"SMGS2611000451"`), []byte(`"`+number+`"`), 1)
+	return exchange.Submission{Type: "rail-consignment-note", Body: bytes.Replace(b, []byte(`"X8017"`), []byte(`"`+train+`"`), 1)}
+}
+
+// keyed is sub sent with an Idempotency-Key.
+func keyed(sub exchange.Submission, key string) exchange.Submission {
+	sub.IdempotencyKey = key
+	return sub
+}
+
 // A submission refused once it has claimed its numbers (an
 // Idempotency-Key used again for another document) gives them up: the
 // document sent again without the key is accepted at once, not only once
@@ -55,16 +70,13 @@ func TestRefusedSubmissionReleasesItsClaims(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := c.world(t)
 			w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
-			ev := func(id string) []byte {
-				return event(id, "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
-			}
-			c.first(t, w, exchange.Submission{Type: "tracking-event", Body: ev("first"), IdempotencyKey: "k-1"})
+			c.first(t, w, keyed(railNote(t, "SMGS-FIRST", "X1"), "k-1"))
 			rail := w.party(t, "cq-rail")
-			_, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("second"), IdempotencyKey: "k-1"})
+			_, _, err := w.svc.Submit(ctx, rail, keyed(railNote(t, "SMGS-SECOND", "X1"), "k-1"))
 			if code(err) != exchange.CodeInvalid {
 				t.Fatalf("another document with the key used: %v; want refused as invalid", err)
 			}
-			if _, created, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("second")}); err != nil || !created {
+			if _, created, err := w.svc.Submit(ctx, rail, railNote(t, "SMGS-SECOND", "X1")); err != nil || !created {
 				t.Fatalf("the second document without the key: created=%v, %v; want accepted", created, err)
 			}
 		})
@@ -93,14 +105,13 @@ func TestArchivedSubmissionKeepsItsClaims(t *testing.T) {
 	w := billWorld(t, nil)
 	ix := &failingAddIndex{Index: w.store, fail: true}
 	w.svc.Index = ix
-	ev := event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
 	rail := w.party(t, "cq-rail")
-	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev, IdempotencyKey: "k-1"}); !errors.Is(err, errIndexDied) {
+	if _, _, err := w.svc.Submit(ctx, rail, keyed(railNote(t, "SMGS-KEPT", "X1"), "k-1")); !errors.Is(err, errIndexDied) {
 		t.Fatalf("the first attempt: %v; want the index's failure", err)
 	}
 	ix.fail = false
-	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev}); code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the archived one's event id: %v; want a conflict", err)
+	if _, _, err := w.svc.Submit(ctx, rail, railNote(t, "SMGS-KEPT", "X1")); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived one's number: %v; want a conflict", err)
 	}
 }
 
@@ -111,15 +122,14 @@ func TestArchivedSubmissionKeepsItsClaims(t *testing.T) {
 func TestRefusedSubmissionKeepsAClaimItRenewed(t *testing.T) {
 	ctx := context.Background()
 	w := billWorld(t, storeOutbox)
-	ev := func(at string) []byte { return event("renewed", "cq-rail", "CQNL2026000187", "LOAD", at, "CNCKG") }
-	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T10:00:00+08:00"), IdempotencyKey: "k-1"})
+	w.diedSubmitting(t, "cq-rail", keyed(railNote(t, "SMGS-RENEWED", "X1"), "k-1"))
 	rail := w.party(t, "cq-rail")
-	_, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T11:00:00+08:00"), IdempotencyKey: "k-1"})
+	_, _, err := w.svc.Submit(ctx, rail, keyed(railNote(t, "SMGS-RENEWED", "X2"), "k-1"))
 	if code(err) != exchange.CodeInvalid {
 		t.Fatalf("another document with the key used: %v; want refused as invalid", err)
 	}
-	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: ev("2026-11-06T12:00:00+08:00")}); code(err) != exchange.CodeConflict {
-		t.Fatalf("a third document with the archived one's event id: %v; want a conflict", err)
+	if _, _, err := w.svc.Submit(ctx, rail, railNote(t, "SMGS-RENEWED", "X3")); code(err) != exchange.CodeConflict {
+		t.Fatalf("a third document with the archived one's number: %v; want a conflict", err)
 	}
 }
 
@@ -133,8 +143,7 @@ func TestRefusedAmendmentReleasesTheRevisionSlot(t *testing.T) {
 	fixed := bytes.Replace(note, []byte(`"80150222"`), []byte(`"80150223"`), 1)
 	// The key is used first by another document, archived but not indexed:
 	// the amendment with it claims the slot, then the archive refuses it.
-	w.diedSubmitting(t, "cq-rail", exchange.Submission{Type: "tracking-event", IdempotencyKey: "k-1",
-		Body: event("slot", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")})
+	w.diedSubmitting(t, "cq-rail", keyed(railNote(t, "SMGS-SLOT", "X1"), "k-1"))
 	rail := w.party(t, "cq-rail")
 	_, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "rail-consignment-note", Body: fixed, Amends: v1.ID, IdempotencyKey: "k-1"})
 	if code(err) != exchange.CodeInvalid {
@@ -190,9 +199,9 @@ func (o *failingMarkOutbox) Mark(ctx context.Context, id string, at time.Time) (
 func TestFailedRetryOfAnArchivedDocumentKeepsItsClaim(t *testing.T) {
 	var ob *failingMarkOutbox
 	w := billWorld(t, func(w *world) exchange.Outbox { ob = &failingMarkOutbox{Outbox: w.store}; return ob })
-	kept := exchange.Submission{Type: "tracking-event", Body: event("kept", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	kept := railNote(t, "SMGS-KEPT", "X1")
 	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
-	failedRetryKeepsTheNumber(t, w, ob, kept, "kept")
+	failedRetryKeepsTheNumber(t, w, ob, kept, railNote(t, "SMGS-KEPT", "X2"))
 }
 
 // Twins (a client's retry while its first attempt still runs) share one
@@ -203,7 +212,7 @@ func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
 	var ob *failingMarkOutbox
 	w := billWorld(t, func(w *world) exchange.Outbox { ob = &failingMarkOutbox{Outbox: w.store}; return ob })
 	rail := w.party(t, "cq-rail")
-	sub := exchange.Submission{Type: "tracking-event", Body: event("twin", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG"), IdempotencyKey: "k-twin"}
+	sub := keyed(railNote(t, "SMGS-TWIN", "X1"), "k-twin")
 	twinDone := make(chan error, 1)
 	first := make(chan error, 1)
 	// The first attempt stops just after its archive write while the twin
@@ -214,8 +223,7 @@ func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
 			go func() { ob.fail = true; _, _, err := w.svc.Submit(ctx, rail, sub); ob.fail = false; twinDone <- err }()
 			<-twinDone
 			// meanwhile another document takes the number
-			other := exchange.Submission{Type: "tracking-event", Body: event("twin", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
-			_, _, err := w.svc.Submit(ctx, rail, other)
+			_, _, err := w.svc.Submit(ctx, rail, railNote(t, "SMGS-TWIN", "X2"))
 			first <- err
 		}
 	}
@@ -223,7 +231,7 @@ func TestFailedTwinKeepsTheFirstAttemptsClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-first; code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the event id of one being archived: %v; want a conflict", err)
+		t.Fatalf("another document with the number of one being archived: %v; want a conflict", err)
 	}
 }
 
@@ -295,7 +303,7 @@ func TestRetryAfterALostClaimKeepsAnArchivedDocumentsNumber(t *testing.T) {
 	ob := &failingMarkOutbox{Outbox: w.store}
 	w.svc.SetOutbox(ob)
 	w.mustSubmit(t, "cq-mto", "one-bill", demoDoc(t, "01-one-bill.json"))
-	kept := exchange.Submission{Type: "tracking-event", Body: event("lost", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	kept := railNote(t, "SMGS-LOST", "X1")
 	w.diedSubmitting(t, "cq-rail", kept) // archived, not indexed
 	opts, err := goredis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
@@ -315,9 +323,9 @@ func TestRetryAfterALostClaimKeepsAnArchivedDocumentsNumber(t *testing.T) {
 		}
 	}
 	if lost != 1 {
-		t.Fatalf("%d pending claims; want the archived event's", lost)
+		t.Fatalf("%d pending claims; want the archived note's", lost)
 	}
-	failedRetryKeepsTheNumber(t, w, ob, kept, "lost")
+	failedRetryKeepsTheNumber(t, w, ob, kept, railNote(t, "SMGS-LOST", "X2"))
 }
 
 // hookMarkOutbox runs before once before the first Mark, then fails it.
@@ -348,22 +356,20 @@ func TestTwinsInOneMicrosecond(t *testing.T) {
 	frozen := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 	w.svc.Now = func() time.Time { return frozen }
 	rail := w.party(t, "cq-rail")
-	sub := exchange.Submission{Type: "tracking-event", IdempotencyKey: "k-us",
-		Body: event("us", "cq-rail", "CQNL2026000187", "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")}
+	sub := keyed(railNote(t, "SMGS-US", "X1"), "k-us")
 	ob.before = func() { w.diedSubmitting(t, "cq-rail", sub) } // the twin: archived, not indexed
 	if _, _, err := w.svc.Submit(ctx, rail, sub); err == nil {
 		t.Fatal("the first attempt, its mark failing: accepted")
 	}
-	other := exchange.Submission{Type: "tracking-event", Body: event("us", "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
-	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the archived twin's event id: %v; want a conflict", err)
+	if _, _, err := w.svc.Submit(ctx, rail, railNote(t, "SMGS-US", "X2")); code(err) != exchange.CodeConflict {
+		t.Fatalf("another document with the archived twin's number: %v; want a conflict", err)
 	}
 }
 
-// failedRetryKeepsTheNumber retries kept (an event archived but not
-// indexed) with the outbox failing at its mark, then checks that another
-// document with its event id (event-<id>) is refused.
-func failedRetryKeepsTheNumber(t *testing.T, w *world, ob *failingMarkOutbox, kept exchange.Submission, id string) {
+// failedRetryKeepsTheNumber retries kept (a document archived but not
+// indexed) with the outbox failing at its mark, then checks that other,
+// another document with its number, is refused.
+func failedRetryKeepsTheNumber(t *testing.T, w *world, ob *failingMarkOutbox, kept, other exchange.Submission) {
 	t.Helper()
 	ctx := context.Background()
 	rail := w.party(t, "cq-rail")
@@ -372,8 +378,7 @@ func failedRetryKeepsTheNumber(t *testing.T, w *world, ob *failingMarkOutbox, ke
 		t.Fatal("the retry with the outbox failing: accepted")
 	}
 	ob.fail = false
-	other := exchange.Submission{Type: "tracking-event", Body: event(id, "cq-rail", "CQNL2026000187", "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")}
 	if _, _, err := w.svc.Submit(ctx, rail, other); code(err) != exchange.CodeConflict {
-		t.Fatalf("another document with the archived one's event id: %v; want a conflict (two archived events event-%s)", err, id)
+		t.Fatalf("another document with the archived one's number: %v; want a conflict", err)
 	}
 }

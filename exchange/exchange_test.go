@@ -47,6 +47,15 @@ func TestDocumentID(t *testing.T) {
 			t.Fatal("different submissions share an id")
 		}
 	}
+	// A document named by its number: stable, of the same shape, and
+	// apart from ids of keys or bytes (a sender could choose an
+	// Idempotency-Key reading like a number).
+	n := exchange.NamedDocumentID("tracking-event:cq-rail:e-1")
+	if n != exchange.NamedDocumentID("tracking-event:cq-rail:e-1") || !exchange.ValidDocumentID(n) ||
+		n == exchange.NamedDocumentID("tracking-event:cq-rail:e-2") || n == exchange.NamedDocumentID("tracking-event:beibu-line:e-1") ||
+		n == exchange.DocumentID("cq-rail", "tracking-event:cq-rail:e-1", nil) || n == exchange.DocumentID("", "tracking-event:cq-rail:e-1", nil) {
+		t.Fatalf("named id %q is not stable, not valid, or not apart", n)
+	}
 }
 
 // The signing bytes are RFC 8785 canonical JSON: a golden value, so a change

@@ -19,7 +19,13 @@ type route struct {
 	named  []string // paths of party ids; "*" walks an array
 	refs   []string // numbers the document answers to in GET /v1/shipments/{ref}
 	keys   []key    // natural keys the document claims
-	facts  map[string]string
+	// name is a number that names a document never amended (an event's
+	// id): its id is derived from it (NamedDocumentID), so the archive's
+	// conditional write keeps the number unique and the index holds
+	// nothing of it. Documents named so before 2026-11-27 claimed it as a
+	// natural key, which the index keeps (namedBefore).
+	name  *key
+	facts map[string]string
 	// members are the fields naming parties that this document makes
 	// members of its shipments, each with the role the party must have
 	// ("" for any).
@@ -157,7 +163,7 @@ var routes = map[string]route{
 	TypeEvent: {
 		roles: []Role{RoleCarrier, RoleMTO, RoleTerminal}, issuer: "publisher",
 		named: []string{"publisher"},
-		keys:  []key{{prefix: TypeEvent + ":", path: "eventID", perSender: true}},
+		name:  &key{prefix: TypeEvent + ":", path: "eventID", perSender: true},
 		ship:  &shipRef{paths: []string{"billReference"}, prefixes: anyBill},
 		// An event reaches the parties of the one bill it belongs to.
 		toBill: true,

@@ -154,6 +154,11 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 			Sender: caller.ID, SHA256: hex.EncodeToString(sum[:])},
 		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)), Format: RecordFormat,
 	}
+	if n := rt.name; n != nil {
+		if v := first(doc.Fields, n.path); v != "" {
+			rec.ID = NamedDocumentID(n.of(caller.ID, v))
+		}
+	}
 	// A submission seen before gets its receipt again, and its delivery is
 	// completed if an earlier attempt was cut short (unless it was long
 	// ago: settled). The index answers (no archive read on the way in: the
@@ -166,6 +171,11 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		return Receipt{}, false, fmt.Errorf("check index: %w", err)
 	}
 	if prev, ok, err := s.coldReplay(ctx, rt, doc.Fields, rec, sub.Amends); err != nil {
+		return Receipt{}, false, err
+	} else if ok {
+		return s.seen(ctx, prev, rec.SHA256)
+	}
+	if prev, ok, err := s.namedBefore(ctx, rt, doc.Fields, rec); err != nil {
 		return Receipt{}, false, err
 	} else if ok {
 		return s.seen(ctx, prev, rec.SHA256)
@@ -273,6 +283,9 @@ func (s *Service) seen(ctx context.Context, prev Record, sha string) (Receipt, b
 // replay answers a submission seen before with its receipt, after
 // completing its delivery when complete.
 func (s *Service) replay(ctx context.Context, prev Record, sha string, complete bool) (Receipt, bool, error) {
+	if n := routes[prev.Type].name; n != nil && prev.SHA256 != sha && prev.ID == NamedDocumentID(n.of(prev.Sender, prev.Facts[n.path])) {
+		return Receipt{}, false, taken(prev.Type, n.path, prev.Facts[n.path]) // (its number is a fact)
+	}
 	if prev.SHA256 != sha {
 		return Receipt{}, false, &Error{Code: CodeInvalid,
 			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
@@ -440,9 +453,7 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 				*claims = append(*claims, claim{key, now})
 			}
 			if holder != rec.ID {
-				// The holder's id is not said: it may be another party's document.
-				return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds, or is receiving, a %s %s", doc.Type, v),
-					Problems: []schemas.Problem{{Pointer: "/" + k.path, Detail: fmt.Sprintf("%s is taken", v)}}}
+				return taken(doc.Type, k.path, v)
 			}
 			rec.Keys = append(rec.Keys, key)
 		}
@@ -452,6 +463,40 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 		rec.Facts["milestone"] = "true"
 	}
 	return s.recipients(ctx, named, rec)
+}
+
+// taken refuses a document whose number (at path) another document holds.
+// The holder's id is not said: it may be another party's document.
+func taken(typ, path, v string) error {
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf("the gateway already holds, or is receiving, a %s %s", typ, v),
+		Problems: []schemas.Problem{{Pointer: "/" + path, Detail: fmt.Sprintf("%s is taken", v)}}}
+}
+
+// namedBefore finds, for a document named by its number (route.name), the
+// document that claimed that number as a natural key before documents
+// were named by it (the index keeps such claims): the same bytes sent
+// again get that document's receipt (ok), other bytes are refused as a
+// number taken.
+func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, rec Record) (Record, bool, error) {
+	n := rt.name
+	if n == nil {
+		return Record{}, false, nil
+	}
+	v := first(f, n.path)
+	holder, err := s.Index.Lookup(ctx, n.of(rec.Sender, v))
+	if errors.Is(err, ErrNotFound) || (err == nil && holder == rec.ID) {
+		return Record{}, false, nil
+	} else if err != nil {
+		return Record{}, false, fmt.Errorf("look up %s %s: %w", rec.Type, v, err)
+	}
+	prev, err := s.record(ctx, holder)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Record{}, false, fmt.Errorf("read record %s: %w", holder, err)
+	}
+	if err == nil && prev.SHA256 == rec.SHA256 {
+		return prev, true, nil
+	}
+	return Record{}, false, taken(rec.Type, n.path, v)
 }
 
 // derive sets what a record takes from its fields alone: the references
@@ -629,6 +674,15 @@ func DocumentID(sender, idempotencyKey string, sum []byte) string {
 		h.Write(sum)
 	}
 	return strings.ToLower(idEncoding.EncodeToString(h.Sum(nil)[:16]))
+}
+
+// NamedDocumentID derives the id of a document named by a number
+// (route.name) from the natural key it is: the same number lands on the
+// same id, whatever the bytes or the Idempotency-Key, and the write-once
+// archive keeps it unique.
+func NamedDocumentID(key string) string {
+	sum := sha256.Sum256([]byte("\x00named\x00" + key))
+	return strings.ToLower(idEncoding.EncodeToString(sum[:16]))
 }
 
 var docIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)

@@ -301,8 +301,7 @@ func failpointAfterArchive(t *testing.T, data string, args []string,
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the gateway ended with %v; want killed by SIGKILL at the failpoint", cmd.ProcessState)
 	}
-	sum := sha256.Sum256(body)
-	id := exchange.DocumentID("cq-rail", "", sum[:])
+	id := exchange.NamedDocumentID("tracking-event:cq-rail:failpoint-1")
 
 	// While it is down: archived, not indexed, pending in the outbox.
 	func() {

@@ -198,10 +198,15 @@ func endToEnd(t *testing.T, storage storageFlags) {
 	if r2.status != http.StatusOK || !bytes.Equal(r2.body, r.body) {
 		t.Fatalf("replay = %d %s; want 200 and %s", r2.status, r2.body, r.body)
 	}
-	// The same key with other bytes is refused.
+	// An event is named by its eventID: the same event with another key
+	// gets the same receipt, another event with its eventID is refused.
+	if r2 := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), doc, "Idempotency-Key", "gtot-2"); r2.status != http.StatusOK || !bytes.Equal(r2.body, r.body) {
+		t.Fatalf("the same event with another key = %d %s; want 200 and %s", r2.status, r2.body, r.body)
+	}
 	other := bytes.Replace(doc, []byte("10:15:00"), []byte("10:16:00"), 1)
-	if r := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), other, "Idempotency-Key", "gtot-1"); r.status != http.StatusUnprocessableEntity {
-		t.Fatalf("same key, other body = %d %s; want 422", r.status, r.body)
+	if r := call(t, "POST", base+"/v1/documents/tracking-event", key("beibu-line"), other, "Idempotency-Key", "gtot-1"); r.status != http.StatusConflict ||
+		!strings.Contains(string(r.body), `"pointer":"/eventID"`) {
+		t.Fatalf("same key, other body = %d %s; want 409 at /eventID", r.status, r.body)
 	}
 
 	// The exact bytes come back, with the SHA-256 as ETag.
