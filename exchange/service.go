@@ -479,10 +479,13 @@ func taken(typ, path, v string) error {
 // number taken.
 func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, rec Record) (Record, bool, error) {
 	n := rt.name
-	if n == nil {
+	v := ""
+	if n != nil {
+		v = first(f, n.path)
+	}
+	if v == "" {
 		return Record{}, false, nil
 	}
-	v := first(f, n.path)
 	holder, err := s.Index.Lookup(ctx, n.of(rec.Sender, v))
 	if errors.Is(err, ErrNotFound) || (err == nil && holder == rec.ID) {
 		return Record{}, false, nil
