@@ -382,3 +382,60 @@ func failedRetryKeepsTheNumber(t *testing.T, w *world, ob *failingMarkOutbox, ke
 		t.Fatalf("another document with the archived one's number: %v; want a conflict", err)
 	}
 }
+
+// deadlineIndex records the deadline of each Release's context, and ends
+// the caller's (leave) once a claim is made.
+type deadlineIndex struct {
+	exchange.Index
+	leave     func()
+	deadlines []time.Time
+}
+
+func (ix *deadlineIndex) Claim(ctx context.Context, key, id string, now, staleBefore time.Time) (string, bool, error) {
+	holder, made, err := ix.Index.Claim(ctx, key, id, now, staleBefore)
+	if made && ix.leave != nil {
+		ix.leave()
+	}
+	return holder, made, err
+}
+
+func (ix *deadlineIndex) Release(ctx context.Context, key, id string, at time.Time) error {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Time{}
+	}
+	ix.deadlines = append(ix.deadlines, d)
+	return ix.Index.Release(ctx, key, id, at)
+}
+
+// Releasing a refused submission's claims is bounded (its backends may
+// be what refused it) and outlives the request: a caller gone once its
+// claim is made (its read of the document archived under its id then
+// fails) still has it released, within the bound. (Found writing this
+// test: such a claim was left to go stale.)
+func TestReleaseIsBounded(t *testing.T) {
+	w := billWorld(t, storeOutbox)
+	w.diedSubmitting(t, "cq-rail", keyed(railNote(t, "SMGS-B1", "X1"), "k-1")) // archived, not indexed
+	ix := &deadlineIndex{Index: w.store}
+	w.svc.Index = ix
+	rail := w.party(t, "cq-rail")
+	ctx, cancel := context.WithCancel(context.Background())
+	ix.leave = cancel // the caller leaves once the claim is made
+	before := time.Now()
+	_, _, err := w.svc.Submit(ctx, rail, keyed(railNote(t, "SMGS-B2", "X1"), "k-1"))
+	if err == nil {
+		t.Fatal("a refused submission was accepted")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the caller did not leave")
+	}
+	if len(ix.deadlines) != 1 {
+		t.Fatalf("%d releases (%v); want the one claim made", len(ix.deadlines), err)
+	}
+	if d := ix.deadlines[0]; d.IsZero() || d.Before(before) || d.After(time.Now().Add(exchange.ReleaseTimeout)) {
+		t.Fatalf("the release ran until %v (now %v); want a deadline within %v", d, time.Now(), exchange.ReleaseTimeout)
+	}
+	if _, created, err := w.svc.Submit(context.Background(), rail, railNote(t, "SMGS-B2", "X1")); err != nil || !created {
+		t.Fatalf("the number released, sent again: created=%v, %v; want accepted", created, err)
+	}
+}

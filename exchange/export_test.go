@@ -20,3 +20,6 @@ func (s *Service) ForgetColdRecordsForTest(inFlight int) { s.cold = newColdRecor
 func (s *Service) RecordForTest(ctx context.Context, id string) (Record, error) {
 	return s.record(ctx, id)
 }
+
+// ReleaseTimeout bounds releasing a refused submission's claims.
+const ReleaseTimeout = releaseTimeout

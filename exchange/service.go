@@ -223,6 +223,10 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 		// customs response, cold.go): settled as above, from the mark found
 		// before ours (which a late retry running at the same time, or one
 		// failed after its mark, also leaves: then it is delivered again).
+		// Ours was not written: if the read below fails (its caller gone,
+		// say), its claims are released but those the archived document
+		// holds (release reads it).
+		written = rec.amendsTitle()
 		prev, err := s.archivedRecord(ctx, rec.ID)
 		if err != nil {
 			return Receipt{}, false, fmt.Errorf("read earlier submission: %w", err)
