@@ -10,7 +10,8 @@
 #   scripts/load.sh ratio   # raw PutObject vs the gateway at -c 4, 16 and 64
 #
 # SOAK_RATE, SOAK_DURATION, SOAK_SAMPLE and RATIO_DURATION, RATIO_CLIENTS
-# change the defaults.
+# change the defaults; SOAK_EVENTS_PER_SHIPMENT=100 files the soak's events
+# in shipments of 100 (each opened by a one bill) instead of all in one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/harness.sh
@@ -60,7 +61,7 @@ split_cpu() {
 case "$mode" in
 soak)
   "${bench[@]}" --rate "${SOAK_RATE:-200}" --duration "${SOAK_DURATION:-30m}" --sample-every "${SOAK_SAMPLE:-1m}" \
-    --ack --redis-url "$CORRIDOR_TEST_REDIS_URL"
+    --ack --redis-url "$CORRIDOR_TEST_REDIS_URL" ${SOAK_EVENTS_PER_SHIPMENT:+--events-per-shipment "$SOAK_EVENTS_PER_SHIPMENT"}
   ;;
 ratio)
   for c in ${RATIO_CLIENTS:-4 16 64}; do

@@ -61,6 +61,9 @@ type benchOptions struct {
 	ack         bool
 	asJSON      bool
 	s3          storageFlags
+	// perShipment, when positive, files the tracking events in shipments
+	// of that many: a one bill of its own opens each (benchShipments).
+	perShipment int64
 }
 
 func benchCommand() *cobra.Command {
@@ -72,7 +75,11 @@ func benchCommand() *cobra.Command {
 the p50/p90/p99/max latency by document type and HTTP status.
 
 By default the documents are tracking events of the demo shipment
-(CQNL2026000187, published by cq-rail), each with an eventID of its own.
+(CQNL2026000187, published by cq-rail), each with an eventID of its own;
+--events-per-shipment N files them in shipments of N events instead, each
+opened by a one bill of its own (sent as cq-mto before its first event and
+counted apart), as real traffic would: one shipment of every event keeps
+the gateway's lists of it larger than any real shipment's.
 --type names others (one-bill, rail-consignment-note, customs-declaration,
 sea-bill, cargo-manifest; "mix" for all in turn): each is its demo document
 with its number made unique. They are sent as the demo parties, with the
@@ -121,6 +128,9 @@ before the gateway is busy: run it with higher ones.`,
 			if o.rate < 0 || o.clients < 1 {
 				return usage(cmd, "-c must be at least 1 and --rate positive")
 			}
+			if o.perShipment < 0 || (o.perShipment > 0 && (len(o.types) != 1 || o.types[0] != "tracking-event")) {
+				return usage(cmd, "--events-per-shipment is a positive count, for --type tracking-event")
+			}
 			if o.rate > 0 && !cmd.Flags().Changed("clients") {
 				o.clients = 64
 			}
@@ -140,6 +150,7 @@ before the gateway is busy: run it with higher ones.`,
 	fs.StringVar(&o.redisURL, "redis-url", "", "the gateway's Redis, to sample its used_memory")
 	fs.BoolVar(&o.ack, "ack", false, "pull and ack the recipients' inboxes while sending")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	fs.Int64Var(&o.perShipment, "events-per-shipment", 0, "file the tracking events in shipments of this many, each opened by a one bill (0: all in the demo shipment)")
 	fs.StringVar(&o.s3.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port: first time raw PutObject of the same bodies there")
 	fs.StringVar(&o.s3.S3Bucket, "s3-bucket", "corridor-bench", "bucket for the raw PutObject (made if missing; not the gateway's)")
 	fs.StringVar(&o.s3.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -204,6 +215,10 @@ type benchReport struct {
 	Ratio   float64       `json:"ratio,omitempty"` // gateway 2xx/s over raw 2xx/s
 	Drained int64         `json:"acked,omitempty"`
 	Samples []benchSample `json:"samples,omitempty"`
+	// Shipments opened (their one bills answered 201) and refused, with
+	// --events-per-shipment.
+	Shipments        int64 `json:"shipmentsOpened,omitempty"`
+	ShipmentsRefused int64 `json:"shipmentsRefused,omitempty"`
 	Soak    *soakCheck    `json:"soak,omitempty"`
 }
 
@@ -334,7 +349,16 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 	if o.ack {
 		drain = &benchDrainer{o: o, base: base, stop: make(chan struct{}), running: map[string]bool{}}
 	}
-	gatewaySend := func(ctx context.Context, d *benchDoc, body []byte, _ int64) (string, []byte) {
+	var ships *benchShipments
+	if o.perShipment > 0 {
+		if ships, err = newBenchShipments(o, runID, hc, base); err != nil {
+			return err
+		}
+	}
+	gatewaySend := func(ctx context.Context, d *benchDoc, body []byte, seq int64) (string, []byte) {
+		if ships != nil {
+			body = ships.file(ctx, body, seq)
+		}
 		st, data, err := benchPost(ctx, hc, base+"/v1/documents/"+d.Type, d.key, body)
 		if err != nil {
 			return "error", []byte(err.Error())
@@ -362,6 +386,9 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 	if drain != nil {
 		rep.Drained = drain.close()
 	}
+	if ships != nil {
+		rep.Shipments, rep.ShipmentsRefused = ships.opened.Load(), ships.refused.Load()
+	}
 	if rep.Raw != nil && rep.Raw.OKRate > 0 {
 		rep.Ratio = rep.Gateway.OKRate / rep.Raw.OKRate
 	}
@@ -376,6 +403,61 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 	}
 	printBench(out, rep)
 	return nil
+}
+
+// benchShipments opens the shipments of --events-per-shipment: the one bill
+// of a shipment is sent once, before its first event, and its other events
+// wait for its answer.
+type benchShipments struct {
+	per, base, key string
+	n              int64
+	bill           *benchDoc
+	hc             *http.Client
+	mu             sync.Mutex
+	answered       map[int64]chan struct{} // closed once the shipment's bill is answered
+	opened         atomic.Int64
+	refused        atomic.Int64
+}
+
+// demoBill is the bill number the event template names.
+var demoBill = []byte(`"CQNL2026000187"`)
+
+func newBenchShipments(o *benchOptions, runID string, hc *http.Client, base string) (*benchShipments, error) {
+	docs, err := benchDocs(&benchOptions{demoDir: o.demoDir, keys: o.keys, types: []string{"one-bill"}})
+	if err != nil {
+		return nil, err
+	}
+	return &benchShipments{per: "BENCH-" + runID + "-S", n: o.perShipment, bill: docs[0], hc: hc, base: base,
+		answered: map[int64]chan struct{}{}}, nil
+}
+
+// file returns an event's body (the seq-th event) naming its shipment's
+// bill, once that bill was answered.
+func (s *benchShipments) file(ctx context.Context, body []byte, seq int64) []byte {
+	k := seq / s.n
+	ref := s.per + strconv.FormatInt(k, 10)
+	s.mu.Lock()
+	ch, sent := s.answered[k]
+	if !sent {
+		ch = make(chan struct{})
+		s.answered[k] = ch
+	}
+	s.mu.Unlock()
+	if sent {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	} else {
+		st, _, err := benchPost(ctx, s.hc, s.base+"/v1/documents/one-bill", s.bill.key, s.bill.body(ref))
+		if err == nil && st == http.StatusCreated {
+			s.opened.Add(1)
+		} else {
+			s.refused.Add(1) // (its events are refused: they show among the results)
+		}
+		close(ch)
+	}
+	return bytes.Replace(body, demoBill, []byte(`"`+ref+`"`), 1)
 }
 
 func benchPost(ctx context.Context, hc *http.Client, url, key string, body []byte) (int, []byte, error) {
@@ -772,6 +854,9 @@ func printBench(w io.Writer, rep *benchReport) {
 	}
 	if rep.Raw != nil {
 		fmt.Fprintf(w, "gateway/raw PutObject: %.2f (%.1f/s vs %.1f/s)\n", rep.Ratio, rep.Gateway.OKRate, rep.Raw.OKRate)
+	}
+	if rep.Shipments+rep.ShipmentsRefused > 0 {
+		fmt.Fprintf(w, "opened %d shipments (one bill each, not counted above), %d refused\n", rep.Shipments, rep.ShipmentsRefused)
 	}
 	if rep.Drained > 0 {
 		fmt.Fprintf(w, "acked %d inbox messages while sending\n", rep.Drained)

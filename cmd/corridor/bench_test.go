@@ -7,10 +7,12 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
 )
 
@@ -103,6 +105,41 @@ func TestBenchCommand(t *testing.T) {
 	out, err = runCLI(t, append(common, "-n", "3", "--keys", "cq-rail=cor.wrong.key")...)
 	if err != nil || !regexp.MustCompile(`(?m)^  tracking-event\s+401\s+3\s`).MatchString(out) || !strings.Contains(out, "first 401 answer") {
 		t.Fatalf("bench with a wrong key: %v\n%s", err, out)
+	}
+}
+
+// With --events-per-shipment the events go to shipments of that many, each
+// opened by a one bill of its own before its first event.
+func TestBenchEventsPerShipment(t *testing.T) {
+	_, base, _ := gateway(t, storageFlags{Data: t.TempDir()})
+	out, err := runCLI(t, "bench", "--server", base, "--demo-dir", "../../deploy/demo", "-n", "7", "-c", "3",
+		"--events-per-shipment", "3", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("bench --json printed %s: %v", out, err)
+	}
+	if len(rep.Gateway.Groups) != 1 || rep.Gateway.Groups[0].Status != "201" || rep.Gateway.Groups[0].Count != 7 ||
+		rep.Shipments != 3 || rep.ShipmentsRefused != 0 {
+		t.Fatalf("bench --events-per-shipment 3 -n 7: %+v, %d shipments opened, %d refused; want 7 events taken in 3",
+			rep.Gateway.Groups, rep.Shipments, rep.ShipmentsRefused)
+	}
+	list := decode[exchange.ShipmentList](t, call(t, "GET", base+"/v1/shipments?limit=50", key("corridor-ops"), nil))
+	var sizes []int
+	for _, sh := range list.Shipments {
+		if strings.HasPrefix(sh.Ref, "BENCH-") {
+			v := decode[exchange.Shipment](t, call(t, "GET", base+"/v1/shipments/"+sh.Ref+"?limit=100", key("corridor-ops"), nil))
+			sizes = append(sizes, len(v.Events))
+		}
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{1, 3, 3}) {
+		t.Fatalf("the bench's shipments hold %v events; want 3, 3 and 1", sizes)
+	}
+	if out, err := runCLI(t, "bench", "--server", base, "--events-per-shipment", "3", "--type", "mix", "-n", "1"); err == nil {
+		t.Fatalf("--events-per-shipment with --type mix was taken:\n%s", out)
 	}
 }
 
