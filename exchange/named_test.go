@@ -1,8 +1,11 @@
 package exchange_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -200,5 +203,114 @@ func TestLateRetryOfAColdEvent(t *testing.T) {
 	other := event("late", "cq-rail", bill, "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")
 	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: other}); code(err) != exchange.CodeConflict {
 		t.Fatalf("another event with its id: %v; want a conflict", err)
+	}
+}
+
+// legacyEvent is body as a gateway of an earlier build archived it: under
+// the id of its bytes, its eventID a natural key (the record is made on a
+// scratch gateway, then given that id and key).
+func legacyEvent(t *testing.T, body []byte, eventID string) exchange.Record {
+	t.Helper()
+	scratch := billWorld(t, nil)
+	old, err := scratch.store.Record(context.Background(), scratch.mustSubmit(t, "cq-rail", "tracking-event", body).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	old.ID, old.Keys = exchange.DocumentID("cq-rail", "", sum[:]), []string{"tracking-event:cq-rail:" + eventID}
+	return old
+}
+
+// A gateway of an earlier build died after archiving an event (its
+// eventID claimed, not confirmed; marked in the outbox; not indexed), then
+// the gateways were upgraded: the event sent again gets its receipt,
+// another with its eventID is refused, and after the sweep the shipment
+// and the inbox hold it once. (Found by a review: both were taken.)
+func TestEventCutShortAcrossTheUpgrade(t *testing.T) {
+	ctx := context.Background()
+	body := event("cut", "cq-rail", bill, "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
+	for name, sent := range map[string][]byte{"Same": body, "Other": event("cut", "cq-rail", bill, "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")} {
+		t.Run(name, func(t *testing.T) {
+			old := legacyEvent(t, body, "event-cut")
+			w := billWorld(t, storeOutbox)
+			now := w.svc.Now()
+			if _, _, err := w.svc.Index.Claim(ctx, old.Keys[0], old.ID, now, now.Add(-exchange.ClaimTimeout)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.store.Mark(ctx, old.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.store.Put(ctx, old, body); err != nil {
+				t.Fatal(err)
+			}
+			rc, created, err := w.svc.Submit(ctx, w.party(t, "cq-rail"), exchange.Submission{Type: "tracking-event", Body: sent})
+			if name == "Same" && (err != nil || created || rc.ID != old.ID) {
+				t.Errorf("the event again: %s created %v, %v; want the receipt of %s", rc.ID, created, err, old.ID)
+			} else if name == "Other" && code(err) != exchange.CodeConflict {
+				t.Errorf("another event with its eventID: %s created %v, %v; want a conflict", rc.ID, created, err)
+			}
+			if _, err := w.svc.SweepOutbox(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := shipmentEvents(t, w, "cq-mto"); !slices.Equal(got, []string{old.ID}) {
+				t.Errorf("the shipment lists %v; want %s once", got, old.ID)
+			}
+			if ids, _ := w.inbox(t, "cq-mto"); !slices.Equal(ids, []string{old.ID}) {
+				t.Errorf("cq-mto received %v; want %s once", ids, old.ID)
+			}
+		})
+	}
+}
+
+// A claim of an earlier build's attempt that never reached the archive
+// holds its eventID while the attempt may still run, and gives way once
+// stale.
+func TestEventClaimOfAnAttemptNeverArchived(t *testing.T) {
+	ctx := context.Background()
+	w := billWorld(t, nil)
+	key := "tracking-event:cq-rail:event-gone"
+	now := w.svc.Now()
+	if _, _, err := w.svc.Index.Claim(ctx, key, exchange.DocumentID("cq-rail", "gone", nil), now, now.Add(-exchange.ClaimTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	rail := w.party(t, "cq-rail")
+	body := event("gone", "cq-rail", bill, "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
+	if _, _, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: body}); code(err) != exchange.CodeConflict {
+		t.Fatalf("an event whose eventID another attempt claimed just now: %v; want a conflict", err)
+	}
+	w.setNow(w.svc.Now().Add(exchange.ClaimTimeout + time.Second))
+	if _, created, err := w.svc.Submit(ctx, rail, exchange.Submission{Type: "tracking-event", Body: body}); err != nil || !created {
+		t.Fatalf("once the claim is stale: created %v, %v; want it taken", created, err)
+	}
+}
+
+// On the embedded archive a document is two files: a body without its
+// record is a write cut short (the gateway died between them), never
+// archived nor acknowledged. Another event with its eventID takes its
+// place, as the same event sent again does. (Found by a review: every
+// attempt answered 500.)
+func TestEventAfterAWriteCutShort(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"Other", "Same"} {
+		t.Run(name, func(t *testing.T) {
+			w := billWorld(t, storeOutbox)
+			body := event("split", "cq-rail", bill, "LOAD", "2026-11-06T10:00:00+08:00", "CNCKG")
+			id := w.died(t, "cq-rail", "tracking-event", body)
+			if err := os.Remove(filepath.Join(w.store.Dir, "archive", id[:2], id+".record.json")); err != nil {
+				t.Fatal(err)
+			}
+			sent := body
+			if name == "Other" {
+				sent = event("split", "cq-rail", bill, "DISC", "2026-11-06T11:00:00+08:00", "CNCKG")
+			}
+			rc, created, err := w.svc.Submit(ctx, w.party(t, "cq-rail"), exchange.Submission{Type: "tracking-event", Body: sent})
+			if err != nil || !created || rc.ID != id {
+				t.Fatalf("the event after a write cut short: %s created %v, %v; want %s taken", rc.ID, created, err, id)
+			}
+			got, err := w.store.Body(ctx, id)
+			if err != nil || !bytes.Equal(got, sent) {
+				t.Fatalf("the archived bytes: %q, %v; want those sent", got, err)
+			}
+		})
 	}
 }

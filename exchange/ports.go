@@ -102,6 +102,9 @@ type Index interface {
 	Lookup(ctx context.Context, key string) (string, error)
 	// Contains reports whether a list holds an entry at a position.
 	Contains(ctx context.Context, list, pos string) (bool, error)
+	// Holder returns the document holding a natural key, indexed (since
+	// zero) or only claimed (since: the claim's time), or ErrNotFound.
+	Holder(ctx context.Context, key string) (id string, since time.Time, err error)
 }
 
 // A ForgetfulIndex keeps a document's record only KeepsRecords after it

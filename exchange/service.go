@@ -480,7 +480,9 @@ func taken(typ, path, v string) error {
 // document that claimed that number as a natural key before documents
 // were named by it (the index keeps such claims): the same bytes sent
 // again get that document's receipt (ok), other bytes are refused as a
-// number taken.
+// number taken. A claim never confirmed (its gateway, of an earlier build,
+// died) is that of a document archived (then as above), still on its way
+// (refused until the claim is stale) or never archived.
 func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, rec Record) (Record, bool, error) {
 	n := rt.name
 	v := ""
@@ -490,17 +492,19 @@ func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, r
 	if v == "" {
 		return Record{}, false, nil
 	}
-	holder, err := s.Index.Lookup(ctx, n.of(rec.Sender, v))
+	holder, since, err := s.Index.Holder(ctx, n.of(rec.Sender, v))
 	if errors.Is(err, ErrNotFound) || (err == nil && holder == rec.ID) {
 		return Record{}, false, nil
 	} else if err != nil {
 		return Record{}, false, fmt.Errorf("look up %s %s: %w", rec.Type, v, err)
 	}
 	prev, err := s.record(ctx, holder)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound) && !since.IsZero() && since.Before(s.Now().Add(-ClaimTimeout)):
+		return Record{}, false, nil // a claim of an attempt that never reached the archive
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return Record{}, false, fmt.Errorf("read record %s: %w", holder, err)
-	}
-	if err == nil && prev.SHA256 == rec.SHA256 {
+	case err == nil && prev.SHA256 == rec.SHA256:
 		return prev, true, nil
 	}
 	return Record{}, false, taken(rec.Type, n.path, v)

@@ -217,9 +217,9 @@ type benchReport struct {
 	Samples []benchSample `json:"samples,omitempty"`
 	// Shipments opened (their one bills answered 201) and refused, with
 	// --events-per-shipment.
-	Shipments        int64 `json:"shipmentsOpened,omitempty"`
-	ShipmentsRefused int64 `json:"shipmentsRefused,omitempty"`
-	Soak    *soakCheck    `json:"soak,omitempty"`
+	Shipments        int64      `json:"shipmentsOpened,omitempty"`
+	ShipmentsRefused int64      `json:"shipmentsRefused,omitempty"`
+	Soak             *soakCheck `json:"soak,omitempty"`
 }
 
 type benchResult struct {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ type Store struct {
 
 	db      *bolt.DB
 	mu      sync.Mutex
+	puts    [64]sync.Mutex // Put's, by id: a document's two files are written under one
 	waiters map[string]chan struct{}
 	leases  map[string]lease
 	now     func() time.Time
@@ -128,15 +130,31 @@ func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error
 	if err := os.MkdirAll(filepath.Dir(s.docPath(rec.ID, "")), 0o750); err != nil {
 		return err
 	}
-	err := writeOnce(s.docPath(rec.ID, ".body"), body)
+	h := fnv.New32a()
+	h.Write([]byte(rec.ID))
+	mu := &s.puts[h.Sum32()%uint32(len(s.puts))]
+	mu.Lock()
+	defer mu.Unlock()
+	err := writeFile(s.docPath(rec.ID, ".body"), body, false)
 	if errors.Is(err, fs.ErrExist) {
-		// An earlier attempt got this far; it may go on only with the same bytes.
+		// An earlier attempt got this far; it goes on with the same bytes.
+		// Other bytes without a record are a write cut short (the gateway
+		// died between the two files; under the lock no Put is between
+		// them): that document was never archived, nor acknowledged, and
+		// this one takes its place. With its record, it is another.
 		old, rerr := os.ReadFile(s.docPath(rec.ID, ".body"))
 		if rerr != nil {
 			return rerr
 		}
 		if !bytes.Equal(old, body) {
-			return exchange.ErrExists
+			if _, err := os.Lstat(s.docPath(rec.ID, ".record.json")); err == nil {
+				return exchange.ErrExists
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			if err := writeFile(s.docPath(rec.ID, ".body"), body, true); err != nil {
+				return fmt.Errorf("write document: %w", err)
+			}
 		}
 	} else if err != nil {
 		return fmt.Errorf("write document: %w", err)
@@ -145,7 +163,7 @@ func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error
 	if err != nil {
 		return err
 	}
-	if err := writeOnce(s.docPath(rec.ID, ".record.json"), raw); errors.Is(err, fs.ErrExist) {
+	if err := writeFile(s.docPath(rec.ID, ".record.json"), raw, false); errors.Is(err, fs.ErrExist) {
 		return exchange.ErrExists
 	} else if err != nil {
 		return fmt.Errorf("write record: %w", err)
@@ -153,10 +171,11 @@ func (s *Store) Put(ctx context.Context, rec exchange.Record, body []byte) error
 	return nil
 }
 
-// writeOnce writes data to a temporary file, fsyncs it and links it to
-// path, which fails if path exists: a document is never overwritten.
-func writeOnce(path string, data []byte) error {
-	if _, err := os.Lstat(path); err == nil {
+// writeFile writes data to a temporary file, fsyncs it and links it to
+// path, which fails if path exists (a document is never overwritten), or
+// with replace renames it over path.
+func writeFile(path string, data []byte, replace bool) error {
+	if _, err := os.Lstat(path); err == nil && !replace {
 		return fs.ErrExist
 	}
 	dir := filepath.Dir(path)
@@ -176,7 +195,11 @@ func writeOnce(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	put := os.Link
+	if replace {
+		put = os.Rename
+	}
+	if err := put(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fs.ErrExist
 		}
@@ -400,6 +423,23 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 		return nil
 	})
 	return id, err
+}
+
+// Holder implements exchange.Index.
+func (s *Store) Holder(ctx context.Context, key string) (string, time.Time, error) {
+	var id string
+	var since time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		at, pending, holder := parseClaim(tx.Bucket(bNatural).Get([]byte(key)))
+		if holder == "" {
+			return exchange.ErrNotFound
+		}
+		if id = holder; pending {
+			since = at
+		}
+		return nil
+	})
+	return id, since, err
 }
 
 // ---- parties ----

@@ -992,6 +992,40 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	return id, wrap(err)
 }
 
+// Holder implements exchange.Index.
+func (s *Store) Holder(ctx context.Context, key string) (string, time.Time, error) {
+	v, err := s.cmd.Get(ctx, s.natKey(key)).Result()
+	if err != nil {
+		return "", time.Time{}, wrap(err)
+	}
+	rest, pending := strings.CutPrefix(v, "~")
+	if !pending {
+		return v, time.Time{}, nil
+	}
+	id, at, _ := strings.Cut(rest, "@")
+	return id, parseClaimTime(at), nil
+}
+
+// parseClaimTime reads a claim's time as claimScript writes it (Unix ms,
+// with the µs as a fraction, or whole ms as gateways from before wrote
+// it); zero when it does not read.
+func parseClaimTime(v string) time.Time {
+	ms, frac, _ := strings.Cut(v, ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	us := n * 1000
+	if frac != "" {
+		f, err := strconv.Atoi((frac + "000")[:3])
+		if err != nil {
+			return time.Time{}
+		}
+		us += int64(f)
+	}
+	return time.UnixMicro(us)
+}
+
 // FlushForTest deletes every key of this store's prefix (on every master
 // of a cluster). Tests use it to act out Redis restarting empty.
 func (s *Store) FlushForTest(ctx context.Context) error {

@@ -473,12 +473,22 @@ func claimCases(t *testing.T, newIndex func(t *testing.T) exchange.Index) {
 		if _, err := ix.Lookup(ctx(t), key); !errors.Is(err, exchange.ErrNotFound) {
 			t.Fatalf("Lookup of a pending claim = %v, want ErrNotFound", err)
 		}
+		// Holder sees the claim, and its time (renewed: now, to the µs).
+		if id, since, err := ix.Holder(ctx(t), key); err != nil || id != a.ID || since.Sub(now).Abs() > time.Microsecond {
+			t.Fatalf("Holder of a pending claim = %s since %v, %v; want a since %v", id, since, err, now)
+		}
+		if _, _, err := ix.Holder(ctx(t), key+"-NONE"); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Holder of a free key = %v, want ErrNotFound", err)
+		}
 		a.Keys = []string{key}
 		if err := ix.Add(ctx(t), a, nil); err != nil {
 			t.Fatal(err)
 		}
 		if id, err := ix.Lookup(ctx(t), key); err != nil || id != a.ID {
 			t.Fatalf("Lookup after Add = %s, %v; want a", id, err)
+		}
+		if id, since, err := ix.Holder(ctx(t), key); err != nil || id != a.ID || !since.IsZero() {
+			t.Fatalf("Holder after Add = %s since %v, %v; want a, indexed", id, since, err)
 		}
 		// An indexed holder never gives way, however old.
 		if h, made, err := ix.Claim(ctx(t), key, b.ID, now, always); err != nil || h != a.ID || made {
