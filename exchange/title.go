@@ -674,7 +674,14 @@ func (s *Service) repairTitle(ctx context.Context, st *shipState, seq int) error
 				return fmt.Errorf("title entry %s: %w", id, err)
 			}
 			rec = s.titleRecord(st, e, body)
-			if err := s.Archive.Put(ctx, rec, body); err != nil && !errors.Is(err, ErrExists) {
+			if err := s.Archive.Put(ctx, rec, body); errors.Is(err, ErrExists) {
+				// Another writer completed the place meanwhile (on the embedded
+				// archive, a retry may have taken it over in full): its entry is
+				// the one archived.
+				if rec, err = s.Archive.Record(ctx, id); err != nil {
+					return err
+				}
+			} else if err != nil {
 				return err
 			}
 		} else if err != nil {

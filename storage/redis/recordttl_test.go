@@ -245,24 +245,35 @@ func TestOneReceiptKeyPerRedis(t *testing.T) {
 	}
 }
 
-// Claims are timed in microseconds; one a gateway from before wrote in
-// milliseconds still holds its key while fresh and gives way once stale.
+// Claims are timed in milliseconds with a fraction; one a gateway from
+// before wrote in whole milliseconds, or (a few builds) whole
+// microseconds, still holds its key while fresh and gives way once stale,
+// and Holder tells its time.
 func TestClaimOfAnOlderGateway(t *testing.T) {
 	ctx := context.Background()
 	s := openOn(t, redis.New(testenv.RedisURL(t)), time.Minute)
 	now := time.Now()
-	for _, c := range []struct {
-		age  time.Duration
-		want string
-	}{{time.Second, "old-doc"}, {10 * time.Minute, "new-doc"}} {
-		key := "one-bill:OLD-" + c.age.String()
-		old := fmt.Sprintf("~old-doc@%d", now.Add(-c.age).UnixMilli())
-		if err := s.Cmd().Set(ctx, s.Prefix+":key:"+key, old, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		holder, made, err := s.Claim(ctx, key, "new-doc", now, now.Add(-2*time.Minute))
-		if err != nil || holder != c.want || made != (c.want == "new-doc") {
-			t.Fatalf("Claim beside a claim %s old in milliseconds = %s, made %v, %v; want %s", c.age, holder, made, err, c.want)
+	for _, unit := range []string{"ms", "µs"} {
+		for _, c := range []struct {
+			age  time.Duration
+			want string
+		}{{time.Second, "old-doc"}, {10 * time.Minute, "new-doc"}} {
+			key := "one-bill:OLD-" + unit + c.age.String()
+			at := now.Add(-c.age)
+			old := fmt.Sprintf("~old-doc@%d", at.UnixMilli())
+			if unit == "µs" {
+				old = fmt.Sprintf("~old-doc@%d", at.UnixMicro())
+			}
+			if err := s.Cmd().Set(ctx, s.Prefix+":key:"+key, old, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if id, since, err := s.Holder(ctx, key); err != nil || id != "old-doc" || since.Sub(at).Abs() > time.Millisecond {
+				t.Fatalf("Holder of a claim %s old in %s = %s since %v, %v; want old-doc since %v", c.age, unit, id, since, err, at)
+			}
+			holder, made, err := s.Claim(ctx, key, "new-doc", now, now.Add(-2*time.Minute))
+			if err != nil || holder != c.want || made != (c.want == "new-doc") {
+				t.Fatalf("Claim beside a claim %s old in %s = %s, made %v, %v; want %s", c.age, unit, holder, made, err, c.want)
+			}
 		}
 	}
 }

@@ -925,6 +925,8 @@ return 1`)
 // them alike (tonumber), and two attempts of one document claiming in one
 // millisecond do not leave equal claims (see Release). A renewal that
 // would write the value it found writes it a microsecond later instead.
+// A claim in whole microseconds (gateways of a few builds: 1e14 and more,
+// no fraction) is read as such.
 // It returns the holder and 1 when it made the claim anew (0 when it
 // renewed id's own).
 var claimScript = goredis.NewScript(`
@@ -935,7 +937,10 @@ local made = 1
 if v then
   local at = string.find(v, '@', 1, true)
   local holder = string.sub(v, 2, at - 1)
-  if holder ~= ARGV[1] and (tonumber(string.sub(v, at + 1)) or 0) >= tonumber(ARGV[3]) then return {holder, 0} end
+  local t = string.sub(v, at + 1)
+  local n = tonumber(t) or 0
+  if n >= 1e14 and not string.find(t, '.', 1, true) then n = n / 1000 end
+  if holder ~= ARGV[1] and n >= tonumber(ARGV[3]) then return {holder, 0} end
   if holder == ARGV[1] then made = 0 end
 end
 local claim = '~' .. ARGV[1] .. '@' .. ARGV[2]
@@ -1007,13 +1012,16 @@ func (s *Store) Holder(ctx context.Context, key string) (string, time.Time, erro
 }
 
 // parseClaimTime reads a claim's time as claimScript writes it (Unix ms,
-// with the µs as a fraction, or whole ms as gateways from before wrote
-// it); zero when it does not read.
+// with the µs as a fraction), or as gateways from before wrote it (whole
+// ms, or for a while whole µs: 1e14 and more); zero when it does not read.
 func parseClaimTime(v string) time.Time {
 	ms, frac, _ := strings.Cut(v, ".")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
 		return time.Time{}
+	}
+	if n >= 1e14 && frac == "" {
+		return time.UnixMicro(n)
 	}
 	us := n * 1000
 	if frac != "" {
