@@ -77,9 +77,10 @@ the p50/p90/p99/max latency by document type and HTTP status.
 By default the documents are tracking events of the demo shipment
 (CQNL2026000187, published by cq-rail), each with an eventID of its own;
 --events-per-shipment N files them in shipments of N events instead, each
-opened by a one bill of its own (sent as cq-mto before its first event and
-counted apart), as real traffic would: one shipment of every event keeps
-the gateway's lists of it larger than any real shipment's.
+opened by a one bill of its own (sent as cq-mto before its first event,
+counted apart and not timed: an event's latency starts once its shipment
+is open), as real traffic would: one shipment of every event keeps the
+gateway's lists of it larger than any real shipment's.
 --type names others (one-bill, rail-consignment-note, customs-declaration,
 sea-bill, cargo-manifest; "mix" for all in turn): each is its demo document
 with its number made unique. They are sent as the demo parties, with the
@@ -317,6 +318,10 @@ func (r *benchRecorder) takeInterval() *hdrhistogram.Histogram {
 	return h
 }
 
+// prepareFunc readies one body before it is timed (--events-per-shipment:
+// its shipment opened first), reporting whether it waited for that.
+type prepareFunc func(ctx context.Context, body []byte, seq int64) ([]byte, bool)
+
 // sendFunc sends one body and answers with its status ("error" when there
 // was no answer) and the answer's body.
 type sendFunc func(ctx context.Context, d *benchDoc, body []byte, seq int64) (string, []byte)
@@ -341,7 +346,7 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 		if err != nil {
 			return err
 		}
-		rep.Raw = o.drive(ctx, errw, "raw PutObject "+o.s3.S3Endpoint+"/"+o.s3.S3Bucket, docs, runID, send, nil)
+		rep.Raw = o.drive(ctx, errw, "raw PutObject "+o.s3.S3Endpoint+"/"+o.s3.S3Bucket, docs, runID, send, nil, nil)
 	}
 	hc := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.clients + 8}}
 	base := strings.TrimRight(o.server, "/")
@@ -355,10 +360,11 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 			return err
 		}
 	}
-	gatewaySend := func(ctx context.Context, d *benchDoc, body []byte, seq int64) (string, []byte) {
-		if ships != nil {
-			body = ships.file(ctx, body, seq)
-		}
+	var prepare prepareFunc
+	if ships != nil {
+		prepare = ships.file
+	}
+	gatewaySend := func(ctx context.Context, d *benchDoc, body []byte, _ int64) (string, []byte) {
 		st, data, err := benchPost(ctx, hc, base+"/v1/documents/"+d.Type, d.key, body)
 		if err != nil {
 			return "error", []byte(err.Error())
@@ -382,7 +388,7 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 			defer sampler.redis.Close()
 		}
 	}
-	rep.Gateway = o.drive(ctx, errw, "gateway "+base, docs, runID, gatewaySend, sampler)
+	rep.Gateway = o.drive(ctx, errw, "gateway "+base, docs, runID, gatewaySend, prepare, sampler)
 	if drain != nil {
 		rep.Drained = drain.close()
 	}
@@ -432,8 +438,8 @@ func newBenchShipments(o *benchOptions, runID string, hc *http.Client, base stri
 }
 
 // file returns an event's body (the seq-th event) naming its shipment's
-// bill, once that bill was answered.
-func (s *benchShipments) file(ctx context.Context, body []byte, seq int64) []byte {
+// bill, once that bill was answered (waited: it sent or waited for it).
+func (s *benchShipments) file(ctx context.Context, body []byte, seq int64) (_ []byte, waited bool) {
 	k := seq / s.n
 	ref := s.per + strconv.FormatInt(k, 10)
 	s.mu.Lock()
@@ -446,9 +452,15 @@ func (s *benchShipments) file(ctx context.Context, body []byte, seq int64) []byt
 	if sent {
 		select {
 		case <-ch:
-		case <-ctx.Done():
+		default:
+			waited = true
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
 		}
 	} else {
+		waited = true
 		st, _, err := benchPost(ctx, s.hc, s.base+"/v1/documents/one-bill", s.bill.key, s.bill.body(ref))
 		if err == nil && st == http.StatusCreated {
 			s.opened.Add(1)
@@ -457,7 +469,7 @@ func (s *benchShipments) file(ctx context.Context, body []byte, seq int64) []byt
 		}
 		close(ch)
 	}
-	return bytes.Replace(body, demoBill, []byte(`"`+ref+`"`), 1)
+	return bytes.Replace(body, demoBill, []byte(`"`+ref+`"`), 1), waited
 }
 
 func benchPost(ctx context.Context, hc *http.Client, url, key string, body []byte) (int, []byte, error) {
@@ -508,7 +520,7 @@ func rawPutSender(ctx context.Context, o *benchOptions, runID string) (sendFunc,
 
 // drive sends documents, closed or open loop, until the count or the
 // duration is reached or ctx ends, and returns what it measured.
-func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string, docs []*benchDoc, runID string, send sendFunc, sampler *benchSampler) *benchResult {
+func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string, docs []*benchDoc, runID string, send sendFunc, prepare prepareFunc, sampler *benchSampler) *benchResult {
 	rec := &benchRecorder{groups: map[[2]string]*hdrhistogram.Histogram{}, answers: map[[2]string]string{}, interval: newHist()}
 	// In-flight requests finish when ctx ends (Ctrl-C), so what was sent is counted.
 	reqCtx := context.WithoutCancel(ctx)
@@ -519,9 +531,16 @@ func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string,
 			for j := range jobs {
 				d := docs[int(j.seq)%len(docs)]
 				body := d.body(fmt.Sprintf("BENCH-%s-%d", runID, j.seq))
+				waited := false
+				if prepare != nil {
+					body, waited = prepare(reqCtx, body, j.seq)
+				}
+				// From the planned time (open loop), or from when the
+				// document could go: now (closed loop), or once its
+				// shipment was opened if it waited for that.
 				start := j.planned
-				if start.IsZero() {
-					start = time.Now()
+				if now := time.Now(); start.IsZero() || (waited && now.After(start)) {
+					start = now
 				}
 				status, answer := send(reqCtx, d, body, j.seq)
 				rec.record(d.Type, status, time.Since(start), answer)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
@@ -140,6 +142,36 @@ func TestBenchEventsPerShipment(t *testing.T) {
 	}
 	if out, err := runCLI(t, "bench", "--server", base, "--events-per-shipment", "3", "--type", "mix", "-n", "1"); err == nil {
 		t.Fatalf("--events-per-shipment with --type mix was taken:\n%s", out)
+	}
+}
+
+// An event's latency does not count the one bill that opens its shipment
+// (sent, or waited for, before the event's clock starts). (Found by a
+// review: the bill's time went into the events' p99.)
+func TestBenchEventLatencyExcludesItsShipmentsBill(t *testing.T) {
+	const billTime = time.Second // (events answered at once take a millisecond or so)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/one-bill") {
+			time.Sleep(billTime)
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	out, err := runCLI(t, "bench", "--server", srv.URL, "--demo-dir", "../../deploy/demo",
+		"-n", "4", "-c", "2", "--events-per-shipment", "2", "--json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("bench --json printed %s: %v", out, err)
+	}
+	if len(rep.Gateway.Groups) != 1 || rep.Gateway.Groups[0].Count != 4 || rep.Shipments != 2 {
+		t.Fatalf("%+v, %d shipments; want 4 events in 2", rep.Gateway.Groups, rep.Shipments)
+	}
+	if g := rep.Gateway.Groups[0]; g.Max >= float64(billTime/time.Millisecond) {
+		t.Errorf("events answered at once measured up to %.0f ms: their shipment's bill counted", g.Max)
 	}
 }
 
