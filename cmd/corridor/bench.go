@@ -415,14 +415,14 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 // of a shipment is sent once, before its first event, and its other events
 // wait for its answer.
 type benchShipments struct {
-	per, base, key string
-	n              int64
-	bill           *benchDoc
-	hc             *http.Client
-	mu             sync.Mutex
-	answered       map[int64]chan struct{} // closed once the shipment's bill is answered
-	opened         atomic.Int64
-	refused        atomic.Int64
+	per, base string
+	n         int64
+	bill      *benchDoc
+	hc        *http.Client
+	mu        sync.Mutex
+	answered  map[int64]chan struct{} // closed once the shipment's bill is answered
+	opened    atomic.Int64
+	refused   atomic.Int64
 }
 
 // demoBill is the bill number the event template names.
