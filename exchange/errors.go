@@ -19,6 +19,8 @@ const (
 	CodeUnauthorized Code = "unauthorized" // no key, or a wrong one
 	CodeForbidden    Code = "forbidden"    // a right key without the right
 	CodeUnavailable  Code = "unavailable"  // a backend is down
+	// CodeUnsupportedMedia refuses a body by its media type or encoding.
+	CodeUnsupportedMedia Code = "unsupported-media-type"
 )
 
 // Error is a domain error with a code, a sentence for the caller and, for

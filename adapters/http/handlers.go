@@ -29,23 +29,18 @@ func (s *Server) ctx(c *fiber.Ctx, extra time.Duration) (context.Context, contex
 	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout+extra)
 }
 
-// mediaError refuses a body's media type or encoding (415).
-type mediaError struct{ title, detail string }
-
-func (e *mediaError) Error() string { return e.detail }
-
 // checkMedia refuses a body (what names it in the detail) that is not
 // JSON in UTF-8 (application/json or a +json type) or that is compressed.
 func checkMedia(c *fiber.Ctx, what string) error {
 	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-		return &mediaError{"Unsupported Content-Encoding", "send " + what + " uncompressed (Content-Encoding " + enc + " is not accepted)"}
+		return exchange.Errorf(exchange.CodeUnsupportedMedia, "send %s uncompressed (Content-Encoding %s is not accepted)", what, enc)
 	}
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
 		err = errors.New("JSON is UTF-8") // (RFC 8259: a body in another charset would be read wrong)
 	}
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return &mediaError{"Unsupported media type", "send " + what + " as Content-Type: application/json (UTF-8)"}
+		return exchange.Errorf(exchange.CodeUnsupportedMedia, "send %s as Content-Type: application/json (UTF-8)", what)
 	}
 	return nil
 }

@@ -31,13 +31,14 @@ var statuses = map[exchange.Code]struct {
 	status int
 	title  string
 }{
-	exchange.CodeMalformed:    {fiber.StatusBadRequest, "Malformed request"},
-	exchange.CodeInvalid:      {fiber.StatusUnprocessableEntity, "Invalid document"},
-	exchange.CodeNotFound:     {fiber.StatusNotFound, "Not found"},
-	exchange.CodeConflict:     {fiber.StatusConflict, "Conflict"},
-	exchange.CodeUnauthorized: {fiber.StatusUnauthorized, "Unauthorized"},
-	exchange.CodeForbidden:    {fiber.StatusForbidden, "Forbidden"},
-	exchange.CodeUnavailable:  {fiber.StatusServiceUnavailable, "Service unavailable"},
+	exchange.CodeMalformed:        {fiber.StatusBadRequest, "Malformed request"},
+	exchange.CodeInvalid:          {fiber.StatusUnprocessableEntity, "Invalid document"},
+	exchange.CodeNotFound:         {fiber.StatusNotFound, "Not found"},
+	exchange.CodeConflict:         {fiber.StatusConflict, "Conflict"},
+	exchange.CodeUnauthorized:     {fiber.StatusUnauthorized, "Unauthorized"},
+	exchange.CodeForbidden:        {fiber.StatusForbidden, "Forbidden"},
+	exchange.CodeUnavailable:      {fiber.StatusServiceUnavailable, "Service unavailable"},
+	exchange.CodeUnsupportedMedia: {fiber.StatusUnsupportedMediaType, "Unsupported media type"},
 }
 
 func (s *Server) problem(c *fiber.Ctx, status int, code, title, detail string, errs []schemas.Problem) error {
@@ -55,9 +56,6 @@ func (s *Server) problem(c *fiber.Ctx, status int, code, title, detail string, e
 // fail maps an error from the service to a problem; only internal errors
 // are logged, and their detail is not shown.
 func (s *Server) fail(c *fiber.Ctx, err error) error {
-	if me := (*mediaError)(nil); errors.As(err, &me) {
-		return s.problem(c, fiber.StatusUnsupportedMediaType, "unsupported-media-type", me.title, me.detail, nil)
-	}
 	code := exchange.ErrorCode(err)
 	// A backend call cut short by the request's deadline (or by the
 	// request ending) did not fail: the backend did not answer in time.
