@@ -355,13 +355,11 @@ func runBench(ctx context.Context, out, errw io.Writer, o *benchOptions) error {
 		drain = &benchDrainer{o: o, base: base, stop: make(chan struct{}), running: map[string]bool{}}
 	}
 	var ships *benchShipments
+	var prepare prepareFunc
 	if o.perShipment > 0 {
 		if ships, err = newBenchShipments(o, runID, hc, base); err != nil {
 			return err
 		}
-	}
-	var prepare prepareFunc
-	if ships != nil {
 		prepare = ships.file
 	}
 	gatewaySend := func(ctx context.Context, d *benchDoc, body []byte, _ int64) (string, []byte) {
