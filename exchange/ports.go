@@ -103,8 +103,20 @@ type Index interface {
 	// Contains reports whether a list holds an entry at a position.
 	Contains(ctx context.Context, list, pos string) (bool, error)
 	// Holder returns the document holding a natural key, indexed (since
-	// zero) or only claimed (since: the claim's time), or ErrNotFound.
+	// zero) or only claimed (since: the claim's time, never zero; one that
+	// does not read is the Unix epoch, stale as Claim takes it), or
+	// ErrNotFound.
 	Holder(ctx context.Context, key string) (id string, since time.Time, err error)
+}
+
+// IndexedHolder is Lookup from Holder's answer: the holder of a key
+// indexed, ErrNotFound for one only claimed. (Both backends answer Lookup
+// so.)
+func IndexedHolder(id string, since time.Time, err error) (string, error) {
+	if err == nil && !since.IsZero() {
+		return "", ErrNotFound
+	}
+	return id, err
 }
 
 // A ForgetfulIndex keeps a document's record only KeepsRecords after it

@@ -413,16 +413,7 @@ func step(c *bolt.Cursor, desc bool) []byte {
 
 // Lookup returns the document holding a natural key.
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
-	var id string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		_, pending, holder := parseClaim(tx.Bucket(bNatural).Get([]byte(key)))
-		if holder == "" || pending {
-			return exchange.ErrNotFound
-		}
-		id = holder
-		return nil
-	})
-	return id, err
+	return exchange.IndexedHolder(s.Holder(ctx, key))
 }
 
 // Holder implements exchange.Index.

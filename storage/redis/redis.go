@@ -990,11 +990,7 @@ func (s *Store) Release(ctx context.Context, key, id string, now time.Time) erro
 
 // Lookup returns the indexed document holding a natural key.
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
-	id, err := s.cmd.Get(ctx, s.natKey(key)).Result()
-	if err == nil && strings.HasPrefix(id, "~") {
-		return "", exchange.ErrNotFound
-	}
-	return id, wrap(err)
+	return exchange.IndexedHolder(s.Holder(ctx, key))
 }
 
 // Holder implements exchange.Index.
@@ -1013,12 +1009,13 @@ func (s *Store) Holder(ctx context.Context, key string) (string, time.Time, erro
 
 // parseClaimTime reads a claim's time as claimScript writes it (Unix ms,
 // with the µs as a fraction), or as gateways from before wrote it (whole
-// ms, or for a while whole µs: 1e14 and more); zero when it does not read.
+// ms, or for a while whole µs: 1e14 and more). One that does not read is
+// the Unix epoch, as claimScript reads it (tonumber(...) or 0): stale.
 func parseClaimTime(v string) time.Time {
 	ms, frac, _ := strings.Cut(v, ".")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
-		return time.Time{}
+		return time.UnixMicro(0)
 	}
 	if n >= 1e14 && frac == "" {
 		return time.UnixMicro(n)
@@ -1027,7 +1024,7 @@ func parseClaimTime(v string) time.Time {
 	if frac != "" {
 		f, err := strconv.Atoi((frac + "000")[:3])
 		if err != nil {
-			return time.Time{}
+			return time.UnixMicro(0)
 		}
 		us += int64(f)
 	}
