@@ -67,6 +67,18 @@ func (k key) of(sender, v string) string {
 	return k.prefix + NormalizeRef(v)
 }
 
+// nameOf is the natural key that names a sender's document of this route
+// (route.name) with its fields f, and the number in it; "" when none does.
+func (rt route) nameOf(sender string, f map[string]any) (key, v string) {
+	if rt.name == nil {
+		return "", ""
+	}
+	if v = first(f, rt.name.path); v == "" {
+		return "", ""
+	}
+	return rt.name.of(sender, v), v
+}
+
 // reference is a document another one names, found by its natural key.
 type reference struct {
 	path     string // field holding the reference

@@ -154,10 +154,9 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 			Sender: caller.ID, SHA256: hex.EncodeToString(sum[:])},
 		IdempotencyKey: sub.IdempotencyKey, Size: int64(len(sub.Body)), Format: RecordFormat,
 	}
-	if n := rt.name; n != nil {
-		if v := first(doc.Fields, n.path); v != "" {
-			rec.ID = NamedDocumentID(n.of(caller.ID, v))
-		}
+	name, number := rt.nameOf(caller.ID, doc.Fields)
+	if name != "" {
+		rec.ID = NamedDocumentID(name)
 	}
 	// A submission seen before gets its receipt again, and its delivery is
 	// completed if an earlier attempt was cut short (unless it was long
@@ -175,7 +174,7 @@ func (s *Service) Submit(ctx context.Context, caller Party, sub Submission) (rcp
 	} else if ok {
 		return s.seen(ctx, prev, rec.SHA256)
 	}
-	if prev, ok, err := s.namedBefore(ctx, rt, doc.Fields, rec); err != nil {
+	if prev, ok, err := s.namedBefore(ctx, rt, name, number, rec); err != nil {
 		return Receipt{}, false, err
 	} else if ok {
 		return s.seen(ctx, prev, rec.SHA256)
@@ -287,10 +286,13 @@ func (s *Service) seen(ctx context.Context, prev Record, sha string) (Receipt, b
 // replay answers a submission seen before with its receipt, after
 // completing its delivery when complete.
 func (s *Service) replay(ctx context.Context, prev Record, sha string, complete bool) (Receipt, bool, error) {
-	if n := routes[prev.Type].name; n != nil && prev.SHA256 != sha && prev.ID == NamedDocumentID(n.of(prev.Sender, prev.Facts[n.path])) {
-		return Receipt{}, false, taken(prev.Type, n.path, prev.Facts[n.path]) // (its number is a fact)
-	}
 	if prev.SHA256 != sha {
+		// Other bytes under a document's id: its number taken, if the id is
+		// the number's (the number is a fact of its record), else its key
+		// used again.
+		if n := routes[prev.Type].name; n != nil && prev.ID == NamedDocumentID(n.of(prev.Sender, prev.Facts[n.path])) {
+			return Receipt{}, false, taken(prev.Type, n.path, prev.Facts[n.path])
+		}
 		return Receipt{}, false, &Error{Code: CodeInvalid,
 			Message:  fmt.Sprintf("the Idempotency-Key %q was used before for a different document (%s)", prev.IdempotencyKey, prev.ID),
 			Problems: []schemas.Problem{{Pointer: "", Detail: "use a new Idempotency-Key for a different document"}}}
@@ -483,20 +485,16 @@ func taken(typ, path, v string) error {
 // number taken. A claim never confirmed (its gateway, of an earlier build,
 // died) is that of a document archived (then as above), still on its way
 // (refused until the claim is stale) or never archived.
-func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, rec Record) (Record, bool, error) {
-	n := rt.name
-	v := ""
-	if n != nil {
-		v = first(f, n.path)
-	}
-	if v == "" {
+// name is the document's (route.nameOf), number the number in it.
+func (s *Service) namedBefore(ctx context.Context, rt route, name, number string, rec Record) (Record, bool, error) {
+	if name == "" {
 		return Record{}, false, nil
 	}
-	holder, since, err := s.Index.Holder(ctx, n.of(rec.Sender, v))
-	if errors.Is(err, ErrNotFound) || (err == nil && holder == rec.ID) {
+	holder, since, err := s.Index.Holder(ctx, name)
+	if errors.Is(err, ErrNotFound) {
 		return Record{}, false, nil
 	} else if err != nil {
-		return Record{}, false, fmt.Errorf("look up %s %s: %w", rec.Type, v, err)
+		return Record{}, false, fmt.Errorf("look up %s %s: %w", rec.Type, number, err)
 	}
 	prev, err := s.record(ctx, holder)
 	switch {
@@ -507,7 +505,7 @@ func (s *Service) namedBefore(ctx context.Context, rt route, f map[string]any, r
 	case err == nil && prev.SHA256 == rec.SHA256:
 		return prev, true, nil
 	}
-	return Record{}, false, taken(rec.Type, n.path, v)
+	return Record{}, false, taken(rec.Type, rt.name.path, number)
 }
 
 // derive sets what a record takes from its fields alone: the references
