@@ -2,12 +2,12 @@ package exchange
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -125,13 +125,10 @@ const (
 	MaxPartyLimit     = 1000
 )
 
-// partyCursor marks a cursor of the parties' pages (after it, the last
-// party id of the page before).
-const partyCursor = "party:"
-
 // PartyPage returns up to limit parties (0: DefaultPartyLimit) by id,
 // after the party a cursor names, and the cursor of the next page ("" on
-// the last).
+// the last). A cursor is a position, as the lists' (encodeCursor), of the
+// last party id of the page before.
 func (s *Service) PartyPage(ctx context.Context, cursor string, limit int) ([]Party, string, error) {
 	if limit == 0 {
 		limit = DefaultPartyLimit
@@ -139,14 +136,11 @@ func (s *Service) PartyPage(ctx context.Context, cursor string, limit int) ([]Pa
 	if limit < 1 || limit > MaxPartyLimit {
 		return nil, "", Errorf(CodeMalformed, "limit is 1 to %d", MaxPartyLimit)
 	}
-	after := ""
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		var ok bool
-		if after, ok = strings.CutPrefix(string(raw), partyCursor); err != nil || !ok || after == "" {
-			return nil, "", Errorf(CodeMalformed, "the cursor is not one this gateway gave out; start again without it")
-		}
+	pos, err := decodeCursor(cursor)
+	if err != nil {
+		return nil, "", err
 	}
+	after := PositionID(pos)
 	all, err := s.Parties.ListParties(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("list parties: %w", err)
@@ -158,7 +152,7 @@ func (s *Service) PartyPage(ctx context.Context, cursor string, limit int) ([]Pa
 	page := all[i:min(i+limit, len(all))]
 	next := ""
 	if i+len(page) < len(all) {
-		next = base64.RawURLEncoding.EncodeToString([]byte(partyCursor + page[len(page)-1].ID))
+		next = encodeCursor(Position(time.Time{}, page[len(page)-1].ID))
 	}
 	return append([]Party{}, page...), next, nil
 }
