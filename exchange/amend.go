@@ -77,16 +77,12 @@ func (s *Service) revise(ctx context.Context, rt route, f map[string]any, rec, p
 		}
 		rec.Shipments = prev.Shipments // the same shipment, opened when it was
 	}
-	now := s.Now()
-	holder, made, err := s.Index.Claim(ctx, revisionKey(prev.ID), rec.ID, now, now.Add(-ClaimTimeout))
+	holder, err := s.claimKey(ctx, revisionKey(prev.ID), rec.ID, claims)
 	if err != nil {
-		return fmt.Errorf("claim revision: %w", err)
+		return err
 	}
 	if holder != rec.ID {
 		return Errorf(CodeConflict, "document %s was amended already (by %s): amend the latest revision", prev.ID, holder)
-	}
-	if made {
-		*claims = append(*claims, claim{revisionKey(prev.ID), now})
 	}
 	rec.Keys = append(rec.Keys, revisionKey(prev.ID))
 	rec.Revision, rec.PreviousID, rec.PreviousSHA256 = max(prev.Revision, 1)+1, prev.ID, prev.SHA256

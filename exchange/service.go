@@ -450,13 +450,9 @@ func (s *Service) resolve(ctx context.Context, caller Party, rt route, doc *sche
 				rec.Keys = append(rec.Keys, key) // the amendment takes its number over when indexed
 				continue
 			}
-			now := s.Now()
-			holder, made, err := s.Index.Claim(ctx, key, rec.ID, now, now.Add(-ClaimTimeout))
+			holder, err := s.claimKey(ctx, key, rec.ID, claims)
 			if err != nil {
-				return fmt.Errorf("claim %s: %w", key, err)
-			}
-			if made {
-				*claims = append(*claims, claim{key, now})
+				return err
 			}
 			if holder != rec.ID {
 				return taken(doc.Type, k.path, v)
@@ -609,6 +605,20 @@ func (s *Service) recipients(ctx context.Context, named []string, rec *Record) e
 type claim struct {
 	key string
 	at  time.Time
+}
+
+// claimKey claims a natural key for id (Index.Claim), noting in claims a
+// claim made anew (release gives up only those); it returns the holder.
+func (s *Service) claimKey(ctx context.Context, key, id string, claims *[]claim) (string, error) {
+	now := s.Now()
+	holder, made, err := s.Index.Claim(ctx, key, id, now, now.Add(-ClaimTimeout))
+	if err != nil {
+		return "", fmt.Errorf("claim %s: %w", key, err)
+	}
+	if made {
+		*claims = append(*claims, claim{key, now})
+	}
+	return holder, nil
 }
 
 // release gives up a refused submission's claims (Index.Release), even if
