@@ -3,6 +3,7 @@ package exchange
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,15 @@ func listGrants(ship string) string       { return "ship:" + ship + ":grants" }
 func listGrant(ship, party string) string { return "grant:" + ship + ":" + party }
 func listTitle(ship string) string        { return "title:" + ship }             // the chain's entries, by seq
 func listPartyShips(party string) string  { return "party:" + party + ":ships" } // one bills of the shipments a party takes part in
+
+// Compactable reports whether an index may move a list's older entries
+// out of its memory (redis: into segments beside the archive): a
+// shipment's events, the lists that grow with every document. The others
+// are read whole, or on the submit path, or grow with shipments only.
+func Compactable(list string) bool {
+	ref, ok := strings.CutPrefix(list, "ship:")
+	return ok && strings.HasSuffix(ref, ":events")
+}
 
 // listShips holds every one bill: the shipments an operator sees.
 const listShips = "ships"

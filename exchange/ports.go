@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,6 +33,29 @@ type Archive interface {
 	// Walk calls fn for every archived record, in no set order, until fn
 	// returns an error.
 	Walk(ctx context.Context, fn func(Record) error) error
+}
+
+// Blobs keeps objects beside the archive that can be made again from it:
+// an index moves the older entries of its longest lists there (redis,
+// segments.go). Names are slash-separated [a-z0-9-]; an object is
+// written whole, replacing one of its name.
+type Blobs interface {
+	PutBlob(ctx context.Context, name string, data []byte) error
+	// Blob returns an object's bytes, or ErrNotFound.
+	Blob(ctx context.Context, name string) ([]byte, error)
+	// DeleteBlob removes an object; one not there is no error.
+	DeleteBlob(ctx context.Context, name string) error
+}
+
+// BlobName reports whether name is one Blobs take: non-empty parts of
+// [a-z0-9-], joined by "/".
+func BlobName(name string) bool {
+	for part := range strings.SplitSeq(name, "/") {
+		if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // Queue holds each party's inbox.
@@ -169,6 +194,19 @@ type Entry struct {
 func Position(at time.Time, id string) string {
 	us := max(at.UnixMicro(), 0)
 	return fmt.Sprintf("%016x", us) + id
+}
+
+// PositionTime returns the time of a position (the Unix epoch for one
+// that does not read).
+func PositionTime(pos string) time.Time {
+	if len(pos) < 16 {
+		return time.UnixMicro(0)
+	}
+	us, err := strconv.ParseInt(pos[:16], 16, 64)
+	if err != nil {
+		return time.UnixMicro(0)
+	}
+	return time.UnixMicro(us)
 }
 
 // PositionID returns the document id of a position.

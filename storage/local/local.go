@@ -261,6 +261,54 @@ func (s *Store) Walk(ctx context.Context, fn func(exchange.Record) error) error 
 	})
 }
 
+// ---- blobs ----
+
+var _ exchange.Blobs = (*Store)(nil)
+
+func (s *Store) blobPath(name string) (string, error) {
+	if !exchange.BlobName(name) {
+		return "", fmt.Errorf("blob name %q: %w", name, exchange.ErrNotFound)
+	}
+	return filepath.Join(s.Dir, "blobs", filepath.FromSlash(name)), nil
+}
+
+// PutBlob writes an object whole (a file renamed into place).
+func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
+	path, err := s.blobPath(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	return writeFile(path, data, true)
+}
+
+// Blob reads an object.
+func (s *Store) Blob(ctx context.Context, name string) ([]byte, error) {
+	path, err := s.blobPath(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, exchange.ErrNotFound
+	}
+	return data, err
+}
+
+// DeleteBlob removes an object.
+func (s *Store) DeleteBlob(ctx context.Context, name string) error {
+	path, err := s.blobPath(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // ---- index ----
 
 // Add indexes a record by id, in its lists and under its natural keys.

@@ -27,6 +27,9 @@ func TestConformance(t *testing.T) {
 	t.Run("Parties", func(t *testing.T) {
 		storagetest.Parties(t, func(t *testing.T) exchange.Parties { return open(t, time.Minute) })
 	})
+	t.Run("Blobs", func(t *testing.T) {
+		storagetest.Blobs(t, func(t *testing.T) exchange.Blobs { return open(t, time.Minute) })
+	})
 	t.Run("Outbox", func(t *testing.T) {
 		storagetest.Outbox(t, func(t *testing.T) exchange.Outbox { return open(t, time.Minute) })
 	})

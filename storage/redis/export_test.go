@@ -21,3 +21,6 @@ var (
 	RecordDictV1 = recordDictV1
 	MarkSlack    = markSlack
 )
+
+// SetSegmentSize makes the store's segments hold at most n entries.
+func (s *Store) SetSegmentSize(n int) { s.segmentSize = n }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/landsea/corridor/exchange"
@@ -86,11 +87,21 @@ type Store struct {
 	// (a record TTL left out would put every record back in Redis).
 	NoDefaults bool
 
+	// Segments, with CompactAfter above 0, is where Compact moves the
+	// entries of a shipment's timeline (exchange.Compactable) older than
+	// CompactAfter (by their position's time), out of Redis (segments.go).
+	// Set both on every gateway of a Redis: a gateway without them files
+	// entries that wait for another's next to be moved.
+	Segments     exchange.Blobs
+	CompactAfter time.Duration
+
 	cmd  goredis.UniversalClient // short commands
 	poll goredis.UniversalClient // blocking reads, in their own pool so they cannot starve cmd
 
-	records    *exchange.RecordCache // the index's records, decoded
-	receiptKey []byte                // agreed by AgreeReceiptKey
+	records     *exchange.RecordCache        // the index's records, decoded
+	segs        *lru.Cache[string, []string] // segments read, by object
+	segmentSize int                          // entries a segment holds; 0: segmentMax
+	receiptKey  []byte                       // agreed by AgreeReceiptKey
 }
 
 var (
@@ -105,7 +116,8 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second, DedupeWindow: DefaultDedupeWindow, records: exchange.NewRecordCache(recordCacheSize, unpackRecord)}
+		WaitTimeout: time.Second, DedupeWindow: DefaultDedupeWindow, records: exchange.NewRecordCache(recordCacheSize, unpackRecord),
+		segs: must(lru.New[string, []string](segmentCacheSize))}
 }
 
 // DefaultDedupeWindow: far longer than a submission or a sweep of the
@@ -119,6 +131,9 @@ const MinDedupeWindow = time.Minute
 // ForgetsAfter implements exchange.ForgetfulQueue: the marks of a
 // document live at least DedupeWindow after it was received.
 func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
+
+// segmentCacheSize bounds the segments kept read (up to ~250 KB each).
+const segmentCacheSize = 64
 
 // recordCacheSize bounds the decoded records kept (a few MB): enough for
 // the graphs of the shipments being written to.
@@ -734,9 +749,14 @@ func (s *Store) Add(ctx context.Context, rec exchange.Record, entries []exchange
 			p.Del(ctx, doc) // past its TTL: kept by a gateway before the TTL was set, it goes now (reindex)
 		}
 	}}}
+	reg := s.compactKey()
 	for _, e := range entries {
 		list := s.listKey(e.List)
 		steps = append(steps, step{list, func(p goredis.Pipeliner, _ evalFunc) { p.ZAdd(ctx, list, goredis.Z{Score: 0, Member: e.Pos}) }})
+		if s.compacting(e.List) && s.CompactAfter > 0 { // after the entry (reschedule)
+			at := float64(exchange.PositionTime(e.Pos).UnixMicro())
+			steps = append(steps, step{reg, func(p goredis.Pipeliner, _ evalFunc) { p.ZAddLT(ctx, reg, goredis.Z{Score: at, Member: e.List}) }})
+		}
 	}
 	for _, k := range rec.Keys {
 		nat := s.natKey(k)
@@ -770,26 +790,29 @@ func (s *Store) Doc(ctx context.Context, id string) (exchange.Record, error) {
 // Page returns a page of a list with its records: a ZRANGE BYLEX, then
 // the records (docs).
 func (s *Store) Page(ctx context.Context, list, after string, limit int, desc bool) ([]exchange.Item, error) {
-	if limit <= 0 { // (a ZRANGE without a count reads the whole list)
-		return []exchange.Item{}, nil
-	}
-	pos, err := s.cmd.ZRangeArgs(ctx, s.rangeArgs(list, after, limit, desc)).Result()
+	pages, err := s.Pages(ctx, exchange.PageQuery{List: list, After: after, Limit: limit, Desc: desc})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
-	return s.docs(ctx, pos)
+	return pages[0], nil
 }
 
 var _ exchange.Pager = (*Store)(nil)
 
 // Pages reads several pages in two round trips: their ZRANGEs in one
-// pipeline, then all their records at once (docs).
+// pipeline (with the segments of a list compacted, merged in: segments.go),
+// then all their records at once (docs). A limit of 0 reads nothing (a
+// ZRANGE without a count would read the whole list).
 func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchange.Item, error) {
 	ranges := make([]*goredis.StringSliceCmd, len(qs))
+	segs := make([]*goredis.StringSliceCmd, len(qs))
 	_, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, q := range qs {
 			if q.Limit > 0 {
 				ranges[i] = p.ZRangeArgs(ctx, s.rangeArgs(q.List, q.After, q.Limit, q.Desc))
+				if s.compacting(q.List) {
+					segs[i] = p.ZRangeArgs(ctx, s.segmentArgs(q.List))
+				}
 			}
 		}
 		return nil
@@ -797,34 +820,43 @@ func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchan
 	if err != nil {
 		return nil, wrap(err)
 	}
+	got := make([][]string, len(qs))
 	var all []string
-	for _, r := range ranges {
-		if r != nil {
-			all = append(all, r.Val()...)
+	for i, r := range ranges {
+		if r == nil {
+			continue
 		}
+		got[i] = r.Val()
+		if segs[i] != nil && len(segs[i].Val()) > 0 {
+			gs, err := parseSegments(segs[i].Val())
+			if err != nil {
+				return nil, err
+			}
+			if got[i], err = s.withSegments(ctx, qs[i], got[i], gs); err != nil {
+				return nil, err
+			}
+		}
+		all = append(all, got[i]...)
 	}
 	items, err := s.docs(ctx, all)
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]exchange.Item, len(qs))
-	for i, r := range ranges {
-		if r == nil {
-			out[i] = []exchange.Item{}
-			continue
-		}
-		n := len(r.Val())
+	for i := range qs {
+		n := len(got[i])
 		out[i], items = items[:n:n], items[n:]
 	}
 	return out, nil
 }
 
-// rangeArgs is the ZRANGE BYLEX of up to n positions of a list after
-// after ("" for the start), descending when desc.
+// rangeArgs is the ZRANGE BYLEX of up to n entries of a list after after
+// ("" for the start), descending when desc: positions, short of the
+// members of its segments (segments.go).
 func (s *Store) rangeArgs(list, after string, n int, desc bool) goredis.ZRangeArgs {
-	lo, hi := "-", "+"
+	lo, hi := "-", entriesHi
 	if after != "" && desc {
-		hi = "(" + after
+		hi = "(" + min(after, "~")
 	} else if after != "" {
 		lo = "(" + after
 	}
@@ -1049,10 +1081,17 @@ func (s *Store) FlushForTest(ctx context.Context) error {
 	return flush(ctx, s.cmd)
 }
 
-// Contains reports whether a list holds an entry at pos.
+// Contains reports whether a list holds an entry at pos (in Redis, or in
+// a segment of the list).
 func (s *Store) Contains(ctx context.Context, list, pos string) (bool, error) {
+	if pos >= "~" {
+		return false, nil // a segment's member, not an entry
+	}
 	_, err := s.cmd.ZScore(ctx, s.listKey(list), pos).Result()
 	if errors.Is(err, goredis.Nil) {
+		if s.compacting(list) {
+			return s.inSegments(ctx, list, pos)
+		}
 		return false, nil
 	}
 	return err == nil, wrap(err)

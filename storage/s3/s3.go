@@ -355,6 +355,47 @@ func (s *Store) eachID(ctx context.Context, folder, suffix string, fn func(id st
 	return nil
 }
 
+// ---- blobs ----
+
+var _ exchange.Blobs = (*Store)(nil)
+
+// blobName is where an object of Blobs is kept: "blobs/<name>".
+func (s *Store) blobName(name string) (string, error) {
+	if !exchange.BlobName(name) {
+		return "", fmt.Errorf("blob name %q: %w", name, exchange.ErrNotFound)
+	}
+	return s.name("blobs/", name), nil
+}
+
+// PutBlob writes an object whole.
+func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
+	obj, err := s.blobName(name)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.PutObject(ctx, s.Bucket, obj, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	return wrap(err)
+}
+
+// Blob reads an object.
+func (s *Store) Blob(ctx context.Context, name string) ([]byte, error) {
+	obj, err := s.blobName(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.read(ctx, obj)
+}
+
+// DeleteBlob removes an object (S3 answers a name not there alike).
+func (s *Store) DeleteBlob(ctx context.Context, name string) error {
+	obj, err := s.blobName(name)
+	if err != nil {
+		return err
+	}
+	return wrap(s.client.RemoveObject(ctx, s.Bucket, obj, minio.RemoveObjectOptions{}))
+}
+
 // ---- parties ----
 
 // CreateParty stores a new party, write-once.

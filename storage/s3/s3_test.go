@@ -41,6 +41,9 @@ func TestConformance(t *testing.T) {
 	t.Run("Parties", func(t *testing.T) {
 		storagetest.Parties(t, func(t *testing.T) exchange.Parties { return open(t) })
 	})
+	t.Run("Blobs", func(t *testing.T) {
+		storagetest.Blobs(t, func(t *testing.T) exchange.Blobs { return open(t) })
+	})
 }
 
 func TestUnreachableS3IsUnavailable(t *testing.T) {

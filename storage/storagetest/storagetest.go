@@ -756,3 +756,37 @@ func Outbox(t *testing.T, newOutbox func(t *testing.T) exchange.Outbox) {
 		}
 	})
 }
+
+// Blobs runs the cases of exchange.Blobs against fresh stores.
+func Blobs(t *testing.T, newBlobs func(t *testing.T) exchange.Blobs) {
+	b := newBlobs(t)
+	name := "segments/0a1b/" + fmt.Sprint(time.Now().UnixNano())
+	if _, err := b.Blob(ctx(t), name); !errors.Is(err, exchange.ErrNotFound) {
+		t.Fatalf("Blob of a name never written = %v; want ErrNotFound", err)
+	}
+	for _, data := range [][]byte{[]byte("first\n\x00bytes"), []byte("second, longer, replacing it"), {}} {
+		if err := b.PutBlob(ctx(t), name, data); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.Blob(ctx(t), name); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Blob = %q, %v; want %q", got, err, data)
+		}
+	}
+	if err := b.DeleteBlob(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Blob(ctx(t), name); !errors.Is(err, exchange.ErrNotFound) {
+		t.Fatalf("Blob of a name deleted = %v; want ErrNotFound", err)
+	}
+	if err := b.DeleteBlob(ctx(t), name); err != nil {
+		t.Fatalf("DeleteBlob of a name not there = %v; want nil", err)
+	}
+	for _, bad := range []string{"", "a//b", "../x", "a/./b", "A", "a/", "/a", `a\b`} {
+		if err := b.PutBlob(ctx(t), bad, []byte("x")); err == nil {
+			t.Fatalf("PutBlob(%q) took a name outside [a-z0-9-]/...", bad)
+		}
+		if _, err := b.Blob(ctx(t), bad); !errors.Is(err, exchange.ErrNotFound) {
+			t.Fatalf("Blob(%q) = %v; want ErrNotFound", bad, err)
+		}
+	}
+}

@@ -1,0 +1,556 @@
+package redis
+
+// Segments: the older entries of the longest lists (a shipment's events,
+// exchange.Compactable) leave Redis for immutable objects beside the
+// archive (Store.Segments), so that what a document costs Redis for good
+// is not its entry in its shipment's timeline.
+//
+// A list's sorted set holds, beside its entries (positions: 16 hex digits
+// and an id), members that sort after every position ("~" is above any
+// hex digit):
+//
+//	~seg|<first>|<last>|<count>|<object>   a segment: entries moved out
+//	~trash|<unix ms, 16 digits>|<object>   a segment merged away, to delete then
+//
+// so that one script on the list's key (one hash slot) moves entries out:
+// it adds the new segment's member, drops the entries and the members of
+// the segments merged into it, and notes those to delete. A gateway that
+// dies before the script leaves an object nothing names (never read);
+// after it, the list is whole. Reads merge the entries left with the
+// segments reaching their range (an entry in both, as after reindex, is
+// read once). A segment merged away is deleted only a while later, by the
+// compaction visiting its list again: a read that found its member just
+// before has long finished by then.
+//
+// The lists to visit are in a sorted set (compactKey) scored by the time
+// (Unix µs) of their oldest entry, or of their next deletion less
+// CompactAfter; Add keeps it (ZADD LT), so Compact finds what is due with
+// one range, without scanning the keys.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/landsea/corridor/exchange"
+)
+
+const (
+	// entriesHi ends every range of a list's entries (before its segments).
+	entriesHi = "(~"
+	segLo     = "[~seg|"
+	segHi     = "(~seg}"
+	trashLo   = "[~trash|"
+	trashHi   = "(~trash}"
+	// segmentMax is the most entries a segment holds: ~200 KB (a read
+	// beyond the entries left in Redis costs one object, then is cached).
+	// It also bounds the entries one visit moves: a list with more stays
+	// due, and is visited again in the same run.
+	segmentMax = 4096
+	// trashAfter is how long a segment merged away stays readable.
+	trashAfter = 10 * time.Minute
+	// compactLock bounds how long a gateway that died compacting keeps
+	// the others from it (a run longer than that may meet another: they
+	// move the same entries twice, read once).
+	compactLock = time.Minute
+	// segmentMagic starts a segment object; its positions follow, one a line.
+	segmentMagic = "corridor-segment 1\n"
+)
+
+// segment is a list's entries moved out, as its member names it.
+type segment struct {
+	first, last string
+	count       int
+	object      string
+}
+
+func (g segment) member() string {
+	return "~seg|" + g.first + "|" + g.last + "|" + strconv.Itoa(g.count) + "|" + g.object
+}
+
+func parseSegment(m string) (segment, bool) {
+	f := strings.Split(strings.TrimPrefix(m, "~seg|"), "|")
+	if len(f) != 4 {
+		return segment{}, false
+	}
+	n, err := strconv.Atoi(f[2])
+	return segment{first: f[0], last: f[1], count: n, object: f[3]}, err == nil && f[0] <= f[1] && f[3] != ""
+}
+
+func trashMember(at time.Time, object string) string {
+	return fmt.Sprintf("~trash|%016d|%s", at.UnixMilli(), object)
+}
+
+func parseTrash(m string) (time.Time, string, bool) {
+	ms, object, ok := strings.Cut(strings.TrimPrefix(m, "~trash|"), "|")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return time.UnixMilli(n), object, ok && err == nil && object != ""
+}
+
+func encodeSegment(pos []string) []byte {
+	return []byte(segmentMagic + strings.Join(pos, "\n"))
+}
+
+func decodeSegment(data []byte) ([]string, error) {
+	rest, ok := strings.CutPrefix(string(data), segmentMagic)
+	if !ok {
+		return nil, errors.New("not a segment")
+	}
+	if rest == "" {
+		return []string{}, nil
+	}
+	pos := strings.Split(rest, "\n")
+	if !slices.IsSorted(pos) {
+		return nil, errors.New("segment not sorted")
+	}
+	return pos, nil
+}
+
+// segmentMax is segmentMax, or the store's own (tests).
+func (s *Store) segmentMax() int {
+	if s.segmentSize > 0 {
+		return s.segmentSize
+	}
+	return segmentMax
+}
+
+// compacting reports whether this store moves list's older entries out.
+func (s *Store) compacting(list string) bool {
+	return s.Segments != nil && exchange.Compactable(list)
+}
+
+func (s *Store) compactKey() string { return s.Prefix + ":compact" }
+
+// segmentArgs reads every segment member of a list.
+func (s *Store) segmentArgs(list string) goredis.ZRangeArgs {
+	return goredis.ZRangeArgs{Key: s.listKey(list), Start: segLo, Stop: segHi, ByLex: true}
+}
+
+func parseSegments(members []string) ([]segment, error) {
+	out := make([]segment, 0, len(members))
+	for _, m := range members {
+		g, ok := parseSegment(m)
+		if !ok {
+			return nil, fmt.Errorf("redis: a list's segment %q does not read", m)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// segment reads a segment's positions (cached: a segment never changes).
+func (s *Store) segment(ctx context.Context, g segment) ([]string, error) {
+	if pos, ok := s.segs.Get(g.object); ok {
+		return pos, nil
+	}
+	data, err := s.Segments.Blob(ctx, g.object)
+	if errors.Is(err, exchange.ErrNotFound) {
+		return nil, fmt.Errorf("redis: segment %s of a list is missing from the archive", g.object)
+	} else if err != nil {
+		return nil, err
+	}
+	pos, err := decodeSegment(data)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", g.object, err)
+	}
+	s.segs.Add(g.object, pos)
+	return pos, nil
+}
+
+// withSegments merges a page read from Redis (got: up to q.Limit
+// positions after q.After, in q's order) with a list's segments: the
+// first q.Limit positions of both, once each.
+func (s *Store) withSegments(ctx context.Context, q exchange.PageQuery, got []string, segs []segment) ([]string, error) {
+	before := func(a, b string) bool { return a < b }
+	if q.Desc {
+		before = func(a, b string) bool { return a > b }
+		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(b.last, a.last) })
+	} else {
+		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.first, b.first) })
+	}
+	out := got
+	for _, g := range segs {
+		near, far := g.first, g.last // the ends the page meets first and last
+		if q.Desc {
+			near, far = g.last, g.first
+		}
+		if q.After != "" && !before(q.After, far) {
+			continue // wholly at or before the page's start
+		}
+		if len(out) >= q.Limit && before(out[q.Limit-1], near) {
+			break // this segment, and every one after it, starts past the page
+		}
+		pos, err := s.segment(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		var take []string
+		if q.Desc {
+			j := len(pos)
+			if q.After != "" {
+				j, _ = slices.BinarySearch(pos, q.After)
+			}
+			take = slices.Clone(pos[max(0, j-q.Limit):j])
+			slices.Reverse(take)
+		} else {
+			i := 0
+			if q.After != "" {
+				i, _ = slices.BinarySearch(pos, q.After)
+				if i < len(pos) && pos[i] == q.After {
+					i++
+				}
+			}
+			take = pos[i:min(len(pos), i+q.Limit)]
+		}
+		out = slices.Concat(out, take)
+		slices.SortFunc(out, func(a, b string) int {
+			if q.Desc {
+				return strings.Compare(b, a)
+			}
+			return strings.Compare(a, b)
+		})
+		out = slices.Compact(out)
+		out = out[:min(len(out), q.Limit)]
+	}
+	return out, nil
+}
+
+// inSegments reports whether a segment of list holds pos.
+func (s *Store) inSegments(ctx context.Context, list, pos string) (bool, error) {
+	members, err := s.cmd.ZRangeArgs(ctx, s.segmentArgs(list)).Result()
+	if err != nil {
+		return false, wrap(err)
+	}
+	segs, err := parseSegments(members)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range segs {
+		if pos < g.first || pos > g.last {
+			continue
+		}
+		all, err := s.segment(ctx, g)
+		if err != nil {
+			return false, err
+		}
+		if _, ok := slices.BinarySearch(all, pos); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// moveScript moves entries into segments, on one list (KEYS[1]). ARGV:
+// the counts of new segment members, of old ones (merged away), and of
+// trash members; then those members, then the entries. Old members all
+// still there, it adds the new, drops the old and the entries and adds
+// the trash, and returns {1, the first entry left or "", the first trash
+// member or ""}; else (another gateway merged them meanwhile) nothing,
+// and {0}.
+var moveScript = goredis.NewScript(`
+local nn, no, nt = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local o = 4 + nn
+for k = o, o + no - 1 do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[k]) then return {'0'} end
+end
+for k = 4, o - 1 do redis.call('ZADD', KEYS[1], 0, ARGV[k]) end
+for k = o, o + no - 1 do redis.call('ZREM', KEYS[1], ARGV[k]) end
+for k = o + no, o + no + nt - 1 do redis.call('ZADD', KEYS[1], 0, ARGV[k]) end
+for k = o + no + nt, #ARGV, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(ARGV, k, math.min(k + 999, #ARGV)))
+end
+local first = redis.call('ZRANGE', KEYS[1], '-', '(~', 'BYLEX', 'LIMIT', 0, 1)
+local trash = redis.call('ZRANGE', KEYS[1], '[~trash|', '(~trash}', 'BYLEX', 'LIMIT', 0, 1)
+return {'1', first[1] or '', trash[1] or ''}`)
+
+// rescheduleScript sets a list's score in the compaction set (KEYS[1])
+// to ARGV[2], or removes it when ARGV[2] is "", if it is still ARGV[1]
+// (an entry added since may have lowered it). It returns 1 when it
+// removed the list.
+var rescheduleScript = goredis.NewScript(`
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not cur or tonumber(cur) ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[2] == '' then redis.call('ZREM', KEYS[1], ARGV[3]) return 1 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 0`)
+
+// Compaction is what one Compact did.
+type Compaction struct {
+	Lists    int // visited
+	Moved    int // entries moved out of Redis
+	Segments int // segments written
+	Deleted  int // segments merged away, deleted
+}
+
+// Compact moves the entries older than CompactAfter of every list due out
+// of Redis, into segments (see the top of this file). Several gateways may
+// run it at once: a merge that another gateway's got ahead of is given up.
+func (s *Store) Compact(ctx context.Context, now time.Time) (Compaction, error) {
+	var done Compaction
+	if s.Segments == nil || s.CompactAfter <= 0 {
+		return done, nil
+	}
+	cutoff := now.Add(-s.CompactAfter)
+	for range 16 { // batches; a list still due after its visit is visited again
+		due, err := s.cmd.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: s.compactKey(), ByScore: true,
+			Start: "-inf", Stop: strconv.FormatInt(cutoff.UnixMicro(), 10), Count: 256}).Result()
+		if err != nil {
+			return done, wrap(err)
+		}
+		progress := false
+		for _, z := range due {
+			list, _ := z.Member.(string)
+			n, err := s.compactList(ctx, list, z.Score, cutoff, now)
+			done.Lists++
+			done.Moved += n.Moved
+			done.Segments += n.Segments
+			done.Deleted += n.Deleted
+			if err != nil {
+				return done, fmt.Errorf("compact %s: %w", list, err)
+			}
+			progress = progress || n.Moved > 0 || n.Deleted > 0
+		}
+		if len(due) == 0 || !progress {
+			return done, nil
+		}
+	}
+	return done, nil
+}
+
+// compactList visits one list: deletes its segments merged away a while
+// ago, moves its entries older than cutoff into a segment (merged with
+// its small ones), and sets when it is due again.
+func (s *Store) compactList(ctx context.Context, list string, score float64, cutoff, now time.Time) (Compaction, error) {
+	var done Compaction
+	key := s.listKey(list)
+	var old, segMembers, trash *goredis.StringSliceCmd
+	if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		old = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-",
+			Stop: "(" + exchange.Position(cutoff, ""), Count: int64(s.segmentMax())})
+		segMembers = p.ZRangeArgs(ctx, s.segmentArgs(list))
+		trash = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi})
+		return nil
+	}); err != nil {
+		return done, wrap(err)
+	}
+	var deleted []any
+	for _, m := range trash.Val() {
+		at, object, ok := parseTrash(m)
+		if ok && at.After(now) {
+			continue
+		}
+		if ok {
+			if err := s.Segments.DeleteBlob(ctx, object); err != nil {
+				return done, err
+			}
+		}
+		deleted = append(deleted, m)
+	}
+	if len(deleted) > 0 {
+		if err := s.write(ctx, step{key, func(p goredis.Pipeliner, _ evalFunc) { p.ZRem(ctx, key, deleted...) }}); err != nil {
+			return done, err
+		}
+		done.Deleted = len(deleted)
+	}
+	first, nextTrash := "", ""
+	if entries := old.Val(); len(entries) > 0 {
+		segs, err := parseSegments(segMembers.Val())
+		if err != nil {
+			return done, err
+		}
+		moved, made, f, t, err := s.moveOut(ctx, list, entries, segs, now)
+		if err != nil || !moved {
+			return done, err // given up: another gateway merged these segments; it reschedules
+		}
+		done.Moved, done.Segments, first, nextTrash = len(entries), made, f, t
+	} else {
+		var left, trashLeft *goredis.StringSliceCmd
+		if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			left = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-", Stop: entriesHi, Count: 1})
+			trashLeft = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi, Count: 1})
+			return nil
+		}); err != nil {
+			return done, wrap(err)
+		}
+		first, nextTrash = firstOf(left.Val()), firstOf(trashLeft.Val())
+	}
+	return done, s.reschedule(ctx, list, score, s.dueAt(first, nextTrash))
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// dueAt is a list's score in the compaction set: the time of its first
+// entry, or of its first trash less CompactAfter, whichever is earlier;
+// "" when it has neither.
+func (s *Store) dueAt(first, trash string) string {
+	var at []int64
+	if len(first) >= 16 {
+		if us, err := strconv.ParseInt(first[:16], 16, 64); err == nil {
+			at = append(at, us)
+		}
+	}
+	if t, _, ok := parseTrash(trash); ok {
+		at = append(at, t.Add(-s.CompactAfter).UnixMicro())
+	}
+	if len(at) == 0 {
+		return ""
+	}
+	return strconv.FormatInt(slices.Min(at), 10)
+}
+
+// reschedule sets a list's score in the compaction set to due ("":
+// nothing left to do), unless an entry added since changed it. A list
+// removed is looked at once more, for an entry added meanwhile (Add files
+// the entry before it sets the score, on one connection; on a Cluster the
+// two may cross, and such an entry waits in Redis for the list's next).
+func (s *Store) reschedule(ctx context.Context, list string, score float64, due string) error {
+	reg := s.compactKey()
+	old := strconv.FormatFloat(score, 'f', -1, 64)
+	var res *goredis.Cmd
+	if err := s.write(ctx, step{reg, func(p goredis.Pipeliner, eval evalFunc) {
+		res = eval(rescheduleScript, ctx, p, []string{reg}, old, due, list)
+	}}); err != nil {
+		return err
+	}
+	if removed, _ := res.Int(); removed != 1 {
+		return nil
+	}
+	key := s.listKey(list)
+	var left, trash *goredis.StringSliceCmd
+	if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		left = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-", Stop: entriesHi, Count: 1})
+		trash = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi, Count: 1})
+		return nil
+	}); err != nil {
+		return wrap(err)
+	}
+	if due := s.dueAt(firstOf(left.Val()), firstOf(trash.Val())); due != "" {
+		us, _ := strconv.ParseFloat(due, 64)
+		return s.write(ctx, step{reg, func(p goredis.Pipeliner, _ evalFunc) {
+			p.ZAddLT(ctx, reg, goredis.Z{Score: us, Member: list})
+		}})
+	}
+	return nil
+}
+
+// moveOut writes entries, merged with the list's smaller segments, as
+// new segments, then swaps them in (moveScript). moved is false when
+// another gateway merged those segments first (the objects written are
+// deleted).
+func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs []segment, now time.Time) (moved bool, made int, first, trash string, err error) {
+	slices.SortFunc(segs, func(a, b segment) int { return a.count - b.count })
+	var merged []segment
+	all := slices.Clone(entries)
+	for _, g := range segs {
+		if len(all)+g.count > s.segmentMax() {
+			break
+		}
+		pos, err := s.segment(ctx, g)
+		if err != nil {
+			return false, 0, "", "", err
+		}
+		all = append(all, pos...)
+		merged = append(merged, g)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var added []segment
+	undo := func() {
+		for _, g := range added {
+			_ = s.Segments.DeleteBlob(context.WithoutCancel(ctx), g.object)
+		}
+	}
+	for chunk := range slices.Chunk(all, s.segmentMax()) {
+		g := segment{first: chunk[0], last: chunk[len(chunk)-1], count: len(chunk), object: s.segmentName(list)}
+		if err := s.Segments.PutBlob(ctx, g.object, encodeSegment(chunk)); err != nil {
+			undo()
+			return false, 0, "", "", err
+		}
+		added = append(added, g)
+	}
+	args := []any{len(added), len(merged), len(merged)}
+	for _, g := range added {
+		args = append(args, g.member())
+	}
+	for _, g := range merged {
+		args = append(args, g.member())
+	}
+	for _, g := range merged {
+		args = append(args, trashMember(now.Add(trashAfter), g.object))
+	}
+	for _, e := range entries {
+		args = append(args, e)
+	}
+	key := s.listKey(list)
+	var res *goredis.Cmd
+	if err := s.write(ctx, step{key, func(p goredis.Pipeliner, eval evalFunc) {
+		res = eval(moveScript, ctx, p, []string{key}, args...)
+	}}); err != nil {
+		// Not known to be swapped in: the objects stay (nothing names
+		// them if it was not).
+		return false, 0, "", "", err
+	}
+	out, err := res.StringSlice()
+	if err != nil || len(out) == 0 {
+		return false, 0, "", "", fmt.Errorf("redis: move answered %v: %w", out, err)
+	}
+	if out[0] != "1" {
+		undo()
+		return false, 0, "", "", nil
+	}
+	if len(out) == 3 {
+		first, trash = out[1], out[2]
+	}
+	return true, len(added), first, trash, nil
+}
+
+// segmentName names a new segment object of list: the store's prefix, a
+// hash of the list's name, and a random part (never written twice, so a
+// name deleted is never one still named).
+func (s *Store) segmentName(list string) string {
+	h := sha256.Sum256([]byte(s.Prefix + "\x00" + list))
+	r := make([]byte, 10)
+	_, _ = rand.Read(r)
+	return "segments/" + hex.EncodeToString(h[:12]) + "/" + hex.EncodeToString(r)
+}
+
+// RunCompaction compacts every interval until ctx ends, with one gateway
+// at a time doing it (a lock in Redis, held by a gateway that died for at
+// most compactLock), and reports each run that did something or failed
+// to done (nil: not told).
+func (s *Store) RunCompaction(ctx context.Context, every time.Duration, done func(Compaction, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lock := s.Prefix + ":compacting"
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		token := rand.Text()
+		ok, err := s.cmd.SetNX(ctx, lock, token, max(every, compactLock)).Result()
+		if err != nil || !ok {
+			continue // another gateway compacts now (or Redis is away: next time)
+		}
+		c, err := s.Compact(ctx, time.Now())
+		_ = releaseScript.Run(context.WithoutCancel(ctx), s.cmd, []string{lock}, token).Err()
+		if done != nil && (err != nil || c.Moved > 0 || c.Deleted > 0) {
+			done(c, err)
+		}
+	}
+}
