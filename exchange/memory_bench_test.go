@@ -29,20 +29,28 @@ import (
 // demo shipment, whose lists grow past what Redis keeps compact (128
 // entries, zset-max-listpack-entries). RecordTTLSpread: with the TTL, a new
 // one bill every 100 events (a shipment of 100 events: the bills are
-// counted among the documents).
+// counted among the documents). Compacted, CompactedSpread: the same as
+// the two before, then the timelines moved out of Redis (Compact, with
+// --redis-compact-after 1h: the demo's events happened weeks ago).
 func BenchmarkRedisMemory(b *testing.B) {
-	b.Run("RecordsKept", func(b *testing.B) { benchRedisMemory(b, 0, 0) })
-	b.Run("RecordTTL", func(b *testing.B) { benchRedisMemory(b, time.Hour, 0) })
-	b.Run("RecordTTLSpread", func(b *testing.B) { benchRedisMemory(b, time.Hour, 100) })
+	b.Run("RecordsKept", func(b *testing.B) { benchRedisMemory(b, 0, 0, false) })
+	b.Run("RecordTTL", func(b *testing.B) { benchRedisMemory(b, time.Hour, 0, false) })
+	b.Run("RecordTTLSpread", func(b *testing.B) { benchRedisMemory(b, time.Hour, 100, false) })
+	b.Run("Compacted", func(b *testing.B) { benchRedisMemory(b, time.Hour, 0, true) })
+	b.Run("CompactedSpread", func(b *testing.B) { benchRedisMemory(b, time.Hour, 100, true) })
 }
 
-// benchRedisMemory: per > 0 opens a shipment (a one bill) every per events.
-func benchRedisMemory(b *testing.B, ttl time.Duration, per int) {
+// benchRedisMemory: per > 0 opens a shipment (a one bill) every per
+// events; compact moves the timelines out before Redis is measured.
+func benchRedisMemory(b *testing.B, ttl time.Duration, per int, compact bool) {
 	ctx := context.Background()
 	store := storagetest.Local(b, func(s *local.Store) { s.NoSync = true })
 	r := openColdRedis(b, ttl)
 	rc := goredis.NewClient(mustParseURL(b, testenv.RedisURL(b)))
 	defer rc.Close()
+	if compact {
+		r.Segments, r.CompactAfter = store, time.Hour
+	}
 	svc, _ := benchDemo(b, store, r)
 	svc.Queue = r
 	if ttl > 0 {
@@ -107,6 +115,11 @@ func benchRedisMemory(b *testing.B, ttl time.Duration, per int) {
 			if _, err := svc.Ack(ctx, exchange.Party{ID: p}, ids); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+	if compact {
+		if _, err := r.Compact(ctx, time.Now()); err != nil {
+			b.Fatal(err)
 		}
 	}
 	n := float64(b.N)

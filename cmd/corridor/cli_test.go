@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/landsea/corridor/exchange"
 	"github.com/landsea/corridor/internal/testenv"
 )
@@ -313,6 +315,54 @@ func TestPrintableNames(t *testing.T) {
 	} {
 		if got := shownName(in); got != want {
 			t.Errorf("shownName(%q) = %s; want %s", in, got, want)
+		}
+	}
+}
+
+// --redis-compact-after: left out, timelines leave Redis after the record
+// TTL the gateways agreed (or never, when records are kept); given, after
+// it (0: never); under a minute, or without Redis, it is refused. The
+// segments go beside the archive.
+func TestRedisCompactAfterFlag(t *testing.T) {
+	ctx := context.Background()
+	url, prefix := testenv.RedisURL(t), testenv.Prefix()
+	open := func(args ...string) (*backends, error) {
+		var f storageFlags
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		f.register(fs)
+		if err := fs.Parse(append([]string{"--data", t.TempDir()}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		return f.open(ctx)
+	}
+	onRedis := []string{"--redis-url", url, "--redis-prefix", prefix}
+	keeping := []string{"--redis-url", url, "--redis-prefix", testenv.Prefix()} // records kept
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{keeping, 0},
+		{append(onRedis, "--redis-record-ttl", "2h"), 2 * time.Hour},
+		{onRedis, 2 * time.Hour}, // the record TTL recorded on Redis
+		{append(onRedis, "--redis-compact-after", "30m"), 30 * time.Minute},
+		{append(onRedis, "--redis-compact-after", "0"), 0},
+	} {
+		b, err := open(c.args...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		got, segments := b.redis.CompactAfter, b.redis.Segments
+		b.close()
+		if got != c.want || (got > 0) != (segments != nil) {
+			t.Fatalf("%v: compacts after %s (segments %v); want %s", c.args, got, segments != nil, c.want)
+		}
+	}
+	for _, args := range [][]string{append(onRedis, "--redis-compact-after", "30s"), {"--redis-compact-after", "1h"}} {
+		if b, err := open(args...); err == nil || !strings.Contains(err.Error(), "--redis-compact-after") {
+			if err == nil {
+				b.close()
+			}
+			t.Fatalf("%v: %v; want refused", args, err)
 		}
 	}
 }

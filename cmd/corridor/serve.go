@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	httpapi "github.com/landsea/corridor/adapters/http"
@@ -65,12 +66,13 @@ type Gateway struct {
 	Out       io.Writer // where the start-up banner goes (nil: nowhere)
 	LogTo     io.Writer // where logs go (nil: stderr)
 
-	log      *slog.Logger
-	backends *backends
-	pusher   *webhook.Pusher
-	svc      *exchange.Service
-	server   *httpapi.Server
-	ln       net.Listener
+	log         *slog.Logger
+	backends    *backends
+	pusher      *webhook.Pusher
+	compactions compactionMetrics
+	svc         *exchange.Service
+	server      *httpapi.Server
+	ln          net.Listener
 }
 
 // authFailures is how many failed authentications a key id may have from
@@ -209,6 +211,9 @@ func (g *Gateway) Open(ctx context.Context) error {
 		g.log.Warn("webhooks off", "err", err)
 	}
 	g.server = httpapi.New(g.svc, cfg)
+	if g.compactions, err = newCompactionMetrics(g.server.Registry()); err != nil {
+		return err
+	}
 	if g.pusher != nil {
 		if err := g.pusher.Register(g.server.Registry()); err != nil {
 			return err
@@ -273,6 +278,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		// On ctx: it stops when draining starts ("stop every gateway, then
 		// DEL" must not see the old value recorded again).
 		wg.Go(func() { keepSettings(ctx, r, g.log) })
+		if r.CompactAfter > 0 {
+			wg.Go(func() { r.RunCompaction(bg, compactEvery(r.CompactAfter), g.compacted) })
+		}
 	}
 	defer wg.Wait()
 	defer stopBg()
@@ -364,6 +372,46 @@ func keepSettings(ctx context.Context, r *redis.Store, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// compactEvery is how often a gateway looks for timelines to compact: a
+// tenth of the delay, between 10 s and 10 min.
+func compactEvery(after time.Duration) time.Duration {
+	return min(max(after/10, 10*time.Second), 10*time.Minute)
+}
+
+// compacted logs and counts a compaction run.
+func (g *Gateway) compacted(c redis.Compaction, err error) {
+	g.compactions.moved.Add(float64(c.Moved))
+	g.compactions.segments.Add(float64(c.Segments))
+	if err != nil {
+		g.compactions.failed.Inc()
+		g.log.Error("compacting timelines", "err", err, "lists", c.Lists, "moved", c.Moved)
+		return
+	}
+	g.log.Info("timelines compacted", "lists", c.Lists, "moved", c.Moved, "segments", c.Segments, "deleted", c.Deleted)
+}
+
+// compactionMetrics count what RunCompaction did.
+type compactionMetrics struct {
+	moved, segments, failed prometheus.Counter
+}
+
+func newCompactionMetrics(reg prometheus.Registerer) (compactionMetrics, error) {
+	m := compactionMetrics{
+		moved: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_timeline_entries_compacted_total",
+			Help: "Entries of shipments' timelines moved out of Redis into segments beside the archive."}),
+		segments: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_timeline_segments_written_total",
+			Help: "Segments of timelines written beside the archive."}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_timeline_compactions_failed_total",
+			Help: "Compaction runs that stopped on an error (the next run starts again)."}),
+	}
+	for _, c := range []prometheus.Collector{m.moved, m.segments, m.failed} {
+		if err := reg.Register(c); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
 }
 
 // settingsEvery is how often a gateway records its shared settings again.
