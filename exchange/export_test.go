@@ -1,6 +1,9 @@
 package exchange
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // SealTitleForTest signs an entry with s, so tests can forge a chain
 // signed by another key.
@@ -23,3 +26,32 @@ func (s *Service) RecordForTest(ctx context.Context, id string) (Record, error) 
 
 // ReleaseTimeout bounds releasing a refused submission's claims.
 const ReleaseTimeout = releaseTimeout
+
+// ByteLRUForTest is the cache under RecordCache and the cold records,
+// holding strings by string.
+type ByteLRUForTest struct{ c *byteLRU[string, string] }
+
+// NewByteLRUForTest returns a cache of up to budget bytes.
+func NewByteLRUForTest(budget int) ByteLRUForTest {
+	return ByteLRUForTest{newByteLRU[string, string](budget)}
+}
+
+// Add, Get and Holds are the cache's add, get and holds.
+func (l ByteLRUForTest) Add(k, v string, size int)   { l.c.add(k, v, size) }
+func (l ByteLRUForTest) Get(k string) (string, bool) { return l.c.get(k) }
+func (l ByteLRUForTest) Holds(k string) bool         { return l.c.holds(k) }
+
+// Usage returns the entries held and their sizes' sum, and an error if
+// that sum is not the one the cache keeps.
+func (l ByteLRUForTest) Usage() (entries, bytes int, err error) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	sum := 0
+	for _, e := range l.c.lru.Values() {
+		sum += e.size
+	}
+	if sum != l.c.bytes {
+		err = fmt.Errorf("the cache counts %d bytes; its entries' sizes add up to %d", l.c.bytes, sum)
+	}
+	return l.c.lru.Len(), l.c.bytes, err
+}
