@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 )
 
 // SealTitleForTest signs an entry with s, so tests can forge a chain
@@ -26,6 +27,23 @@ func (s *Service) RecordForTest(ctx context.Context, id string) (Record, error) 
 
 // ReleaseTimeout bounds releasing a refused submission's claims.
 const ReleaseTimeout = releaseTimeout
+
+// RecordCostForTest is what a record of n bytes of JSON is reckoned to take.
+func RecordCostForTest(n int) int { return recordCost(n) }
+
+// RecordCacheUsageForTest returns the records c holds and the bytes they
+// are reckoned to take.
+func RecordCacheUsageForTest(c *RecordCache) (records, bytes int) { return c.lru.usage() }
+
+// RecordCacheHoldsForTest reports whether c holds the record stored as raw,
+// leaving what it holds as it is.
+func RecordCacheHoldsForTest(c *RecordCache, raw []byte) bool {
+	h := maphash.Bytes(c.seed, raw)
+	c.lru.mu.Lock()
+	defer c.lru.mu.Unlock()
+	e, ok := c.lru.lru.Peek(h)
+	return ok && e.v.raw == string(raw)
+}
 
 // ByteLRUForTest is the cache under RecordCache and the cold records,
 // holding strings by string.

@@ -68,7 +68,7 @@ var (
 // New returns a store for dir with defaults set; call Open before use.
 func New(dir string) *Store {
 	return &Store{Dir: dir, VisibilityTimeout: 30 * time.Second, waiters: map[string]chan struct{}{}, now: time.Now,
-		records: exchange.NewRecordCache(recordCacheSize, nil)}
+		records: exchange.NewRecordCache(recordCacheBytes, nil)}
 }
 
 // Open creates the folders and opens the database.
@@ -397,9 +397,12 @@ func claimOf(id string, now time.Time) string {
 	return "~" + id + "@" + strconv.FormatInt(now.UnixNano(), 10)
 }
 
-// recordCacheSize bounds the decoded records kept (a few MB): enough for
-// the graphs of the shipments being written to.
-const recordCacheSize = 4096
+// recordCacheBytes bounds the decoded records kept, as
+// exchange.RecordCache reckons them (somewhat more than they take): some
+// 10,000 records the size of the demo's, enough for the graphs of the
+// shipments being written to, or some 300 one bills of a thousand
+// containers each.
+const recordCacheBytes = 32 << 20
 
 // getDoc reads an indexed record through a cursor of the docs bucket,
 // which a page reuses for all its records (in a read-only transaction,

@@ -116,7 +116,7 @@ const consumer = "gateway"
 // Set Sentinels and MasterName, or Cluster, instead of url for those.
 func New(url string) *Store {
 	return &Store{URL: url, Prefix: "corridor", VisibilityTimeout: 30 * time.Second, PollChunk: 500 * time.Millisecond,
-		WaitTimeout: time.Second, DedupeWindow: DefaultDedupeWindow, records: exchange.NewRecordCache(recordCacheSize, unpackRecord),
+		WaitTimeout: time.Second, DedupeWindow: DefaultDedupeWindow, records: exchange.NewRecordCache(recordCacheBytes, unpackRecord),
 		segs: must(lru.New[string, []string](segmentCacheSize))}
 }
 
@@ -135,9 +135,12 @@ func (s *Store) ForgetsAfter() time.Duration { return s.DedupeWindow }
 // segmentCacheSize bounds the segments kept read (up to ~250 KB each).
 const segmentCacheSize = 64
 
-// recordCacheSize bounds the decoded records kept (a few MB): enough for
-// the graphs of the shipments being written to.
-const recordCacheSize = 4096
+// recordCacheBytes bounds the decoded records kept, as
+// exchange.RecordCache reckons them (somewhat more than they take): some
+// 10,000 records the size of the demo's, enough for the graphs of the
+// shipments being written to, or some 300 one bills of a thousand
+// containers each.
+const recordCacheBytes = 32 << 20
 
 // Open connects and checks that Redis answers and can run the store's
 // scripts (Redis 7.0 or later). A Redis that does not answer gives an
