@@ -2,12 +2,12 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -19,9 +19,12 @@ import (
 // of an older format is upgraded, as reindex upgrades it), and remembers
 // the last ones it read (an archived record never changes).
 
-// coldCacheSize bounds the archived records kept in memory (a few MB):
-// enough for the pages of the older shipments being looked at.
-const coldCacheSize = 4096
+// coldCacheBytes bounds the archived records kept in memory, as
+// recordCost reckons them (somewhat more than they take): some 12,000
+// records the size of the demo's (under 1 KB of JSON each), enough for the
+// pages of the older shipments being looked at, or some 400 one bills of
+// a thousand containers each.
+const coldCacheBytes = 32 << 20
 
 // coldReads bounds the archive reads of one page that run at once.
 const coldReads = 16
@@ -39,7 +42,7 @@ const coldReadTimeout = 30 * time.Second
 
 // coldRecords are the records the service read from the archive.
 type coldRecords struct {
-	cache *lru.Cache[string, Record]
+	cache *byteLRU[string, Record]
 	slots chan struct{} // the reads running (coldReadsInFlight)
 	mu    sync.Mutex
 	reads map[string]*coldRead // by id: callers asking at once share one read
@@ -54,12 +57,19 @@ type coldRead struct {
 	cancel  context.CancelFunc
 }
 
-func newColdRecords(inFlight int) *coldRecords {
-	c, err := lru.New[string, Record](coldCacheSize)
-	if err != nil {
-		panic(err) // a size <= 0: a programming error
+func newColdRecords(inFlight, maxBytes int) *coldRecords {
+	return &coldRecords{cache: newByteLRU[string, Record](maxBytes), slots: make(chan struct{}, inFlight), reads: map[string]*coldRead{}}
+}
+
+// remember keeps a record read from the archive, reckoned by the length of
+// its JSON as recordCost reckons one (marshalling it costs far less than
+// the archive read did).
+func (c *coldRecords) remember(id string, rec Record) {
+	raw, err := json.Marshal(rec)
+	if err != nil { // (not for a record decoded from JSON)
+		return
 	}
-	return &coldRecords{cache: c, slots: make(chan struct{}, inFlight), reads: map[string]*coldRead{}}
+	c.cache.add(id, rec, recordCost(len(raw)))
 }
 
 // readArchived reads a record from the archive once for all the callers
@@ -79,7 +89,7 @@ func (s *Service) readArchived(ctx context.Context, id string) (Record, error) {
 			defer cancel()
 			r.rec, r.err = c.read(rctx, s.Archive, id)
 			if r.err == nil && r.rec.Format >= RecordFormat { // (not one upgraded: see archivedRecord)
-				c.cache.Add(id, r.rec) // remembered once, whoever waits; nobody changes r.rec (each waiter gets a copy)
+				c.remember(id, r.rec) // remembered once, whoever waits; nobody changes r.rec (each waiter gets a copy)
 			}
 			c.mu.Lock()
 			if c.reads[id] == r {
@@ -206,7 +216,7 @@ func (s *Service) record(ctx context.Context, id string) (Record, error) {
 // the shipment's graph, which may list it: read as archived there, it
 // cannot recurse; a one bill's upgrade reads nothing).
 func (s *Service) archivedRecord(ctx context.Context, id string) (Record, error) {
-	if rec, ok := s.cold.cache.Get(id); ok {
+	if rec, ok := s.cold.cache.get(id); ok {
 		return rec.clone(), nil
 	}
 	rec, err := s.readArchived(ctx, id)

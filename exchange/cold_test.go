@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -535,4 +536,109 @@ func TestColdRecordRemembered(t *testing.T) {
 	if n := g.reads[rcs[0].ID]; n != 1 {
 		t.Fatalf("%d archive reads of a record asked 3 times; want 1", n)
 	}
+}
+
+// recordArchive holds records as JSON, decoding one at each read, as an
+// archive does, and counts the reads.
+type recordArchive struct {
+	exchange.Archive // (nil: only Record is called)
+	mu               sync.Mutex
+	recs             map[string][]byte
+	reads            map[string]int
+}
+
+func newRecordArchive(recs ...[]byte) *recordArchive {
+	a := &recordArchive{recs: map[string][]byte{}, reads: map[string]int{}}
+	for _, raw := range recs {
+		var rec exchange.Record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			panic(err)
+		}
+		a.recs[rec.ID] = raw
+		a.reads[rec.ID] = 0 // (so that counting reads allocates nothing)
+	}
+	return a
+}
+
+func (a *recordArchive) Record(_ context.Context, id string) (exchange.Record, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reads[id]++
+	var rec exchange.Record
+	raw, ok := a.recs[id]
+	if !ok {
+		return rec, exchange.ErrNotFound
+	}
+	err := json.Unmarshal(raw, &rec)
+	return rec, err
+}
+
+// TestColdRecordsBudget: the records read from the archive are kept up to
+// a budget of bytes, as recordCost reckons them by their JSON; the least
+// recently used go first, and a record over the budget is read each time.
+func TestColdRecordsBudget(t *testing.T) {
+	ctx := context.Background()
+	recs := records(t, 5)
+	cost := exchange.RecordCostForTest(len(recs[0]))
+	var big exchange.Record
+	if err := json.Unmarshal(recs[0], &big); err != nil {
+		t.Fatal(err)
+	}
+	big.ID = "big"
+	for i := range 2000 {
+		big.Refs = append(big.Refs, fmt.Sprintf("CSQU%07d", i))
+	}
+	rawBig, _ := json.Marshal(big)
+	a := newRecordArchive(append(recs, rawBig)...)
+	svc := exchange.NewService(a, nil, nil, nil, nil, nil)
+	svc.BoundColdRecordsForTest(3*cost + cost/2) // room for 3
+	ids := make([]string, len(recs))
+	read := func(id string) {
+		t.Helper()
+		var want exchange.Record
+		if err := json.Unmarshal(a.recs[id], &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := svc.ArchivedRecordForTest(ctx, id)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s reads as %+v, %v; want %+v", id, got, err, want)
+		}
+	}
+	usage := func(step string, n int) {
+		t.Helper()
+		if gotN, gotB := svc.ColdRecordsUsageForTest(); gotN != n || gotB != n*cost {
+			t.Fatalf("%s: %d records of %d bytes kept; want %d of %d", step, gotN, gotB, n, n*cost)
+		}
+	}
+	for i, raw := range recs {
+		var rec exchange.Record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = rec.ID
+	}
+	for _, id := range ids[:3] {
+		read(id)
+	}
+	usage("3 read", 3)
+	read(ids[0]) // the oldest used again
+	for _, id := range ids[3:] {
+		read(id)
+	}
+	usage("5 read", 3)
+	for _, id := range []string{ids[0], ids[3], ids[4], ids[1]} { // 1, evicted, read again (evicting 0)
+		read(id)
+	}
+	for i, want := range []int{1, 2, 1, 1, 1} {
+		if n := a.reads[ids[i]]; n != want {
+			t.Errorf("record %d read %d times from the archive; want %d", i, n, want)
+		}
+	}
+	usage("1 read again", 3)
+	read("big")
+	read("big")
+	if n := a.reads["big"]; n != 2 {
+		t.Errorf("a record over budget read %d times from the archive; want 2", n)
+	}
+	usage("one over budget read", 3)
 }

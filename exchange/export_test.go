@@ -18,7 +18,9 @@ func CloneRecordForTest(r Record) Record { return r.clone() }
 
 // ForgetColdRecordsForTest empties the records read from the archive and
 // bounds the reads running at once to inFlight.
-func (s *Service) ForgetColdRecordsForTest(inFlight int) { s.cold = newColdRecords(inFlight) }
+func (s *Service) ForgetColdRecordsForTest(inFlight int) {
+	s.cold = newColdRecords(inFlight, coldCacheBytes)
+}
 
 // RecordForTest is how views read a record: from the index, else the archive.
 func (s *Service) RecordForTest(ctx context.Context, id string) (Record, error) {
@@ -72,4 +74,20 @@ func (l ByteLRUForTest) Usage() (entries, bytes int, err error) {
 		err = fmt.Errorf("the cache counts %d bytes; its entries' sizes add up to %d", l.c.bytes, sum)
 	}
 	return l.c.lru.Len(), l.c.bytes, err
+}
+
+// BoundColdRecordsForTest empties the records read from the archive and
+// keeps up to maxBytes of them from now on.
+func (s *Service) BoundColdRecordsForTest(maxBytes int) {
+	s.cold = newColdRecords(coldReadsInFlight, maxBytes)
+}
+
+// ColdRecordsUsageForTest returns the records read from the archive that
+// are kept, and the bytes they are reckoned to take.
+func (s *Service) ColdRecordsUsageForTest() (records, bytes int) { return s.cold.cache.usage() }
+
+// ArchivedRecordForTest reads a record as views read one the index does
+// not hold.
+func (s *Service) ArchivedRecordForTest(ctx context.Context, id string) (Record, error) {
+	return s.archivedRecord(ctx, id)
 }

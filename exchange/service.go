@@ -64,7 +64,7 @@ func NewService(a Archive, q Queue, i Index, p Parties, s *Signer, log *slog.Log
 	return &Service{Archive: a, Queue: q, Index: i, Parties: p, Signer: s, Logger: log, Now: time.Now,
 		keys:    expirable.NewLRU[[32]byte, cachedKey](10000, nil, CacheTTL),
 		parties: expirable.NewLRU[string, Party](100000, nil, CacheTTL), partyList: expirable.NewLRU[string, []Party](1, nil, CacheTTL),
-		deliveries: newDeliveryCache(), cold: newColdRecords(coldReadsInFlight)}
+		deliveries: newDeliveryCache(), cold: newColdRecords(coldReadsInFlight, coldCacheBytes)}
 }
 
 // Authenticate returns the party that owns key, or an Unauthorized error.
