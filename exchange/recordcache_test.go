@@ -285,7 +285,8 @@ func sampleRecords(t *testing.T) map[string][]byte {
 // TestRecordCacheCostCoversTheHeap measures what the record caches hold
 // (the heap's growth as they fill up, divided by the records held) and
 // checks that recordCost reckons no less (or a budget would not bound
-// them), nor more than 2.5 times as much: for a RecordCache of an index
+// them; 15% less is let pass, as the heap's growth counts whatever else
+// the process allocated meanwhile), nor more than 2.5 times as much: for a RecordCache of an index
 // storing JSON (the JSON, and the record decoded and copied), and for the
 // records read from the archive (as decoded).
 func TestRecordCacheCostCoversTheHeap(t *testing.T) {
@@ -327,7 +328,7 @@ func TestRecordCacheCostCoversTheHeap(t *testing.T) {
 		est := float64(len(raw) + exchange.RecordCostForTest(len(raw)))
 		t.Logf("%-28s %6d B of JSON: RecordCache holds %6.0f B a record (%.2f B a byte decoded), reckoned %6.0f (%.2fx)",
 			name, len(raw), held, (held-float64(len(raw)))/float64(len(raw)), est, est/held)
-		if est < held || est > 2.5*held {
+		if est < 0.85*held || est > 2.5*held {
 			t.Errorf("%s: a RecordCache holds %.0f bytes a record; reckoned %.0f", name, held, est)
 		}
 
@@ -347,7 +348,7 @@ func TestRecordCacheCostCoversTheHeap(t *testing.T) {
 		est = float64(exchange.RecordCostForTest(len(raw)))
 		t.Logf("%-28s %6d B of JSON: archived, %6.0f B a record kept (%.2f B a byte), reckoned %6.0f (%.2fx)",
 			name, len(raw), held, held/float64(len(raw)), est, est/held)
-		if est < held || est > 2.5*held {
+		if est < 0.85*held || est > 2.5*held {
 			t.Errorf("%s: an archived record kept takes %.0f bytes; reckoned %.0f", name, held, est)
 		}
 	}
