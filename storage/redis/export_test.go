@@ -24,3 +24,6 @@ var (
 
 // SetSegmentSize makes the store's segments hold at most n entries.
 func (s *Store) SetSegmentSize(n int) { s.segmentSize = n }
+
+// SegmentObject names the object of a list's segment of that id.
+func (s *Store) SegmentObject(list, id string) string { return s.segmentObject(list, id) }

@@ -831,7 +831,7 @@ func (s *Store) Pages(ctx context.Context, qs ...exchange.PageQuery) ([][]exchan
 		}
 		got[i] = r.Val()
 		if segs[i] != nil && len(segs[i].Val()) > 0 {
-			gs, err := parseSegments(segs[i].Val())
+			gs, err := s.parseSegments(qs[i].List, segs[i].Val())
 			if err != nil {
 				return nil, err
 			}

@@ -9,10 +9,13 @@ package redis
 // and an id), members that sort after every position ("~" is above any
 // hex digit):
 //
-//	~seg|<first>|<last>|<count>|<object>   a segment: entries moved out
-//	~trash|<unix ms, 16 digits>|<object>   a segment merged away, to delete then
+//	~seg|<from>|<to>|<count>|<id>      a segment: entries moved out
+//	~trash|<unix ms, 16 digits>|<id>   a segment merged away, to delete then
 //
-// so that one script on the list's key (one hash slot) moves entries out:
+// where from and to are the times of its first and last entries (the 16
+// hex digits of their positions) and id names its object (segmentObject):
+// under 64 bytes, so a list of up to 128 members stays a listpack in
+// Redis (zset-max-listpack-value), and so that one script on the list's key (one hash slot) moves entries out:
 // it adds the new segment's member, drops the entries and the members of
 // the segments merged into it, and notes those to delete. A gateway that
 // dies before the script leaves an object nothing names (never read);
@@ -68,32 +71,37 @@ const (
 
 // segment is a list's entries moved out, as its member names it.
 type segment struct {
-	first, last string
-	count       int
-	object      string
+	from, to string // the times of its first and last entries (16 hex digits)
+	count    int
+	id       string // its object's own part of the name
+	object   string // segmentObject
 }
 
 func (g segment) member() string {
-	return "~seg|" + g.first + "|" + g.last + "|" + strconv.Itoa(g.count) + "|" + g.object
+	return "~seg|" + g.from + "|" + g.to + "|" + strconv.Itoa(g.count) + "|" + g.id
 }
 
-func parseSegment(m string) (segment, bool) {
+// lo sorts before every entry of the segment, hi after every one.
+func (g segment) lo() string { return g.from }
+func (g segment) hi() string { return g.to + "~" }
+
+func (s *Store) parseSegment(list, m string) (segment, bool) {
 	f := strings.Split(strings.TrimPrefix(m, "~seg|"), "|")
-	if len(f) != 4 {
+	if len(f) != 4 || len(f[0]) != 16 || len(f[1]) != 16 || f[0] > f[1] || !exchange.BlobName(f[3]) {
 		return segment{}, false
 	}
 	n, err := strconv.Atoi(f[2])
-	return segment{first: f[0], last: f[1], count: n, object: f[3]}, err == nil && f[0] <= f[1] && f[3] != ""
+	return segment{from: f[0], to: f[1], count: n, id: f[3], object: s.segmentObject(list, f[3])}, err == nil
 }
 
-func trashMember(at time.Time, object string) string {
-	return fmt.Sprintf("~trash|%016d|%s", at.UnixMilli(), object)
+func trashMember(at time.Time, id string) string {
+	return fmt.Sprintf("~trash|%016d|%s", at.UnixMilli(), id)
 }
 
-func parseTrash(m string) (time.Time, string, bool) {
-	ms, object, ok := strings.Cut(strings.TrimPrefix(m, "~trash|"), "|")
+func parseTrash(m string) (at time.Time, id string, ok bool) {
+	ms, id, ok := strings.Cut(strings.TrimPrefix(m, "~trash|"), "|")
 	n, err := strconv.ParseInt(ms, 10, 64)
-	return time.UnixMilli(n), object, ok && err == nil && object != ""
+	return time.UnixMilli(n), id, ok && err == nil && exchange.BlobName(id)
 }
 
 func encodeSegment(pos []string) []byte {
@@ -135,10 +143,10 @@ func (s *Store) segmentArgs(list string) goredis.ZRangeArgs {
 	return goredis.ZRangeArgs{Key: s.listKey(list), Start: segLo, Stop: segHi, ByLex: true}
 }
 
-func parseSegments(members []string) ([]segment, error) {
+func (s *Store) parseSegments(list string, members []string) ([]segment, error) {
 	out := make([]segment, 0, len(members))
 	for _, m := range members {
-		g, ok := parseSegment(m)
+		g, ok := s.parseSegment(list, m)
 		if !ok {
 			return nil, fmt.Errorf("redis: a list's segment %q does not read", m)
 		}
@@ -173,15 +181,15 @@ func (s *Store) withSegments(ctx context.Context, q exchange.PageQuery, got []st
 	before := func(a, b string) bool { return a < b }
 	if q.Desc {
 		before = func(a, b string) bool { return a > b }
-		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(b.last, a.last) })
+		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(b.to, a.to) })
 	} else {
-		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.first, b.first) })
+		slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.from, b.from) })
 	}
 	out := got
 	for _, g := range segs {
-		near, far := g.first, g.last // the ends the page meets first and last
+		near, far := g.lo(), g.hi() // bounds of the ends the page meets first and last
 		if q.Desc {
-			near, far = g.last, g.first
+			near, far = g.hi(), g.lo()
 		}
 		if q.After != "" && !before(q.After, far) {
 			continue // wholly at or before the page's start
@@ -230,12 +238,12 @@ func (s *Store) inSegments(ctx context.Context, list, pos string) (bool, error) 
 	if err != nil {
 		return false, wrap(err)
 	}
-	segs, err := parseSegments(members)
+	segs, err := s.parseSegments(list, members)
 	if err != nil {
 		return false, err
 	}
 	for _, g := range segs {
-		if pos < g.first || pos > g.last {
+		if pos < g.lo() || pos > g.hi() {
 			continue
 		}
 		all, err := s.segment(ctx, g)
@@ -253,7 +261,10 @@ func (s *Store) inSegments(ctx context.Context, list, pos string) (bool, error) 
 // the counts of new segment members, of old ones (merged away), and of
 // trash members; then those members, then the entries. Old members all
 // still there, it adds the new, drops the old and the entries and adds
-// the trash, and returns {1, the first entry left or "", the first trash
+// the trash; a list left with few members is written again, so that
+// Redis keeps it compact (a sorted set grown past 128 members, or a
+// member of over 64 bytes, is a skiplist, and stays one when it shrinks);
+// and it returns {1, the first entry left or "", the first trash
 // member or ""}; else (another gateway merged them meanwhile) nothing,
 // and {0}.
 var moveScript = goredis.NewScript(`
@@ -267,6 +278,13 @@ for k = o, o + no - 1 do redis.call('ZREM', KEYS[1], ARGV[k]) end
 for k = o + no, o + no + nt - 1 do redis.call('ZADD', KEYS[1], 0, ARGV[k]) end
 for k = o + no + nt, #ARGV, 1000 do
   redis.call('ZREM', KEYS[1], unpack(ARGV, k, math.min(k + 999, #ARGV)))
+end
+if redis.call('OBJECT', 'ENCODING', KEYS[1]) == 'skiplist' and redis.call('ZCARD', KEYS[1]) <= 64 then
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1)
+  local add = {}
+  for _, m in ipairs(all) do add[#add + 1] = 0; add[#add + 1] = m end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZADD', KEYS[1], unpack(add))
 end
 local first = redis.call('ZRANGE', KEYS[1], '-', '(~', 'BYLEX', 'LIMIT', 0, 1)
 local trash = redis.call('ZRANGE', KEYS[1], '[~trash|', '(~trash}', 'BYLEX', 'LIMIT', 0, 1)
@@ -344,12 +362,12 @@ func (s *Store) compactList(ctx context.Context, list string, score float64, cut
 	}
 	var deleted []any
 	for _, m := range trash.Val() {
-		at, object, ok := parseTrash(m)
+		at, id, ok := parseTrash(m)
 		if ok && at.After(now) {
 			continue
 		}
 		if ok {
-			if err := s.Segments.DeleteBlob(ctx, object); err != nil {
+			if err := s.Segments.DeleteBlob(ctx, s.segmentObject(list, id)); err != nil {
 				return done, err
 			}
 		}
@@ -363,7 +381,7 @@ func (s *Store) compactList(ctx context.Context, list string, score float64, cut
 	}
 	first, nextTrash := "", ""
 	if entries := old.Val(); len(entries) > 0 {
-		segs, err := parseSegments(segMembers.Val())
+		segs, err := s.parseSegments(list, segMembers.Val())
 		if err != nil {
 			return done, err
 		}
@@ -475,7 +493,8 @@ func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs
 		}
 	}
 	for chunk := range slices.Chunk(all, s.segmentMax()) {
-		g := segment{first: chunk[0], last: chunk[len(chunk)-1], count: len(chunk), object: s.segmentName(list)}
+		id := strings.ToLower(rand.Text()[:16]) // 80 random bits
+		g := segment{from: chunk[0][:16], to: chunk[len(chunk)-1][:16], count: len(chunk), id: id, object: s.segmentObject(list, id)}
 		if err := s.Segments.PutBlob(ctx, g.object, encodeSegment(chunk)); err != nil {
 			undo()
 			return false, 0, "", "", err
@@ -490,7 +509,7 @@ func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs
 		args = append(args, g.member())
 	}
 	for _, g := range merged {
-		args = append(args, trashMember(now.Add(trashAfter), g.object))
+		args = append(args, trashMember(now.Add(trashAfter), g.id))
 	}
 	for _, e := range entries {
 		args = append(args, e)
@@ -518,14 +537,13 @@ func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs
 	return true, len(added), first, trash, nil
 }
 
-// segmentName names a new segment object of list: the store's prefix, a
-// hash of the list's name, and a random part (never written twice, so a
-// name deleted is never one still named).
-func (s *Store) segmentName(list string) string {
+// segmentObject names a segment's object: the store's prefix and the
+// list's name hashed (a folder of the list's segments), then the
+// segment's id (random: never written twice, so a name deleted is never
+// one still named).
+func (s *Store) segmentObject(list, id string) string {
 	h := sha256.Sum256([]byte(s.Prefix + "\x00" + list))
-	r := make([]byte, 10)
-	_, _ = rand.Read(r)
-	return "segments/" + hex.EncodeToString(h[:12]) + "/" + hex.EncodeToString(r)
+	return "segments/" + hex.EncodeToString(h[:12]) + "/" + id
 }
 
 // RunCompaction compacts every interval until ctx ends, with one gateway

@@ -369,7 +369,7 @@ func TestCompactionBesideAnother(t *testing.T) {
 		t.Fatalf("in Redis: entries %v, segments %v; want one segment of 4", entries, segs)
 	}
 	tl.check("compacted by two gateways")
-	old := strings.Split(first[0], "|")[4]
+	old := a.SegmentObject(tl.list, strings.Split(first[0], "|")[4])
 	if _, err := blobs.Blob(ctx, old); err != nil {
 		t.Fatalf("a segment merged away is deleted at once (%v): a read that just found it fails", err)
 	}
@@ -428,4 +428,45 @@ func TestRunCompaction(t *testing.T) {
 		t.Fatalf("runs %+v moved %d entries; want 10", runs, moved)
 	}
 	tl.check("compacted on a timer")
+}
+
+// A timeline compacted is small in Redis: its segments' members are short
+// enough for a listpack (under 64 bytes), and a list that had grown past
+// 128 entries (a skiplist, which Redis does not turn back when it shrinks)
+// is written again as one.
+func TestCompactedTimelineStaysCompactInRedis(t *testing.T) {
+	ctx := context.Background()
+	s := compacting(t, redis.New(testenv.RedisURL(t)), minio(t), 64)
+	tl := newTimeline(t, s)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for i := range 200 {
+		tl.add(now.Add(-time.Duration(i+120)*time.Minute), i%2 == 0)
+	}
+	recent := tl.add(now.Add(-time.Minute), true)
+	encoding := func() string {
+		enc, err := s.Cmd().ObjectEncoding(ctx, s.ListKey(tl.list)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	if enc := encoding(); enc != "skiplist" {
+		t.Fatalf("a list of 201 entries is a %s; want a skiplist (else this test proves nothing)", enc)
+	}
+	if _, err := s.Compact(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	entries, segs := tl.inRedis()
+	if !slices.Equal(entries, []string{recent}) || len(segs) != 4 {
+		t.Fatalf("compacted: entries %v, %d segments; want the recent one and 4", entries, len(segs))
+	}
+	for _, m := range segs {
+		if len(m) >= 64 {
+			t.Fatalf("segment member %q has %d bytes; want under 64", m, len(m))
+		}
+	}
+	if enc := encoding(); enc != "listpack" {
+		t.Fatalf("compacted, the list is a %s; want a listpack", enc)
+	}
+	tl.check("compacted from a skiplist")
 }
