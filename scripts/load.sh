@@ -12,6 +12,10 @@
 # SOAK_RATE, SOAK_DURATION, SOAK_SAMPLE and RATIO_DURATION, RATIO_CLIENTS
 # change the defaults; SOAK_EVENTS_PER_SHIPMENT=100 files the soak's events
 # in shipments of 100 (each opened by a one bill) instead of all in one.
+# The gateway takes CORRIDOR_* settings from the environment: for a Redis
+# that should level off within the run, shorten what it keeps, e.g.
+#   CORRIDOR_REDIS_DEDUPE_WINDOW=5m CORRIDOR_REDIS_RECORD_TTL=5m \
+#   CORRIDOR_REDIS_COMPACT_AFTER=5m make soak
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/harness.sh

@@ -184,7 +184,18 @@ it are written to Redis; views read the others from the archive.
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return envDefaults(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withService(cmd.Context(), &f, func(svc *exchange.Service, _ *backends) error {
+			return withService(cmd.Context(), &f, func(svc *exchange.Service, b *backends) error {
+				if b.redis != nil {
+					// A timeline naming a segment the archive lost reads
+					// again once its entries are filed again, below.
+					n, err := b.redis.RepairSegments(cmd.Context())
+					if err != nil {
+						return fmt.Errorf("check the timelines' segments: %w", err)
+					}
+					if n > 0 {
+						fmt.Fprintf(cmd.OutOrStdout(), "dropped %d segment(s) the archive does not hold; their entries are filed again\n", n)
+					}
+				}
 				bar := newBar(cmd.ErrOrStderr(), -1, "reindexing")
 				from, err := requeueSince(since, time.Now())
 				if err != nil {

@@ -63,7 +63,7 @@ func (f *storageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "corridor", "prefix of every Redis key, so corridors can share a server")
 	fs.DurationVar(&f.RedisDedupe, "redis-dedupe-window", redis.DefaultDedupeWindow, "how long after a document was received Redis remembers its acked messages, so that it is not queued twice; then they take no memory (a submission retried later only gets its receipt); at least 1m, the same for every gateway on one Redis (left out: the one the first gateway recorded there, else 1h)")
 	fs.DurationVar(&f.RedisRecordTTL, "redis-record-ttl", 0, "keep a document's index record in Redis only this long after it was received, then read it from the archive when a view lists it (its list entries and natural keys stay in Redis): bounds what each document costs Redis to ~270 bytes; at least --redis-dedupe-window; 0 keeps records; the same for every gateway on one Redis (left out: the one the first gateway recorded there, else 0)")
-	fs.DurationVar(&f.RedisCompactAfter, "redis-compact-after", 0, "move the entries of a shipment's timeline out of Redis this long after their events' time, into segments beside the archive (a view reads them there, cached): what a tracking event costs Redis for good is then none of its own; at least 1m; set it alike on every gateway of a Redis; 0 given turns it off (left out: --redis-record-ttl's, off when records are kept)")
+	fs.DurationVar(&f.RedisCompactAfter, "redis-compact-after", 0, "move the entries of a shipment's timeline out of Redis this long after their events' time, into segments beside the archive (views read them there, cached): what a tracking event costs Redis for good is then none of its own; at least 1m (e.g. the --redis-record-ttl); 0, the default, moves none (segments moved before are still read); turn it on only once every gateway on the Redis runs a build that reads segments")
 	fs.StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3 or MinIO host:port for the archive and parties (empty: embedded)")
 	fs.StringVar(&f.S3Bucket, "s3-bucket", "corridor", "S3 bucket")
 	fs.StringVar(&f.S3AccessKey, "s3-access-key", "", "S3 access key")
@@ -189,28 +189,23 @@ func (f *storageFlags) open(ctx context.Context) (*backends, error) {
 	return b, nil
 }
 
-// compaction sets how the Redis store moves timelines out: after
-// --redis-compact-after, or its record TTL when that is left out, into
-// the archive's blobs.
+// compaction sets how the Redis store moves timelines out: into the
+// archive's blobs, after --redis-compact-after (0: not at all). Segments
+// moved out before (by this gateway, or another) are read whatever the
+// flag says.
 func (f *storageFlags) compaction(b *backends) error {
-	if b.redis == nil {
-		if f.given("redis-compact-after") && f.RedisCompactAfter != 0 && f.flags != nil {
-			return errors.New("--redis-compact-after needs Redis (--redis-url, --redis-sentinels or --redis-cluster)")
-		}
-		return nil
-	}
-	after := b.redis.RecordTTL // as Open agreed it with the other gateways
-	if f.given("redis-compact-after") {
-		after = f.RedisCompactAfter
-	}
-	if after != 0 && after < time.Minute {
+	after := f.RedisCompactAfter
+	switch {
+	case after != 0 && b.redis == nil:
+		return errors.New("--redis-compact-after needs Redis (--redis-url, --redis-sentinels or --redis-cluster)")
+	case after < 0 || after != 0 && after < time.Minute:
 		return fmt.Errorf("--redis-compact-after %s: at least 1m (or 0: off)", after)
-	}
-	blobs, ok := b.archive.(exchange.Blobs)
-	if after == 0 || !ok {
+	case b.redis == nil:
 		return nil
 	}
-	b.redis.Segments, b.redis.CompactAfter = blobs, after
+	if blobs, ok := b.archive.(exchange.Blobs); ok {
+		b.redis.Segments, b.redis.CompactAfter = blobs, after
+	}
 	return nil
 }
 

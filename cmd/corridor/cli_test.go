@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,12 +320,13 @@ func TestPrintableNames(t *testing.T) {
 	}
 }
 
-// --redis-compact-after: left out, timelines leave Redis after the record
-// TTL the gateways agreed (or never, when records are kept); given, after
-// it (0: never); under a minute, or without Redis, it is refused. The
-// segments go beside the archive.
+// --redis-compact-after: timelines leave Redis after it (left out or 0:
+// never; under a minute, or without Redis, it is refused); a gateway on
+// Redis reads the segments moved out whatever it says (another gateway
+// may have compacted, or this one before the flag was turned off).
 func TestRedisCompactAfterFlag(t *testing.T) {
 	ctx := context.Background()
+	m := testenv.MinIO(t)
 	url, prefix := testenv.RedisURL(t), testenv.Prefix()
 	open := func(args ...string) (*backends, error) {
 		var f storageFlags
@@ -336,28 +338,48 @@ func TestRedisCompactAfterFlag(t *testing.T) {
 		return f.open(ctx)
 	}
 	onRedis := []string{"--redis-url", url, "--redis-prefix", prefix}
-	keeping := []string{"--redis-url", url, "--redis-prefix", testenv.Prefix()} // records kept
+	onS3 := append(slices.Clone(onRedis), "--s3-endpoint", m.Endpoint, "--s3-bucket", m.Bucket, "--s3-access-key", m.AccessKey, "--s3-secret-key", m.SecretKey)
+	list := "ship:CF" + strings.ToUpper(prefix) + ":events"
+	now := time.Now().UTC()
+	var want []string
 	for _, c := range []struct {
 		args []string
 		want time.Duration
 	}{
-		{keeping, 0},
-		{append(onRedis, "--redis-record-ttl", "2h"), 2 * time.Hour},
-		{onRedis, 2 * time.Hour}, // the record TTL recorded on Redis
-		{append(onRedis, "--redis-compact-after", "30m"), 30 * time.Minute},
-		{append(onRedis, "--redis-compact-after", "0"), 0},
+		{append(slices.Clone(onS3), "--redis-compact-after", "1h"), time.Hour},
+		{onS3, 0},
+		{append(slices.Clone(onS3), "--redis-compact-after", "0"), 0},
+		{append(slices.Clone(onRedis), "--redis-compact-after", "30m"), 30 * time.Minute}, // the embedded archive's blobs
 	} {
 		b, err := open(c.args...)
 		if err != nil {
 			t.Fatalf("%v: %v", c.args, err)
 		}
-		got, segments := b.redis.CompactAfter, b.redis.Segments
-		b.close()
-		if got != c.want || (got > 0) != (segments != nil) {
-			t.Fatalf("%v: compacts after %s (segments %v); want %s", c.args, got, segments != nil, c.want)
+		if got := b.redis.CompactAfter; got != c.want || b.redis.Segments == nil {
+			b.close()
+			t.Fatalf("%v: compacts after %s (segments %v); want %s, segments read", c.args, got, b.redis.Segments != nil, c.want)
 		}
+		if c.want == time.Hour { // a timeline moved out, read by the gateways after
+			for i := range 3 {
+				pos := exchange.Position(now.Add(-time.Duration(i+2)*time.Hour), exchange.DocumentID("carrier", "", []byte{byte(i)}))
+				if err := b.index.Add(ctx, exchange.Record{}, []exchange.Entry{{List: list, Pos: pos}}); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, pos)
+			}
+			if c, err := b.redis.Compact(ctx, now); err != nil || c.Moved != 3 {
+				t.Fatalf("Compact = %+v, %v; want 3 moved", c, err)
+			}
+		} else if strings.Contains(strings.Join(c.args, " "), m.Endpoint) {
+			items, err := b.index.Page(ctx, list, "", 10, false)
+			if err != nil || len(items) != len(want) {
+				t.Fatalf("%v: a gateway reads %d of the timeline's %d entries moved out (%v)", c.args, len(items), len(want), err)
+			}
+		}
+		b.close()
 	}
-	for _, args := range [][]string{append(onRedis, "--redis-compact-after", "30s"), {"--redis-compact-after", "1h"}} {
+	for _, args := range [][]string{append(slices.Clone(onRedis), "--redis-compact-after", "30s"),
+		append(slices.Clone(onRedis), "--redis-compact-after", "-1h"), {"--redis-compact-after", "1h"}} {
 		if b, err := open(args...); err == nil || !strings.Contains(err.Error(), "--redis-compact-after") {
 			if err == nil {
 				b.close()

@@ -386,7 +386,7 @@ func (g *Gateway) compacted(c redis.Compaction, err error) {
 	g.compactions.segments.Add(float64(c.Segments))
 	if err != nil {
 		g.compactions.failed.Inc()
-		g.log.Error("compacting timelines", "err", err, "lists", c.Lists, "moved", c.Moved)
+		g.log.Error("compacting timelines", "err", err, "lists", c.Lists, "moved", c.Moved, "failed", c.Failed)
 		return
 	}
 	g.log.Info("timelines compacted", "lists", c.Lists, "moved", c.Moved, "segments", c.Segments, "deleted", c.Deleted)
@@ -404,7 +404,7 @@ func newCompactionMetrics(reg prometheus.Registerer) (compactionMetrics, error) 
 		segments: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_timeline_segments_written_total",
 			Help: "Segments of timelines written beside the archive."}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "corridor_timeline_compactions_failed_total",
-			Help: "Compaction runs that stopped on an error (the next run starts again)."}),
+			Help: "Compaction runs that met an error (a backend unavailable ends the run; a list that failed waits a delay, the others go on)."}),
 	}
 	for _, c := range []prometheus.Collector{m.moved, m.segments, m.failed} {
 		if err := reg.Register(c); err != nil {

@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -68,6 +69,12 @@ const (
 	// segmentMagic starts a segment object; its positions follow, one a line.
 	segmentMagic = "corridor-segment 1\n"
 )
+
+// errSegmentMissing: a list names a segment the archive does not hold
+// (Redis restored from an older copy, objects deleted by hand):
+// RepairSegments, which `corridor reindex` runs, drops its member, and
+// reindex files its entries again.
+var errSegmentMissing = errors.New("missing from the archive (corridor reindex files its entries again)")
 
 // segment is a list's entries moved out, as its member names it.
 type segment struct {
@@ -162,7 +169,7 @@ func (s *Store) segment(ctx context.Context, g segment) ([]string, error) {
 	}
 	data, err := s.Segments.Blob(ctx, g.object)
 	if errors.Is(err, exchange.ErrNotFound) {
-		return nil, fmt.Errorf("redis: segment %s of a list is missing from the archive", g.object)
+		return nil, fmt.Errorf("redis: segment %s: %w", g.object, errSegmentMissing)
 	} else if err != nil {
 		return nil, err
 	}
@@ -266,9 +273,17 @@ func (s *Store) inSegments(ctx context.Context, list, pos string) (bool, error) 
 // member of over 64 bytes, is a skiplist, and stays one when it shrinks);
 // and it returns {1, the first entry left or "", the first trash
 // member or ""}; else (another gateway merged them meanwhile) nothing,
-// and {0}.
+// and {0}. Run again (go-redis sends a pipeline again when its reply was
+// lost, though Redis ran it), it finds its own new member (ids are
+// random) and answers {1, ...} again.
 var moveScript = goredis.NewScript(`
+local function left()
+  local first = redis.call('ZRANGE', KEYS[1], '-', '(~', 'BYLEX', 'LIMIT', 0, 1)
+  local trash = redis.call('ZRANGE', KEYS[1], '[~trash|', '(~trash}', 'BYLEX', 'LIMIT', 0, 1)
+  return {'1', first[1] or '', trash[1] or ''}
+end
 local nn, no, nt = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if nn > 0 and redis.call('ZSCORE', KEYS[1], ARGV[4]) then return left() end
 local o = 4 + nn
 for k = o, o + no - 1 do
   if not redis.call('ZSCORE', KEYS[1], ARGV[k]) then return {'0'} end
@@ -286,9 +301,7 @@ if redis.call('OBJECT', 'ENCODING', KEYS[1]) == 'skiplist' and redis.call('ZCARD
   redis.call('DEL', KEYS[1])
   redis.call('ZADD', KEYS[1], unpack(add))
 end
-local first = redis.call('ZRANGE', KEYS[1], '-', '(~', 'BYLEX', 'LIMIT', 0, 1)
-local trash = redis.call('ZRANGE', KEYS[1], '[~trash|', '(~trash}', 'BYLEX', 'LIMIT', 0, 1)
-return {'1', first[1] or '', trash[1] or ''}`)
+return left()`)
 
 // rescheduleScript sets a list's score in the compaction set (KEYS[1])
 // to ARGV[2], or removes it when ARGV[2] is "", if it is still ARGV[1]
@@ -307,17 +320,22 @@ type Compaction struct {
 	Moved    int // entries moved out of Redis
 	Segments int // segments written
 	Deleted  int // segments merged away, deleted
+	Failed   int // lists whose visit failed (put back for CompactAfter)
 }
 
 // Compact moves the entries older than CompactAfter of every list due out
 // of Redis, into segments (see the top of this file). Several gateways may
 // run it at once: a merge that another gateway's got ahead of is given up.
+// A list whose visit fails (a segment missing: see RepairSegments) is put
+// back for CompactAfter and the others go on; a backend unavailable ends
+// the run.
 func (s *Store) Compact(ctx context.Context, now time.Time) (Compaction, error) {
 	var done Compaction
 	if s.Segments == nil || s.CompactAfter <= 0 {
 		return done, nil
 	}
 	cutoff := now.Add(-s.CompactAfter)
+	var errs []error
 	for range 16 { // batches; a list still due after its visit is visited again
 		due, err := s.cmd.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: s.compactKey(), ByScore: true,
 			Start: "-inf", Stop: strconv.FormatInt(cutoff.UnixMicro(), 10), Count: 256}).Result()
@@ -333,15 +351,23 @@ func (s *Store) Compact(ctx context.Context, now time.Time) (Compaction, error) 
 			done.Segments += n.Segments
 			done.Deleted += n.Deleted
 			if err != nil {
-				return done, fmt.Errorf("compact %s: %w", list, err)
+				errs = append(errs, fmt.Errorf("compact %s: %w", list, err))
+				if errors.Is(err, exchange.ErrUnavailable) || ctx.Err() != nil {
+					return done, errors.Join(errs...)
+				}
+				done.Failed++
+				if err := s.reschedule(ctx, list, z.Score, strconv.FormatInt(now.UnixMicro(), 10)); err != nil {
+					return done, errors.Join(append(errs, err)...)
+				}
+				continue
 			}
 			progress = progress || n.Moved > 0 || n.Deleted > 0
 		}
 		if len(due) == 0 || !progress {
-			return done, nil
+			break
 		}
 	}
-	return done, nil
+	return done, errors.Join(errs...)
 }
 
 // compactList visits one list: deletes its segments merged away a while
@@ -470,22 +496,43 @@ func (s *Store) reschedule(ctx context.Context, list string, score float64, due 
 // another gateway merged those segments first (the objects written are
 // deleted).
 func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs []segment, now time.Time) (moved bool, made int, first, trash string, err error) {
-	slices.SortFunc(segs, func(a, b segment) int { return a.count - b.count })
-	var merged []segment
-	all := slices.Clone(entries)
+	// Entries a segment holds already (filed again by reindex) only leave
+	// Redis. New entries are newer than every segment: none is read for
+	// them.
+	fresh := entries
 	for _, g := range segs {
-		if len(all)+g.count > s.segmentMax() {
-			break
+		if g.hi() < entries[0] || g.lo() > entries[len(entries)-1] {
+			continue
 		}
 		pos, err := s.segment(ctx, g)
 		if err != nil {
 			return false, 0, "", "", err
 		}
-		all = append(all, pos...)
-		merged = append(merged, g)
+		fresh = slices.DeleteFunc(slices.Clone(fresh), func(p string) bool {
+			_, in := slices.BinarySearch(pos, p)
+			return in
+		})
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
+	// The new segment takes in the smallest segments it has room for.
+	var merged []segment
+	var all []string
+	if len(fresh) > 0 {
+		all = slices.Clone(fresh)
+		slices.SortFunc(segs, func(a, b segment) int { return a.count - b.count })
+		for _, g := range segs {
+			if len(all)+g.count > s.segmentMax() {
+				break
+			}
+			pos, err := s.segment(ctx, g)
+			if err != nil {
+				return false, 0, "", "", err
+			}
+			all = append(all, pos...)
+			merged = append(merged, g)
+		}
+		slices.Sort(all)
+		all = slices.Compact(all)
+	}
 	var added []segment
 	undo := func() {
 		for _, g := range added {
@@ -546,6 +593,63 @@ func (s *Store) segmentObject(list, id string) string {
 	return "segments/" + hex.EncodeToString(h[:12]) + "/" + id
 }
 
+// RepairSegments drops, from every timeline, the members of segments the
+// archive does not hold (errSegmentMissing), so that the list reads again
+// once `corridor reindex` has filed its entries again. It returns how many
+// it dropped. It reads every segment: run it with reindex, not while
+// serving.
+func (s *Store) RepairSegments(ctx context.Context) (int, error) {
+	if s.Segments == nil {
+		return 0, nil
+	}
+	dropped := 0
+	repair := func(ctx context.Context, c goredis.Cmdable) error {
+		iter := c.Scan(ctx, 0, s.listKey("ship:*:events"), 1000).Iterator()
+		for iter.Next(ctx) {
+			list := strings.TrimPrefix(iter.Val(), s.listKey(""))
+			if !s.compacting(list) {
+				continue
+			}
+			members, err := s.cmd.ZRangeArgs(ctx, s.segmentArgs(list)).Result()
+			if err != nil {
+				return wrap(err)
+			}
+			var gone []any
+			for _, m := range members {
+				g, ok := s.parseSegment(list, m)
+				if ok {
+					_, err = s.Segments.Blob(ctx, g.object)
+				}
+				if !ok || errors.Is(err, exchange.ErrNotFound) {
+					gone = append(gone, m)
+				} else if err != nil {
+					return err
+				}
+			}
+			if len(gone) > 0 {
+				key := s.listKey(list)
+				if err := s.write(ctx, step{key, func(p goredis.Pipeliner, _ evalFunc) { p.ZRem(ctx, key, gone...) }}); err != nil {
+					return err
+				}
+				dropped += len(gone)
+			}
+		}
+		return wrap(iter.Err())
+	}
+	var err error
+	if cc, ok := s.cmd.(*goredis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			mu.Lock() // one master at a time (dropped)
+			defer mu.Unlock()
+			return repair(ctx, c)
+		})
+	} else {
+		err = repair(ctx, s.cmd)
+	}
+	return dropped, err
+}
+
 // RunCompaction compacts every interval until ctx ends, with one gateway
 // at a time doing it (a lock in Redis, held by a gateway that died for at
 // most compactLock), and reports each run that did something or failed
@@ -565,9 +669,15 @@ func (s *Store) RunCompaction(ctx context.Context, every time.Duration, done fun
 		if err != nil || !ok {
 			continue // another gateway compacts now (or Redis is away: next time)
 		}
-		c, err := s.Compact(ctx, time.Now())
+		// Redis' clock, not this gateway's: the delay before a segment
+		// merged away is deleted holds whichever gateway deletes it.
+		now, err := s.cmd.Time(ctx).Result()
+		if err != nil {
+			now = time.Now()
+		}
+		c, err := s.Compact(ctx, now)
 		_ = releaseScript.Run(context.WithoutCancel(ctx), s.cmd, []string{lock}, token).Err()
-		if done != nil && (err != nil || c.Moved > 0 || c.Deleted > 0) {
+		if done != nil && (err != nil || c.Moved > 0 || c.Deleted > 0 || c.Failed > 0) {
 			done(c, err)
 		}
 	}
