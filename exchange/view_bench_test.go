@@ -34,6 +34,41 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 		arch, r := benchStores(b)
 		benchView(b, arch, r, events)
 	})
+	// The timeline moved out of Redis (--redis-compact-after) into segments
+	// on MinIO: read from the gateway's cache of segments, then (Cold) by a
+	// gateway that read none yet (a store opened for each view, its opening
+	// not timed).
+	b.Run("RedisCompacted", func(b *testing.B) {
+		arch, r := benchStores(b)
+		r.Segments, r.CompactAfter = openMinIO(b), time.Hour
+		benchView(b, arch, r, events)
+	})
+	b.Run("RedisCompactedCold", func(b *testing.B) {
+		arch, r := benchStores(b)
+		r.Segments, r.CompactAfter = openMinIO(b), time.Hour
+		benchViewWith(b, arch, r, events, func() exchange.Index {
+			b.StopTimer()
+			defer b.StartTimer()
+			fresh := redis.New(testenv.RedisURL(b))
+			fresh.Prefix, fresh.Segments, fresh.CompactAfter = r.Prefix, r.Segments, r.CompactAfter
+			if err := fresh.Open(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { fresh.Close() })
+			return fresh
+		})
+	})
+}
+
+// openMinIO opens the test MinIO under a fresh prefix.
+func openMinIO(b *testing.B) *s3.Store {
+	m := testenv.MinIO(b)
+	s := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
+	s.Prefix = testenv.Prefix() + "/"
+	if err := s.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
 
 // benchStores opens an embedded archive (and queue and parties) and, on
@@ -90,6 +125,12 @@ func benchEvent(i int, prefix string, start time.Time, link exchange.Link) excha
 }
 
 func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) {
+	benchViewWith(b, store, ix, events, nil)
+}
+
+// benchViewWith: each view on the index index() returns (nil: ix), after
+// the timeline was compacted if ix compacts.
+func benchViewWith(b *testing.B, store *local.Store, ix exchange.Index, events int, index func() exchange.Index) {
 	ctx := context.Background()
 	svc, billRec := benchDemo(b, store, ix)
 	link := billRec.Shipments[0]
@@ -100,10 +141,18 @@ func benchView(b *testing.B, store *local.Store, ix exchange.Index, events int) 
 			b.Fatal(err)
 		}
 	}
+	if r, ok := ix.(*redis.Store); ok && r.CompactAfter > 0 {
+		if c, err := r.Compact(ctx, time.Now()); err != nil || c.Moved < events {
+			b.Fatalf("Compact = %+v, %v", c, err)
+		}
+	}
 	consignee, _ := store.Party(ctx, "sg-motors")
 	var size int
 	b.ResetTimer()
 	for b.Loop() {
+		if index != nil {
+			svc.Index = index()
+		}
 		v, err := svc.Shipment(ctx, consignee, "CQNL2026000187", exchange.EventQuery{})
 		if err != nil || len(v.Shipment.Events) != exchange.DefaultEventLimit || v.Shipment.Next == "" {
 			b.Fatalf("view: %v", err)

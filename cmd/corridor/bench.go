@@ -165,6 +165,7 @@ type benchDoc struct {
 	benchKind
 	key        string
 	head, tail []byte
+	happened   []byte // a tracking event's eventDateTime in the template, quoted: sent as now
 }
 
 func (d *benchDoc) body(unique string) []byte {
@@ -192,7 +193,11 @@ func benchDocs(o *benchOptions) ([]*benchDoc, error) {
 			if key == "" {
 				key = "cor.demo-" + k.Sender + ".demo"
 			}
-			docs = append(docs, &benchDoc{benchKind: k, key: key, head: raw[:loc[2]], tail: raw[loc[3]:]})
+			d := &benchDoc{benchKind: k, key: key, head: raw[:loc[2]], tail: raw[loc[3]:]}
+			if at := regexp.MustCompile(`"eventDateTime"\s*:\s*("[^"]*")`).FindSubmatch(d.tail); k.Type == "tracking-event" && at != nil {
+				d.happened = at[1]
+			}
+			docs = append(docs, d)
 		}
 	}
 	if len(docs) == 0 {
@@ -529,6 +534,9 @@ func (o *benchOptions) drive(ctx context.Context, errw io.Writer, target string,
 			for j := range jobs {
 				d := docs[int(j.seq)%len(docs)]
 				body := d.body(fmt.Sprintf("BENCH-%s-%d", runID, j.seq))
+				if d.happened != nil { // events happen as they are sent, as a stream of them would
+					body = bytes.Replace(body, d.happened, []byte(`"`+time.Now().UTC().Format(time.RFC3339)+`"`), 1)
+				}
 				waited := false
 				if prepare != nil {
 					body, waited = prepare(reqCtx, body, j.seq)

@@ -114,6 +114,7 @@ func TestBenchCommand(t *testing.T) {
 // opened by a one bill of its own before its first event.
 func TestBenchEventsPerShipment(t *testing.T) {
 	_, base, _ := gateway(t, storageFlags{Data: t.TempDir()})
+	sent := time.Now().UTC().Truncate(time.Second)
 	out, err := runCLI(t, "bench", "--server", base, "--demo-dir", "../../deploy/demo", "-n", "7", "-c", "3",
 		"--events-per-shipment", "3", "--json")
 	if err != nil {
@@ -134,6 +135,11 @@ func TestBenchEventsPerShipment(t *testing.T) {
 		if strings.HasPrefix(sh.Ref, "BENCH-") {
 			v := decode[exchange.Shipment](t, call(t, "GET", base+"/v1/shipments/"+sh.Ref+"?limit=100", key("corridor-ops"), nil))
 			sizes = append(sizes, len(v.Events))
+			for _, e := range v.Events { // they happen as they are sent, not at the template's time
+				if at, err := time.Parse(time.RFC3339, e.EventDateTime); err != nil || at.Before(sent) || at.After(time.Now()) {
+					t.Fatalf("a bench event happened at %s (%v); want during the run, from %s", e.EventDateTime, err, sent)
+				}
+			}
 		}
 	}
 	slices.Sort(sizes)

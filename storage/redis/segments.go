@@ -62,6 +62,9 @@ const (
 	segmentMax = 4096
 	// trashAfter is how long a segment merged away stays readable.
 	trashAfter = 10 * time.Minute
+	// dedupeReach is the most segments a visit reads to find entries
+	// moved out before (moveOut).
+	dedupeReach = 8
 	// compactLock bounds how long a gateway that died compacting keeps
 	// the others from it (a run longer than that may meet another: they
 	// move the same entries twice, read once).
@@ -498,12 +501,17 @@ func (s *Store) reschedule(ctx context.Context, list string, score float64, due 
 func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs []segment, now time.Time) (moved bool, made int, first, trash string, err error) {
 	// Entries a segment holds already (filed again by reindex) only leave
 	// Redis. New entries are newer than every segment: none is read for
-	// them.
+	// them. Where more than a few segments reach the entries (events of
+	// one time, interleaved by id), none is read: a duplicate written
+	// again is read once all the same.
 	fresh := entries
-	for _, g := range segs {
-		if g.hi() < entries[0] || g.lo() > entries[len(entries)-1] {
-			continue
-		}
+	reach := slices.DeleteFunc(slices.Clone(segs), func(g segment) bool {
+		return g.hi() < entries[0] || g.lo() > entries[len(entries)-1]
+	})
+	if len(reach) > dedupeReach {
+		reach = nil
+	}
+	for _, g := range reach {
 		pos, err := s.segment(ctx, g)
 		if err != nil {
 			return false, 0, "", "", err
