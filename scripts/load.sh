@@ -66,7 +66,7 @@ case "$mode" in
 soak)
   "${bench[@]}" --rate "${SOAK_RATE:-200}" --duration "${SOAK_DURATION:-30m}" --sample-every "${SOAK_SAMPLE:-1m}" \
     --ack --redis-url "$CORRIDOR_TEST_REDIS_URL" ${SOAK_EVENTS_PER_SHIPMENT:+--events-per-shipment "$SOAK_EVENTS_PER_SHIPMENT"}
-  echo "what the gateway moved out of Redis (--redis-compact-after, left out: the record TTL):"
+  echo "what the gateway moved out of Redis (with --redis-compact-after):"
   curl -fsS "http://127.0.0.1:$port/metrics" | grep '^corridor_timeline_' || echo "  nothing"
   ;;
 ratio)

@@ -165,8 +165,16 @@ func (s *Store) parseSegments(list string, members []string) ([]segment, error) 
 	return out, nil
 }
 
-// segment reads a segment's positions (cached: a segment never changes).
+// segment reads a segment's positions for a view (cached: a segment
+// never changes).
 func (s *Store) segment(ctx context.Context, g segment) ([]string, error) {
+	return s.readSegment(ctx, g, true)
+}
+
+// readSegment reads a segment's positions, from the cache if it holds it,
+// keeping what it read there when keep (compaction, which reads a segment
+// to merge it away, does not).
+func (s *Store) readSegment(ctx context.Context, g segment, keep bool) ([]string, error) {
 	if pos, ok := s.segs.Get(g.object); ok {
 		return pos, nil
 	}
@@ -180,7 +188,9 @@ func (s *Store) segment(ctx context.Context, g segment) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: %w", g.object, err)
 	}
-	s.segs.Add(g.object, pos)
+	if keep {
+		s.segs.Add(g.object, pos)
+	}
 	return pos, nil
 }
 
@@ -512,7 +522,7 @@ func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs
 		reach = nil
 	}
 	for _, g := range reach {
-		pos, err := s.segment(ctx, g)
+		pos, err := s.readSegment(ctx, g, false)
 		if err != nil {
 			return false, 0, "", "", err
 		}
@@ -531,7 +541,7 @@ func (s *Store) moveOut(ctx context.Context, list string, entries []string, segs
 			if len(all)+g.count > s.segmentMax() {
 				break
 			}
-			pos, err := s.segment(ctx, g)
+			pos, err := s.readSegment(ctx, g, false)
 			if err != nil {
 				return false, 0, "", "", err
 			}
