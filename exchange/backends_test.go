@@ -9,6 +9,7 @@ import (
 	"github.com/landsea/corridor/internal/testenv"
 	"github.com/landsea/corridor/storage/redis"
 	"github.com/landsea/corridor/storage/s3"
+	"github.com/landsea/corridor/storage/storagetest"
 )
 
 // openRedis opens the test Redis under a fresh prefix, closed when tb ends.
@@ -27,12 +28,7 @@ func openRedis(tb testing.TB) *redis.Store {
 // (under a fresh prefix) and whose queue and index are on the test Redis.
 func onRedisMinIO(tb testing.TB) (*s3.Store, *redis.Store, *exchange.Service) {
 	tb.Helper()
-	m := testenv.MinIO(tb)
-	arch := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
-	arch.Prefix = testenv.Prefix() + "/"
-	if err := arch.Open(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
+	arch := storagetest.MinIO(tb)
 	r := openRedis(tb)
 	signer, _ := exchange.NewSigner(bytes.Repeat([]byte{3}, 32))
 	return arch, r, exchange.NewService(arch, r, r, arch, signer, nil)

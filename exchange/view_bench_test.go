@@ -40,12 +40,12 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 	// not timed).
 	b.Run("RedisCompacted", func(b *testing.B) {
 		arch, r := benchStores(b)
-		r.Segments, r.CompactAfter = openMinIO(b), time.Hour
+		r.Segments, r.CompactAfter = storagetest.MinIO(b), time.Hour
 		benchView(b, arch, r, events)
 	})
 	b.Run("RedisCompactedCold", func(b *testing.B) {
 		arch, r := benchStores(b)
-		r.Segments, r.CompactAfter = openMinIO(b), time.Hour
+		r.Segments, r.CompactAfter = storagetest.MinIO(b), time.Hour
 		benchViewWith(b, arch, r, events, func() exchange.Index {
 			b.StopTimer()
 			defer b.StartTimer()
@@ -58,17 +58,6 @@ func BenchmarkShipmentFirstPage(b *testing.B) {
 			return fresh
 		})
 	})
-}
-
-// openMinIO opens the test MinIO under a fresh prefix.
-func openMinIO(b *testing.B) *s3.Store {
-	m := testenv.MinIO(b)
-	s := s3.New(m.Endpoint, m.Bucket, m.AccessKey, m.SecretKey)
-	s.Prefix = testenv.Prefix() + "/"
-	if err := s.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return s
 }
 
 // benchStores opens an embedded archive (and queue and parties) and, on

@@ -430,17 +430,28 @@ func (s *Store) compactList(ctx context.Context, list string, score float64, cut
 		}
 		done.Moved, done.Segments, first, nextTrash = len(entries), made, f, t
 	} else {
-		var left, trashLeft *goredis.StringSliceCmd
-		if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			left = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-", Stop: entriesHi, Count: 1})
-			trashLeft = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi, Count: 1})
-			return nil
-		}); err != nil {
-			return done, wrap(err)
+		due, err := s.dueNow(ctx, list)
+		if err != nil {
+			return done, err
 		}
-		first, nextTrash = firstOf(left.Val()), firstOf(trashLeft.Val())
+		return done, s.reschedule(ctx, list, score, due)
 	}
 	return done, s.reschedule(ctx, list, score, s.dueAt(first, nextTrash))
+}
+
+// dueNow is a list's score in the compaction set as the list is now
+// (dueAt of its first entry and first trash member).
+func (s *Store) dueNow(ctx context.Context, list string) (string, error) {
+	key := s.listKey(list)
+	var left, trash *goredis.StringSliceCmd
+	if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		left = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-", Stop: entriesHi, Count: 1})
+		trash = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi, Count: 1})
+		return nil
+	}); err != nil {
+		return "", wrap(err)
+	}
+	return s.dueAt(firstOf(left.Val()), firstOf(trash.Val())), nil
 }
 
 func firstOf(v []string) string {
@@ -486,16 +497,11 @@ func (s *Store) reschedule(ctx context.Context, list string, score float64, due 
 	if removed, _ := res.Int(); removed != 1 {
 		return nil
 	}
-	key := s.listKey(list)
-	var left, trash *goredis.StringSliceCmd
-	if _, err := s.cmd.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		left = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: "-", Stop: entriesHi, Count: 1})
-		trash = p.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: key, ByLex: true, Start: trashLo, Stop: trashHi, Count: 1})
-		return nil
-	}); err != nil {
-		return wrap(err)
+	due, err := s.dueNow(ctx, list)
+	if err != nil {
+		return err
 	}
-	if due := s.dueAt(firstOf(left.Val()), firstOf(trash.Val())); due != "" {
+	if due != "" {
 		us, _ := strconv.ParseFloat(due, 64)
 		return s.write(ctx, step{reg, func(p goredis.Pipeliner, _ evalFunc) {
 			p.ZAddLT(ctx, reg, goredis.Z{Score: us, Member: list})

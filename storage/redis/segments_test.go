@@ -21,18 +21,6 @@ import (
 	"github.com/landsea/corridor/storage/storagetest"
 )
 
-// minio opens blobs on the test MinIO.
-func minio(t *testing.T) *s3.Store {
-	t.Helper()
-	env := testenv.MinIO(t)
-	s := s3.New(env.Endpoint, env.Bucket, env.AccessKey, env.SecretKey)
-	s.Prefix = testenv.Prefix() + "/"
-	if err := s.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // compacting opens a store that moves its timelines' entries older than
 // an hour into segments of at most size entries on blobs.
 func compacting(t *testing.T, s *redis.Store, blobs exchange.Blobs, size int) *redis.Store {
@@ -75,7 +63,7 @@ func (c compactedIndex) Contains(ctx context.Context, list, pos string) (bool, e
 func TestConformanceCompacted(t *testing.T) {
 	t.Run("Standalone", func(t *testing.T) {
 		storagetest.Index(t, func(t *testing.T) exchange.Index {
-			return compactedIndex{compacting(t, redis.New(testenv.RedisURL(t)), minio(t), 2), t}
+			return compactedIndex{compacting(t, redis.New(testenv.RedisURL(t)), storagetest.MinIO(t), 2), t}
 		})
 	})
 	t.Run("Cluster", func(t *testing.T) {
@@ -226,7 +214,9 @@ func (tl *timeline) inRedis() (entries, segs []string) {
 // Redis, and a list with nothing left leaves the compaction set.
 func TestCompactedTimelineReadsTheSame(t *testing.T) {
 	for name, open := range map[string]func(t *testing.T) *redis.Store{
-		"Standalone": func(t *testing.T) *redis.Store { return compacting(t, redis.New(testenv.RedisURL(t)), minio(t), 4) },
+		"Standalone": func(t *testing.T) *redis.Store {
+			return compacting(t, redis.New(testenv.RedisURL(t)), storagetest.MinIO(t), 4)
+		},
 		"Cluster": func(t *testing.T) *redis.Store {
 			s := redis.New("")
 			s.Cluster = testenv.RedisCluster(t)
@@ -329,7 +319,7 @@ func (h *hookedBlobs) PutBlob(ctx context.Context, name string, data []byte) err
 // set with nothing left to do.
 func TestCompactionBesideAnother(t *testing.T) {
 	ctx := context.Background()
-	blobs := minio(t)
+	blobs := storagetest.MinIO(t)
 	hooked := &hookedBlobs{Blobs: blobs}
 	a := compacting(t, redis.New(testenv.RedisURL(t)), hooked, 4)
 	b := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 4)
@@ -390,7 +380,7 @@ func TestCompactionBesideAnother(t *testing.T) {
 // timeline's old entries out of Redis.
 func TestRunCompaction(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	blobs := minio(t)
+	blobs := storagetest.MinIO(t)
 	a := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 4)
 	b := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 4)
 	b.Prefix = a.Prefix
@@ -436,7 +426,7 @@ func TestRunCompaction(t *testing.T) {
 // is written again as one.
 func TestCompactedTimelineStaysCompactInRedis(t *testing.T) {
 	ctx := context.Background()
-	s := compacting(t, redis.New(testenv.RedisURL(t)), minio(t), 64)
+	s := compacting(t, redis.New(testenv.RedisURL(t)), storagetest.MinIO(t), 64)
 	tl := newTimeline(t, s)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for i := range 200 {
@@ -501,7 +491,7 @@ func (h *replayMove) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 // segments it merged gone, and the gateway deleted the live segment.)
 func TestCompactionMoveRunTwice(t *testing.T) {
 	ctx := context.Background()
-	blobs := minio(t)
+	blobs := storagetest.MinIO(t)
 	s := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 4)
 	tl := newTimeline(t, s)
 	now := time.Now().UTC().Truncate(time.Microsecond)
@@ -536,7 +526,7 @@ func TestCompactionMoveRunTwice(t *testing.T) {
 // then every entry filed again).
 func TestCompactionPastALostSegment(t *testing.T) {
 	ctx := context.Background()
-	blobs := minio(t)
+	blobs := storagetest.MinIO(t)
 	s := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 4)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	broken := newTimeline(t, s)
@@ -586,7 +576,7 @@ func TestCompactionPastALostSegment(t *testing.T) {
 // written again. (From review.)
 func TestCompactionOverlappingSegments(t *testing.T) {
 	ctx := context.Background()
-	blobs := &hookedBlobs{Blobs: minio(t)}
+	blobs := &hookedBlobs{Blobs: storagetest.MinIO(t)}
 	a := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 3)
 	b := compacting(t, redis.New(testenv.RedisURL(t)), blobs, 5)
 	b.Prefix = a.Prefix

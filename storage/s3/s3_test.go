@@ -23,16 +23,7 @@ import (
 	"github.com/landsea/corridor/storage/storagetest"
 )
 
-func open(t *testing.T) *s3.Store {
-	t.Helper()
-	env := testenv.MinIO(t)
-	s := s3.New(env.Endpoint, env.Bucket, env.AccessKey, env.SecretKey)
-	s.Prefix = testenv.Prefix() + "/"
-	if err := s.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func open(t *testing.T) *s3.Store { return storagetest.MinIO(t) }
 
 func TestConformance(t *testing.T) {
 	t.Run("Archive", func(t *testing.T) {
