@@ -1,6 +1,10 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
 
 // AddHook adds a hook to the client of short commands, for tests that
 // count what the store sends.
@@ -25,5 +29,8 @@ var (
 // SetSegmentSize makes the store's segments hold at most n entries.
 func (s *Store) SetSegmentSize(n int) { s.segmentSize = n }
 
-// SegmentObject names the object of a list's segment of that id.
-func (s *Store) SegmentObject(list, id string) string { return s.segmentObject(list, id) }
+// SegmentObjectOf names the object of a list's segment member.
+func (s *Store) SegmentObjectOf(list, member string) string {
+	f := strings.Split(member, "|")
+	return s.segmentObject(list, f[len(f)-1])
+}

@@ -418,24 +418,23 @@ func (s *Store) compactList(ctx context.Context, list string, score float64, cut
 		}
 		done.Deleted = len(deleted)
 	}
-	first, nextTrash := "", ""
-	if entries := old.Val(); len(entries) > 0 {
-		segs, err := s.parseSegments(list, segMembers.Val())
-		if err != nil {
-			return done, err
-		}
-		moved, made, f, t, err := s.moveOut(ctx, list, entries, segs, now)
-		if err != nil || !moved {
-			return done, err // given up: another gateway merged these segments; it reschedules
-		}
-		done.Moved, done.Segments, first, nextTrash = len(entries), made, f, t
-	} else {
+	entries := old.Val()
+	if len(entries) == 0 {
 		due, err := s.dueNow(ctx, list)
 		if err != nil {
 			return done, err
 		}
 		return done, s.reschedule(ctx, list, score, due)
 	}
+	segs, err := s.parseSegments(list, segMembers.Val())
+	if err != nil {
+		return done, err
+	}
+	moved, made, first, nextTrash, err := s.moveOut(ctx, list, entries, segs, now)
+	if err != nil || !moved {
+		return done, err // given up: another gateway merged these segments; it reschedules
+	}
+	done.Moved, done.Segments = len(entries), made
 	return done, s.reschedule(ctx, list, score, s.dueAt(first, nextTrash))
 }
 

@@ -359,7 +359,7 @@ func TestCompactionBesideAnother(t *testing.T) {
 		t.Fatalf("in Redis: entries %v, segments %v; want one segment of 4", entries, segs)
 	}
 	tl.check("compacted by two gateways")
-	old := a.SegmentObject(tl.list, strings.Split(first[0], "|")[4])
+	old := a.SegmentObjectOf(tl.list, first[0])
 	if _, err := blobs.Blob(ctx, old); err != nil {
 		t.Fatalf("a segment merged away is deleted at once (%v): a read that just found it fails", err)
 	}
@@ -513,7 +513,7 @@ func TestCompactionMoveRunTwice(t *testing.T) {
 	}
 	_, segs := tl.inRedis()
 	for _, m := range segs {
-		if _, err := blobs.Blob(ctx, s.SegmentObject(tl.list, strings.Split(m, "|")[4])); err != nil {
+		if _, err := blobs.Blob(ctx, s.SegmentObjectOf(tl.list, m)); err != nil {
 			t.Fatalf("the list names segment %s, whose object is gone: %v", m, err)
 		}
 	}
@@ -538,7 +538,7 @@ func TestCompactionPastALostSegment(t *testing.T) {
 	if len(segs) != 1 {
 		t.Fatalf("segments %v; want one", segs)
 	}
-	if err := blobs.DeleteBlob(ctx, s.SegmentObject(broken.list, strings.Split(segs[0], "|")[4])); err != nil {
+	if err := blobs.DeleteBlob(ctx, s.SegmentObjectOf(broken.list, segs[0])); err != nil {
 		t.Fatal(err)
 	}
 	broken.add(now.Add(-5*time.Hour), true) // due again, before the other
