@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/landsea/corridor/exchange"
 )
@@ -13,7 +14,7 @@ import (
 // budget, the least recently used going first; an entry over the budget is
 // not kept; one added again is counted once, at its new size.
 func TestByteCacheBudget(t *testing.T) {
-	c := exchange.NewByteLRUForTest(100)
+	c := exchange.NewByteLRUForTest(100, time.Now)
 	want := func(step string, held map[string]string, bytes int) {
 		t.Helper()
 		n, b, err := c.Usage()
@@ -60,7 +61,7 @@ func TestByteCacheBudget(t *testing.T) {
 // -race).
 func TestByteCacheConcurrent(t *testing.T) {
 	const budget = 10_000
-	c := exchange.NewByteLRUForTest(budget)
+	c := exchange.NewByteLRUForTest(budget, time.Now)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -82,5 +83,39 @@ func TestByteCacheConcurrent(t *testing.T) {
 	}
 	if b > budget || n == 0 {
 		t.Fatalf("%d entries of %d bytes; want some, of at most %d", n, b, budget)
+	}
+}
+
+// TestByteCacheIdle: an entry nobody added or got for CacheIdle goes, and
+// its bytes with it, at the cache's next use; getting one keeps it.
+func TestByteCacheIdle(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	now := t0
+	c := exchange.NewByteLRUForTest(100, func() time.Time { return now })
+	c.Add("a", "a1", 30)
+	now = t0.Add(exchange.CacheIdle / 2)
+	c.Add("b", "b1", 20)
+	c.Add("c", "c1", 10)
+	now = t0.Add(exchange.CacheIdle - time.Nanosecond)
+	if _, ok := c.Get("c"); !ok || !c.Holds("a") {
+		t.Fatal("an entry went before it was idle for CacheIdle")
+	}
+	now = t0.Add(exchange.CacheIdle)
+	if c.Holds("a") {
+		t.Fatal("a, idle for CacheIdle, is still held")
+	}
+	if n, b, err := c.Usage(); err != nil || n != 2 || b != 30 {
+		t.Fatalf("after a went: %d entries of %d bytes (%v); want 2 of 30", n, b, err)
+	}
+	now = t0.Add(exchange.CacheIdle * 3 / 2)
+	if _, ok := c.Get("b"); ok { // added at CacheIdle/2, never got
+		t.Fatal("b, idle for CacheIdle, was got")
+	}
+	if !c.Holds("c") { // got at CacheIdle-1ns
+		t.Fatal("c, got less than CacheIdle ago, went")
+	}
+	now = t0.Add(exchange.CacheIdle*2 - time.Nanosecond)
+	if n, b, err := c.Usage(); err != nil || n != 0 || b != 0 {
+		t.Fatalf("after every entry's idle time: %d entries of %d bytes (%v); want none", n, b, err)
 	}
 }

@@ -58,7 +58,7 @@ type coldRead struct {
 }
 
 func newColdRecords(inFlight, maxBytes int) *coldRecords {
-	return &coldRecords{cache: newByteLRU[string, Record](maxBytes), slots: make(chan struct{}, inFlight), reads: map[string]*coldRead{}}
+	return &coldRecords{cache: newByteLRU[string, Record](maxBytes, cacheIdle), slots: make(chan struct{}, inFlight), reads: map[string]*coldRead{}}
 }
 
 // remember keeps a record read from the archive, reckoned by the length of

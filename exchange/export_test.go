@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"time"
 )
 
 // SealTitleForTest signs an entry with s, so tests can forge a chain
@@ -51,10 +52,16 @@ func RecordCacheHoldsForTest(c *RecordCache, raw []byte) bool {
 // holding strings by string.
 type ByteLRUForTest struct{ c *byteLRU[string, string] }
 
-// NewByteLRUForTest returns a cache of up to budget bytes.
-func NewByteLRUForTest(budget int) ByteLRUForTest {
-	return ByteLRUForTest{newByteLRU[string, string](budget)}
+// NewByteLRUForTest returns a cache of up to budget bytes, each entry
+// kept while used at least every CacheIdle, on the clock now.
+func NewByteLRUForTest(budget int, now func() time.Time) ByteLRUForTest {
+	c := newByteLRU[string, string](budget, cacheIdle)
+	c.now = now
+	return ByteLRUForTest{c}
 }
+
+// CacheIdle is how long the record caches keep a record nobody reads.
+const CacheIdle = cacheIdle
 
 // Add, Get and Holds are the cache's add, get and holds.
 func (l ByteLRUForTest) Add(k, v string, size int)   { l.c.add(k, v, size) }
@@ -66,6 +73,7 @@ func (l ByteLRUForTest) Holds(k string) bool         { return l.c.holds(k) }
 func (l ByteLRUForTest) Usage() (entries, bytes int, err error) {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
+	l.c.expire(l.c.now())
 	sum := 0
 	for _, e := range l.c.lru.Values() {
 		sum += e.size

@@ -33,7 +33,7 @@ type cachedRecord struct {
 // (packed) gives the unpack that returns their JSON; with nil they are
 // JSON. Records are cached by the bytes stored.
 func NewRecordCache(maxBytes int, unpack func([]byte) ([]byte, error)) *RecordCache {
-	return &RecordCache{seed: maphash.MakeSeed(), lru: newByteLRU[uint64, *cachedRecord](maxBytes), unpack: unpack}
+	return &RecordCache{seed: maphash.MakeSeed(), lru: newByteLRU[uint64, *cachedRecord](maxBytes, cacheIdle), unpack: unpack}
 }
 
 // Decode unmarshals a stored record as json.Unmarshal does its JSON. A nil
