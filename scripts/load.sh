@@ -27,6 +27,13 @@ need_apt redis-server redis-server
 need_minio
 go build -o "$WORK/corridor" ./cmd/corridor
 start_redis
+# MinIO's scanner visits a sixteenth of the bucket's objects every minute by
+# default: its work grows with what the soak archives (~0.1 core more by
+# minute 25, measured), taken from the two cores the gateway shares with
+# it, and the gateway's p99 rose with it. MinIO runs on machines of its own
+# in a real deployment; here it scans every 30 minutes
+# (MINIO_SCANNER_SPEED=default to measure with it).
+export MINIO_SCANNER_SPEED="${MINIO_SCANNER_SPEED:-slowest}"
 start_minio
 
 port="$(free_ports 1)"
@@ -62,10 +69,37 @@ split_cpu() {
   wait "$bpid"
   grep -v '%|' "$WORK/bench.out"
 }
+# The cores each server took in each interval of the soak (redis-server,
+# MinIO, the gateway) and the whole machine's (the load and the kernel
+# included), from /proc, so that a p99 that creeps can be set beside what
+# grew. Runs in the background; its table goes to $WORK/cpu.txt.
+cpu_sampler() {
+  local secs="$1" hz n t=0 prev now busy0 busy1 idle0 idle1 machine
+  hz=$(getconf CLK_TCK) n=$(nproc)
+  prev=$(cpu_ticks "${PIDS[@]}" | tr '\n' ' ')
+  read -r busy0 idle0 < <(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
+  printf '%6s %8s %8s %8s %8s   (cores)\n' minute redis minio gateway machine
+  while sleep "$secs"; do
+    t=$((t + 1))
+    now=$(cpu_ticks "${PIDS[@]}" | tr '\n' ' ')
+    read -r busy1 idle1 < <(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
+    machine=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v n="$n" 'BEGIN {printf "%.2f", n * b / (b + i + 1e-9)}')
+    paste <(tr ' ' '\n' <<<"$prev") <(tr ' ' '\n' <<<"$now") |
+      awk -v hz="$hz" -v secs="$secs" -v t="$t" -v m="$machine" \
+        'NF==2 {line = line sprintf(" %8.2f", ($2-$1)/hz/secs)} END {printf "%6s%s %8s\n", t, line, m}'
+    prev=$now busy0=$busy1 idle0=$idle1
+  done
+}
 case "$mode" in
 soak)
+  cpu_sampler 60 >"$WORK/cpu.txt" &
+  sampler=$!
+  PIDS+=("$sampler")
   "${bench[@]}" --rate "${SOAK_RATE:-200}" --duration "${SOAK_DURATION:-30m}" --sample-every "${SOAK_SAMPLE:-1m}" \
     --ack --redis-url "$CORRIDOR_TEST_REDIS_URL" ${SOAK_EVENTS_PER_SHIPMENT:+--events-per-shipment "$SOAK_EVENTS_PER_SHIPMENT"}
+  kill "$sampler" 2>/dev/null || true
+  echo "cores each minute (2 cores: 2.00 at most):"
+  cat "$WORK/cpu.txt"
   echo "what the gateway moved out of Redis (with --redis-compact-after):"
   curl -fsS "http://127.0.0.1:$port/metrics" | grep '^corridor_timeline_' || echo "  nothing"
   ;;
