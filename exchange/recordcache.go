@@ -14,7 +14,7 @@ import (
 // another gateway is decoded again. A record comes out as a deep copy:
 // callers may change what they get. It holds up to a budget of bytes (as
 // recordCost reckons them), not of records: a manifest's record may be a
-// hundred times a response's.
+// hundred times a response's; and a record nobody read for cacheIdle goes.
 type RecordCache struct {
 	seed   maphash.Seed
 	lru    *byteLRU[uint64, *cachedRecord] // by a hash of the bytes
