@@ -197,27 +197,43 @@ func TestBenchRawPut(t *testing.T) {
 	}
 }
 
-// The soak check compares the first five intervals with the last five, and
-// says what Redis grew by per request over the last five.
+// The soak check compares the first five intervals with the last five for
+// p99 and RSS, and judges Redis by what it grew by over the last five, kept
+// up for as long as the run: a Redis that filled in its first intervals and
+// then held passes; one still growing does not.
 func TestSoakCheck(t *testing.T) {
-	var samples []benchSample
-	for i := range 12 {
-		h := newHist()
-		p99 := int64(10_000) // µs
-		if i >= 7 {
-			p99 = 13_000 // the last five: x1.3
+	run := func(p99Last int64, redis func(i int) int64) *soakCheck {
+		var samples []benchSample
+		for i := range 12 {
+			h := newHist()
+			p99 := int64(10_000) // µs
+			if i >= 7 {
+				p99 = p99Last
+			}
+			for range 100 {
+				_ = h.RecordValue(p99)
+			}
+			samples = append(samples, benchSample{Requests: 100, RSS: 50 << 20, RedisBytes: redis(i), hist: h})
 		}
-		for range 100 {
-			_ = h.RecordValue(p99)
-		}
-		samples = append(samples, benchSample{Requests: 100, RSS: 50 << 20, RedisBytes: 1_000_000 + int64(i)*40_000, hist: h})
+		return soak(samples)
 	}
-	c := soak(samples)
-	// Redis: mean of the first five 1,080,000, of the last five 1,360,000;
-	// from 1,240,000 (the sample before the last five) to 1,440,000 over
-	// 500 requests.
+	// Redis still growing, p99 x1.3: from 1,240,000 (the sample before the
+	// last five) to 1,440,000 over 500 requests, and 200,000 x 12/5 more
+	// would make it x1.33.
+	c := run(13_000, func(i int) int64 { return 1_000_000 + int64(i)*40_000 })
 	if c.Window != 5 || math.Abs(c.P99First-10) > 0.1 || math.Abs(c.P99Last-13) > 0.1 || c.RSSRatio != 1 ||
-		math.Abs(c.RedisRatio-1360.0/1080) > 1e-9 || c.RedisPerRequest != 400 || c.OK {
-		t.Fatalf("soak check %+v; want window 5, p99 10 -> 13 ms, RSS x1, Redis x1.26 and 400 bytes a request, not OK", c)
+		math.Abs(c.RedisProjected-(1_440_000+480_000)/1_440_000.0) > 1e-9 || c.RedisPerRequest != 400 || c.OK {
+		t.Fatalf("soak check %+v; want window 5, p99 10 -> 13 ms, RSS x1, Redis 400 bytes a request and x1.33, not OK", c)
+	}
+	// Redis filled in the first four intervals (x4), then held within a few
+	// bytes; p99 x1.1: it holds.
+	c = run(11_000, func(i int) int64 { return 1_000_000*int64(min(i+1, 4)) + int64(i%2)*500 })
+	if math.Abs(c.P99Last-11) > 0.1 || c.RSSRatio != 1 || c.RedisPerRequest != 1 ||
+		math.Abs(c.RedisProjected-(4_000_500+1_200)/4_000_500.0) > 1e-9 || !c.OK {
+		t.Fatalf("soak check %+v; want p99 x1.1, RSS x1, Redis 1 byte a request and x1.0003, OK", c)
+	}
+	// The same Redis with p99 x1.3 does not hold.
+	if c = run(13_000, func(i int) int64 { return 1_000_000 * int64(min(i+1, 4)) }); c.OK {
+		t.Fatalf("soak check %+v with p99 x1.3 holds", c)
 	}
 }
