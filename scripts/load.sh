@@ -55,6 +55,11 @@ cpu_ticks() {
   local p
   for p in "$@"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0; done
 }
+# cpu_secs BEFORE AFTER: the CPU seconds each process took between two
+# cpu_ticks readings (each a space-separated list), one a line.
+cpu_secs() {
+  paste <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") | awk -v hz="$(getconf CLK_TCK)" 'NF==2 {print ($2-$1)/hz}'
+}
 split_cpu() {
   : "${LOAD_PPROF:?set LOAD_PPROF to a free port for the gateway profiles}"
   "${bench[@]}" -c 16 --duration 30s >"$WORK/bench.out" 2>&1 &
@@ -66,7 +71,7 @@ split_cpu() {
   go tool pprof -top -seconds 15 "http://127.0.0.1:$LOAD_PPROF/debug/pprof/profile" 2>/dev/null | head -25
   after=$(cpu_ticks "${pids[@]}" | tr '\n' ' ')
   echo "CPU seconds in those 15 s (2 cores: 30 at most), redis-server minio gateway bench:"
-  paste <(tr ' ' '\n' <<<"$before") <(tr ' ' '\n' <<<"$after") | awk -v hz="$(getconf CLK_TCK)" 'NF==2 {printf "  %.1f", ($2-$1)/hz} END {print ""}'
+  cpu_secs "$before" "$after" | awk '{printf "  %.1f", $1} END {print ""}'
   wait "$bpid"
   grep -v '%|' "$WORK/bench.out"
 }
@@ -75,8 +80,8 @@ split_cpu() {
 # included), from /proc, so that a p99 that creeps can be set beside what
 # grew. Runs in the background; its table goes to $WORK/cpu.txt.
 cpu_sampler() {
-  local secs="$1" hz n t=0 prev now busy0 busy1 idle0 idle1 machine
-  hz=$(getconf CLK_TCK) n=$(nproc)
+  local secs="$1" n t=0 prev now busy0 busy1 idle0 idle1 machine
+  n=$(nproc)
   prev=$(cpu_ticks "${PIDS[@]}" | tr '\n' ' ')
   read -r busy0 idle0 < <(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
   printf '%6s %8s %8s %8s %8s   (cores)\n' minute redis minio gateway machine
@@ -85,9 +90,8 @@ cpu_sampler() {
     now=$(cpu_ticks "${PIDS[@]}" | tr '\n' ' ')
     read -r busy1 idle1 < <(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
     machine=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v n="$n" 'BEGIN {printf "%.2f", n * b / (b + i + 1e-9)}')
-    paste <(tr ' ' '\n' <<<"$prev") <(tr ' ' '\n' <<<"$now") |
-      awk -v hz="$hz" -v secs="$secs" -v t="$t" -v m="$machine" \
-        'NF==2 {line = line sprintf(" %8.2f", ($2-$1)/hz/secs)} END {printf "%6s%s %8s\n", t, line, m}'
+    cpu_secs "$prev" "$now" | awk -v secs="$secs" -v t="$t" -v m="$machine" \
+      '{line = line sprintf(" %8.2f", $1/secs)} END {printf "%6s%s %8s\n", t, line, m}'
     prev=$now busy0=$busy1 idle0=$idle1
   done
 }
