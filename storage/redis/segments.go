@@ -676,7 +676,9 @@ func (s *Store) RepairSegments(ctx context.Context) (int, error) {
 // RunCompaction compacts every interval until ctx ends, with one gateway
 // at a time doing it (a lock in Redis, held by a gateway that died for at
 // most compactLock), and reports each run that did something or failed
-// to done (nil: not told).
+// most compactLock), and reports each run that did something or failed
+// to done (nil: not told); a run cut short by ctx ending reports what it
+// did without an error (shutting down is not a failure).
 func (s *Store) RunCompaction(ctx context.Context, every time.Duration, done func(Compaction, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -700,6 +702,9 @@ func (s *Store) RunCompaction(ctx context.Context, every time.Duration, done fun
 		}
 		c, err := s.Compact(ctx, now)
 		_ = releaseScript.Run(context.WithoutCancel(ctx), s.cmd, []string{lock}, token).Err()
+		if ctx.Err() != nil {
+			err = nil // stopped (the gateway shutting down), not failed: what it moved still counts
+		}
 		if done != nil && (err != nil || c.Moved > 0 || c.Deleted > 0 || c.Failed > 0) {
 			done(c, err)
 		}
