@@ -676,7 +676,6 @@ func (s *Store) RepairSegments(ctx context.Context) (int, error) {
 // RunCompaction compacts every interval until ctx ends, with one gateway
 // at a time doing it (a lock in Redis, held by a gateway that died for at
 // most compactLock), and reports each run that did something or failed
-// most compactLock), and reports each run that did something or failed
 // to done (nil: not told); a run cut short by ctx ending reports what it
 // did without an error (shutting down is not a failure).
 func (s *Store) RunCompaction(ctx context.Context, every time.Duration, done func(Compaction, error)) {
